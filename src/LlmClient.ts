@@ -1,0 +1,262 @@
+/**
+ * The `LlmClient` service (complete + stream) and `Policy`, the middleware every pattern is written as.
+ *
+ * A production setup is a stack of policies over a provider layer:
+ *
+ * ```ts
+ * const Live = LlmClient.layerWith(
+ *   Retry.policy({ maxRetries: 3 }),
+ *   Timeout.policy({ attempt: "30 seconds" })
+ * ).pipe(Layer.provide(OpenAi.layerConfig()))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, Stream } from "effect"
+import type { ChatChunk, ChatRequest, ChatResponse } from "./Llm.js"
+import type { LlmError } from "./LlmError.js"
+
+/**
+ * A completion function: what every policy decorates.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LlmClient, LlmError } from "effect-llm-resilience"
+ * const failing: LlmClient.Complete = (request) => Effect.fail(new LlmError.ModelNotFound({ model: request.model }))
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type Complete = (request: ChatRequest) => Effect.Effect<ChatResponse, LlmError>
+
+/**
+ * A streaming function: emits chunks of one response.
+ *
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { LlmClient } from "effect-llm-resilience"
+ * const empty: LlmClient.StreamFn = () => Stream.empty
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type StreamFn = (request: ChatRequest) => Stream.Stream<ChatChunk, LlmError>
+
+/**
+ * The service: one completion call and one streaming call. Both are interruptible; interrupting them aborts
+ * the underlying HTTP request.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { LlmClient, Llm } from "effect-llm-resilience"
+ * const service: LlmClient.Service = {
+ *   complete: (request) => Effect.succeed(new Llm.ChatResponse({ id: "1", model: request.model, content: "ok",
+ *     finishReason: "stop", usage: { inputTokens: 1, outputTokens: 1 }, servedFrom: "provider" })),
+ *   stream: (request) => Stream.make(new Llm.ChatChunk({ content: "ok", model: request.model, finishReason: "stop" }))
+ * }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Service {
+  readonly complete: Complete
+  readonly stream: StreamFn
+}
+
+/**
+ * The LLM client service tag.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LlmClient } from "effect-llm-resilience"
+ * const program = Effect.gen(function* () {
+ *   const client = yield* LlmClient.LlmClient
+ *   return yield* client.complete(request)
+ * })
+ * ```
+ * @since 0.1.0
+ * @category Tags
+ */
+export class LlmClient extends Context.Tag("effect-llm-resilience/LlmClient")<LlmClient, Service>() {}
+
+/**
+ * Sends one completion request through the `LlmClient` in context.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { FakeLlm, Llm, LlmClient } from "effect-llm-resilience"
+ * const program = LlmClient.complete(new Llm.ChatRequest({ model: "m", messages: [{ role: "user", content: "hi" }] }))
+ * Effect.runPromise(program.pipe(Effect.provide(FakeLlm.layer(FakeLlm.reply("hello")))))
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const complete = (request: ChatRequest): Effect.Effect<ChatResponse, LlmError, LlmClient> =>
+  Effect.flatMap(LlmClient, (client) => client.complete(request))
+
+/**
+ * Streams one response through the `LlmClient` in context.
+ *
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { Llm, LlmClient } from "effect-llm-resilience"
+ * const text = LlmClient.stream(new Llm.ChatRequest({ model: "m", messages: [{ role: "user", content: "hi" }] })).pipe(
+ *   Stream.map((chunk) => chunk.content)
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const stream = (request: ChatRequest): Stream.Stream<ChatChunk, LlmError, LlmClient> =>
+  Stream.unwrap(Effect.map(LlmClient, (client) => client.stream(request)))
+
+/**
+ * A middleware over an LLM client: it turns the next `complete` (and `stream`) into decorated ones.
+ * `stream` is optional: a policy without it passes streams through untouched.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LlmClient } from "effect-llm-resilience"
+ * const logModel: LlmClient.Policy = LlmClient.policy({
+ *   name: "log-model",
+ *   complete: (next) => (request) => Effect.zipRight(Effect.logDebug(`model=${request.model}`), next(request))
+ * })
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Policy {
+  readonly name: string
+  readonly complete: (next: Complete) => Complete
+  readonly stream?: ((next: StreamFn) => StreamFn) | undefined
+}
+
+/**
+ * A policy, or an Effect that builds one (a stateful policy that needs its store or another service).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LlmClient } from "effect-llm-resilience"
+ * const built: LlmClient.PolicyInput<never, never> = Effect.succeed(LlmClient.policy({ name: "id", complete: (next) => next }))
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type PolicyInput<E = never, R = never> = Policy | Effect.Effect<Policy, E, R>
+
+/**
+ * Builds a {@link Policy}.
+ *
+ * @example
+ * ```ts
+ * import { LlmClient } from "effect-llm-resilience"
+ * const identity = LlmClient.policy({ name: "identity", complete: (next) => next, stream: (next) => next })
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const policy = (options: {
+  readonly name: string
+  readonly complete: (next: Complete) => Complete
+  readonly stream?: ((next: StreamFn) => StreamFn) | undefined
+}): Policy => ({ name: options.name, complete: options.complete, stream: options.stream })
+
+/**
+ * Decorates a client with policies, outermost first: `decorate(client, a, b)` runs `a`, which calls `b`,
+ * which calls `client`.
+ *
+ * @example
+ * ```ts
+ * import { LlmClient, Retry, Timeout } from "effect-llm-resilience"
+ * declare const base: LlmClient.Service
+ * const client = LlmClient.decorate(base, Retry.policy({ maxRetries: 2 }), Timeout.policy({ attempt: "10 seconds" }))
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const decorate = (client: Service, ...policies: ReadonlyArray<Policy>): Service => {
+  let completeFn = client.complete
+  let streamFn = client.stream
+  for (let i = policies.length - 1; i >= 0; i--) {
+    const p = policies[i]
+    completeFn = p.complete(completeFn)
+    if (p.stream !== undefined) streamFn = p.stream(streamFn)
+  }
+  return { complete: completeFn, stream: streamFn }
+}
+
+type InputError<P> = P extends Effect.Effect<Policy, infer E, infer _R> ? E : never
+type InputContext<P> = P extends Effect.Effect<Policy, infer _E, infer R> ? R : never
+
+/**
+ * A layer that decorates the `LlmClient` below it with `policies`, outermost first. Policies given as Effects
+ * are built once when the layer is built (their stores and services come from the layer's context).
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { CircuitBreaker, FakeLlm, LlmClient, Retry, Timeout } from "effect-llm-resilience"
+ * const Live = LlmClient.layerWith(
+ *   Retry.policy({ maxRetries: 3 }),
+ *   CircuitBreaker.policy({ per: "model" }),
+ *   Timeout.policy({ attempt: "30 seconds" })
+ * ).pipe(Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))), Layer.provide(CircuitBreaker.layerStoreMemory))
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerWith = <const Policies extends ReadonlyArray<PolicyInput<unknown, unknown>>>(
+  ...policies: Policies
+): Layer.Layer<LlmClient, InputError<Policies[number]>, LlmClient | InputContext<Policies[number]>> =>
+  Layer.effect(
+    LlmClient,
+    Effect.gen(function* () {
+      const base = yield* LlmClient
+      const built: Array<Policy> = []
+      for (const input of policies) {
+        built.push(Effect.isEffect(input) ? yield* (input as Effect.Effect<Policy>) : (input as Policy))
+      }
+      return decorate(base, ...built)
+    })
+  ) as Layer.Layer<LlmClient, InputError<Policies[number]>, LlmClient | InputContext<Policies[number]>>
+
+/**
+ * A layer holding a given client.
+ *
+ * @example
+ * ```ts
+ * import { LlmClient } from "effect-llm-resilience"
+ * declare const service: LlmClient.Service
+ * const layer = LlmClient.layer(service)
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer = (service: Service): Layer.Layer<LlmClient> => Layer.succeed(LlmClient, service)
+
+/**
+ * Runs `effect` with the current `LlmClient` decorated by `policies` (outermost first): handy to add a policy
+ * to one part of a program.
+ *
+ * @example
+ * ```ts
+ * import { LlmClient, Retry } from "effect-llm-resilience"
+ * declare const program: import("effect").Effect.Effect<string, never, LlmClient.LlmClient>
+ * const withRetries = LlmClient.withPolicies(program, Retry.policy({ maxRetries: 5 }))
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const withPolicies = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  ...policies: ReadonlyArray<Policy>
+): Effect.Effect<A, E, R | LlmClient> =>
+  Effect.flatMap(LlmClient, (client) => Effect.provideService(effect, LlmClient, decorate(client, ...policies)))

@@ -1,0 +1,488 @@
+/**
+ * Every metric the library records, their names, the recording helpers each policy uses, and `snapshot`,
+ * a summary of everything recorded so far.
+ *
+ * Labels are model names, error tags, breaker keys and budget names: never prompt text, completion text or a
+ * user id.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Clock, Effect, Exit, Metric, MetricBoundaries, Option, Stream } from "effect"
+import type { MetricState } from "effect"
+import type { ChatResponse, Usage } from "./Llm.js"
+import { isLlmError } from "./LlmError.js"
+import * as Pricing from "./Pricing.js"
+
+/**
+ * The metric names (Prometheus style).
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * LlmMetrics.names.requests // "llm_requests_total"
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const names = {
+  requests: "llm_requests_total",
+  failures: "llm_failures_total",
+  latency: "llm_request_latency_ms",
+  inputTokens: "llm_input_tokens_total",
+  outputTokens: "llm_output_tokens_total",
+  costUsd: "llm_cost_usd_total",
+  unpricedCalls: "llm_unpriced_calls_total",
+  retries: "llm_retries_total",
+  fallbacks: "llm_fallbacks_total",
+  cacheHits: "llm_cache_hits_total",
+  cacheMisses: "llm_cache_misses_total",
+  breakerTransitions: "llm_breaker_transitions_total",
+  breakerRejections: "llm_breaker_rejections_total",
+  breakerState: "llm_breaker_state",
+  bulkheadRejections: "llm_bulkhead_rejections_total",
+  budgetRejections: "llm_budget_rejections_total",
+  budgetAlerts: "llm_budget_alerts_total",
+  trimmedRequests: "llm_trimmed_requests_total",
+  trimmedTokens: "llm_trimmed_tokens_total",
+  idempotencyReplays: "llm_idempotency_replays_total",
+  rateLimited: "llm_rate_limited_total"
+} as const
+
+/**
+ * Latency histogram boundaries in milliseconds: exponential from 1 ms by ×1.25 (about 2 % resolution at the
+ * quantiles after interpolation, up to ~15 minutes).
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const boundaries = LlmMetrics.latencyBoundaries
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const latencyBoundaries = MetricBoundaries.exponential({ start: 1, factor: 1.25, count: 62 })
+
+/**
+ * Provider calls, labelled `model`.
+ *
+ * @example
+ * ```ts
+ * import { Metric } from "effect"
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const read = Metric.value(LlmMetrics.requests)
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const requests = Metric.counter(names.requests, { description: "LLM provider calls", incremental: true })
+
+/**
+ * Failed provider calls, labelled `model` and `error` (the error tag, or "Interrupted").
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * LlmMetrics.failures
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const failures = Metric.counter(names.failures, { description: "Failed LLM provider calls", incremental: true })
+
+/**
+ * Provider call latency in milliseconds, labelled `model`.
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * LlmMetrics.latency
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const latency = Metric.histogram(names.latency, latencyBoundaries, "LLM provider call latency (ms)")
+
+const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.inputTokens */
+export const inputTokens = counter(names.inputTokens, "Prompt tokens sent, labelled model")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.outputTokens */
+export const outputTokens = counter(names.outputTokens, "Completion tokens received, labelled model")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.costUsd */
+export const costUsd = Metric.counter(names.costUsd, { description: "Spend in USD, labelled model" })
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.unpricedCalls */
+export const unpricedCalls = counter(names.unpricedCalls, "Calls to a model missing from the price table")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.retries */
+export const retries = counter(names.retries, "Retries, labelled model and error")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.fallbacks */
+export const fallbacks = counter(names.fallbacks, "Fallbacks, labelled from, to and reason")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.cacheHits */
+export const cacheHits = counter(names.cacheHits, "Response cache hits, labelled model")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.cacheMisses */
+export const cacheMisses = counter(names.cacheMisses, "Response cache misses, labelled model")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.breakerTransitions */
+export const breakerTransitions = counter(names.breakerTransitions, "Circuit breaker transitions, labelled key, from, to")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.breakerRejections */
+export const breakerRejections = counter(names.breakerRejections, "Calls rejected by an open circuit, labelled key")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.breakerState */
+export const breakerState = Metric.gauge(names.breakerState, {
+  description: "Circuit state per key: 0 closed, 1 half-open, 2 open, 3 isolated"
+})
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.bulkheadRejections */
+export const bulkheadRejections = counter(names.bulkheadRejections, "Calls rejected by a full bulkhead, labelled key")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.budgetRejections */
+export const budgetRejections = counter(names.budgetRejections, "Calls refused by a token budget, labelled budget")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.budgetAlerts */
+export const budgetAlerts = counter(names.budgetAlerts, "Budget alert thresholds crossed, labelled budget, threshold")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.trimmedRequests */
+export const trimmedRequests = counter(names.trimmedRequests, "Requests whose prompt was trimmed, labelled model")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.trimmedTokens */
+export const trimmedTokens = counter(names.trimmedTokens, "Prompt tokens removed by trimming, labelled model")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.idempotencyReplays */
+export const idempotencyReplays = counter(names.idempotencyReplays, "Responses replayed from an idempotency record")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.rateLimited */
+export const rateLimited = counter(names.rateLimited, "Calls delayed or refused by a client-side rate limit, labelled key, action")
+
+type AnyCounter = Metric.Metric.Counter<number>
+
+// Tagged metrics are memoized: tagging builds a new MetricKey and hashes it, which is measurable on a hot path.
+const taggedCache = new WeakMap<object, Map<string, Metric.Metric<any, any, any>>>()
+const memoTagged = <M extends Metric.Metric<any, any, any>>(
+  metric: M,
+  labels: ReadonlyArray<readonly [string, string]>
+): M => {
+  let perMetric = taggedCache.get(metric)
+  if (perMetric === undefined) {
+    perMetric = new Map()
+    taggedCache.set(metric, perMetric)
+  }
+  let key = ""
+  for (const [k, v] of labels) key += `${k}\u0000${v}\u0001`
+  let found = perMetric.get(key)
+  if (found === undefined) {
+    found = labels.reduce<Metric.Metric<any, any, any>>((m, [k, v]) => Metric.tagged(m, k, v), metric)
+    if (perMetric.size < 10_000) perMetric.set(key, found)
+  }
+  return found as M
+}
+const latencyFor = (model: string) => memoTagged(latency, [["model", model]])
+
+/**
+ * Adds `amount` to a counter with the given labels.
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const effect = LlmMetrics.count(LlmMetrics.retries, { model: "gpt-4o", error: "ServerError" })
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const count = (
+  metric: AnyCounter,
+  labels: Readonly<Record<string, string>>,
+  amount = 1
+): Effect.Effect<void> => Metric.incrementBy(memoTagged(metric, Object.entries(labels)), amount)
+
+/**
+ * Sets a gauge with the given labels.
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const effect = LlmMetrics.setGauge(LlmMetrics.breakerState, { key: "gpt-4o" }, 2)
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const setGauge = (
+  metric: Metric.Metric.Gauge<number>,
+  labels: Readonly<Record<string, string>>,
+  value: number
+): Effect.Effect<void> => Metric.set(memoTagged(metric, Object.entries(labels)), value)
+
+/**
+ * Records a provider call's usage: input and output tokens and, when the model is priced, its cost in USD
+ * (else one `llm_unpriced_calls_total`).
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const effect = LlmMetrics.recordUsage("gpt-4o", { inputTokens: 100, outputTokens: 20 })
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const recordUsage = (model: string, usage: Usage): Effect.Effect<void> =>
+  Effect.flatMap(Pricing.cost(model, usage), (usd) =>
+    Effect.all([
+      count(inputTokens, { model }, usage.inputTokens),
+      count(outputTokens, { model }, usage.outputTokens),
+      Option.match(usd, {
+        onNone: () => count(unpricedCalls, { model }),
+        onSome: (value) => count(costUsd, { model }, value)
+      })
+    ], { discard: true }))
+
+const failureTag = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) return isLlmError(failure.value) ? failure.value._tag : "Unknown"
+  return Cause.isInterruptedOnly(cause) ? "Interrupted" : "Defect"
+}
+
+/**
+ * Records the end of one provider call: one request, its latency, a failure by error tag (an interrupted call
+ * counts as failure "Interrupted") and, on success, its usage and cost.
+ *
+ * @example
+ * ```ts
+ * import { Exit } from "effect"
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const effect = LlmMetrics.recordCall("gpt-4o", 120, Exit.void, { inputTokens: 10, outputTokens: 5 })
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const recordCall = (
+  model: string,
+  durationMs: number,
+  exit: Exit.Exit<unknown, unknown>,
+  usage: Usage | undefined
+): Effect.Effect<void> =>
+  Effect.zipRight(
+    Effect.all([count(requests, { model }), Metric.update(latencyFor(model), durationMs)], { discard: true }),
+    Exit.isSuccess(exit)
+      ? (usage === undefined ? Effect.void : recordUsage(model, usage))
+      : count(failures, { model, error: failureTag(exit.cause) })
+  )
+
+/**
+ * Wraps a provider's `complete`: measures it on the Effect clock and records it with {@link recordCall}.
+ * Provider layers (OpenAi, FakeLlm) use it; policies do not (a cache hit is not a provider call).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * declare const call: Effect.Effect<import("effect-llm-resilience").Llm.ChatResponse>
+ * const tracked = LlmMetrics.trackCompletion("gpt-4o", call)
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const trackCompletion = <E, R>(
+  model: string,
+  effect: Effect.Effect<ChatResponse, E, R>
+): Effect.Effect<ChatResponse, E, R> =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) =>
+    Effect.onExit(effect, (exit) =>
+      Effect.flatMap(Clock.currentTimeMillis, (end) =>
+        recordCall(model, end - start, exit, Exit.isSuccess(exit) ? exit.value.usage : undefined))))
+
+/**
+ * Wraps a provider's stream: measures it from start to its end and records it with {@link recordCall}, using
+ * the usage of the last chunk.
+ *
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { LlmMetrics, Llm } from "effect-llm-resilience"
+ * declare const chunks: Stream.Stream<Llm.ChatChunk>
+ * const tracked = LlmMetrics.trackStream("gpt-4o", chunks)
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const trackStream = <A extends { readonly usage?: Usage | undefined }, E, R>(
+  model: string,
+  stream: Stream.Stream<A, E, R>
+): Stream.Stream<A, E, R> =>
+  Stream.unwrapScoped(
+    Effect.gen(function* () {
+      const start = yield* Clock.currentTimeMillis
+      let usage: Usage | undefined
+      yield* Effect.addFinalizer((exit) =>
+        Effect.flatMap(Clock.currentTimeMillis, (end) => recordCall(model, end - start, exit, usage))
+      )
+      return Stream.tap(stream, (chunk) => {
+        if (chunk.usage !== undefined) usage = chunk.usage
+        return Effect.void
+      })
+    })
+  )
+
+/**
+ * The summary of what has been recorded: `errorRate` is failures / requests, latency quantiles are
+ * interpolated from the histogram, `cacheHitRate` is hits / (hits + misses), `budget` counts rejections and
+ * alerts.
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const show = (s: LlmMetrics.Snapshot) => `${s.requests} calls, p99 ${s.latencyMs.p99} ms`
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Snapshot {
+  readonly requests: number
+  readonly failures: number
+  readonly errorRate: number
+  readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number }
+  readonly inputTokens: number
+  readonly outputTokens: number
+  readonly costUsd: number
+  readonly cacheHitRate: number
+  readonly cacheHits: number
+  readonly cacheMisses: number
+  readonly retries: number
+  readonly fallbacks: number
+  readonly breakerOpens: number
+  readonly breakerRejections: number
+  readonly bulkheadRejections: number
+  readonly trimmedTokens: number
+  readonly idempotencyReplays: number
+  readonly budget: { readonly rejections: number; readonly alerts: number }
+}
+
+/**
+ * A quantile (0..1) of a histogram state, linearly interpolated inside its bucket.
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * LlmMetrics.quantile([[10, 1], [20, 2]], 2, 0.5, 0, 20) // 10
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const quantile = (
+  buckets: ReadonlyArray<readonly [number, number]>,
+  total: number,
+  q: number,
+  min: number,
+  max: number
+): number => {
+  if (total === 0) return 0
+  const rank = q * total
+  let previousBound = 0
+  let previousCount = 0
+  for (const [bound, cumulative] of buckets) {
+    if (cumulative >= rank && cumulative > previousCount) {
+      const lower = Math.max(previousBound, min)
+      const upper = Math.min(bound, max)
+      if (upper <= lower) return upper
+      const fraction = (rank - previousCount) / (cumulative - previousCount)
+      return lower + (upper - lower) * fraction
+    }
+    previousBound = bound
+    previousCount = cumulative
+  }
+  return max
+}
+
+const isNamed = (name: string) => (pair: { readonly metricKey: { readonly name: string } }) =>
+  pair.metricKey.name === name
+
+/**
+ * Reads every metric and summarises it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const program = Effect.map(LlmMetrics.snapshot, (s) => s.errorRate)
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const snapshot: Effect.Effect<Snapshot> = Effect.map(Metric.snapshot, (pairs) => {
+  const sum = (name: string, filter?: (tags: ReadonlyArray<{ key: string; value: string }>) => boolean) => {
+    let total = 0
+    for (const pair of pairs) {
+      if (!isNamed(name)(pair)) continue
+      if (filter !== undefined && !filter(pair.metricKey.tags)) continue
+      const state = pair.metricState as MetricState.MetricState.Counter<number>
+      total += Number(state.count)
+    }
+    return total
+  }
+  const merged = new Map<number, number>()
+  let histogramCount = 0
+  let min = Number.POSITIVE_INFINITY
+  let max = 0
+  for (const pair of pairs) {
+    if (!isNamed(names.latency)(pair)) continue
+    const state = pair.metricState as MetricState.MetricState.Histogram
+    if (state.count === 0) continue
+    histogramCount += state.count
+    min = Math.min(min, state.min)
+    max = Math.max(max, state.max)
+    for (const [bound, cumulative] of state.buckets) merged.set(bound, (merged.get(bound) ?? 0) + cumulative)
+  }
+  const buckets = [...merged.entries()].sort((a, b) => a[0] - b[0])
+  const at = (q: number) => round(quantile(buckets, histogramCount, q, min === Number.POSITIVE_INFINITY ? 0 : min, max))
+  const requestCount = sum(names.requests)
+  const failureCount = sum(names.failures)
+  const hits = sum(names.cacheHits)
+  const misses = sum(names.cacheMisses)
+  return {
+    requests: requestCount,
+    failures: failureCount,
+    errorRate: requestCount === 0 ? 0 : failureCount / requestCount,
+    latencyMs: { p50: at(0.5), p95: at(0.95), p99: at(0.99) },
+    inputTokens: sum(names.inputTokens),
+    outputTokens: sum(names.outputTokens),
+    costUsd: sum(names.costUsd),
+    cacheHitRate: hits + misses === 0 ? 0 : hits / (hits + misses),
+    cacheHits: hits,
+    cacheMisses: misses,
+    retries: sum(names.retries),
+    fallbacks: sum(names.fallbacks),
+    breakerOpens: sum(names.breakerTransitions, (tags) => tags.some((t) => t.key === "to" && t.value === "open")),
+    breakerRejections: sum(names.breakerRejections),
+    bulkheadRejections: sum(names.bulkheadRejections),
+    trimmedTokens: sum(names.trimmedTokens),
+    idempotencyReplays: sum(names.idempotencyReplays),
+    budget: { rejections: sum(names.budgetRejections), alerts: sum(names.budgetAlerts) }
+  }
+})
+
+const round = (n: number): number => Math.round(n * 100) / 100
+
+/**
+ * Renders a snapshot as an aligned two-column text table (for demos and logs).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const program = Effect.map(LlmMetrics.snapshot, LlmMetrics.formatTable)
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const formatTable = (s: Snapshot): string => {
+  const rows: Array<[string, string]> = [
+    ["requests (provider calls)", String(s.requests)],
+    ["failures", String(s.failures)],
+    ["error rate", `${(s.errorRate * 100).toFixed(1)} %`],
+    ["latency p50 / p95 / p99", `${s.latencyMs.p50} / ${s.latencyMs.p95} / ${s.latencyMs.p99} ms`],
+    ["input tokens", String(s.inputTokens)],
+    ["output tokens", String(s.outputTokens)],
+    ["cost", `$${s.costUsd.toFixed(6)}`],
+    ["cache hit rate", `${(s.cacheHitRate * 100).toFixed(1)} % (${s.cacheHits} hits)`],
+    ["retries", String(s.retries)],
+    ["fallbacks", String(s.fallbacks)],
+    ["breaker opens", String(s.breakerOpens)],
+    ["breaker rejections", String(s.breakerRejections)],
+    ["bulkhead rejections", String(s.bulkheadRejections)],
+    ["trimmed tokens", String(s.trimmedTokens)],
+    ["idempotent replays", String(s.idempotencyReplays)],
+    ["budget rejections / alerts", `${s.budget.rejections} / ${s.budget.alerts}`]
+  ]
+  const width = Math.max(...rows.map(([k]) => k.length))
+  const valueWidth = Math.max(...rows.map(([, v]) => v.length))
+  const line = `+${"-".repeat(width + 2)}+${"-".repeat(valueWidth + 2)}+`
+  return [line, ...rows.map(([k, v]) => `| ${k.padEnd(width)} | ${v.padStart(valueWidth)} |`), line].join("\n")
+}

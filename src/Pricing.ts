@@ -1,0 +1,237 @@
+/**
+ * The price table: input and output USD per million tokens, context window and max output tokens of common
+ * models, overridable and extendable by the user. An unknown model is an explicit `Option.none()`, never a
+ * silent zero.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Either, Layer, Option, Schema } from "effect"
+import { decode, type InvalidOptions } from "./InvalidOptions.js"
+import type { Usage } from "./Llm.js"
+
+/**
+ * What a model costs and how much it takes.
+ *
+ * @example
+ * ```ts
+ * import { Pricing } from "effect-llm-resilience"
+ * const price: Pricing.ModelPrice = { inputPerMillion: 2.5, outputPerMillion: 10, contextWindow: 128000, maxOutputTokens: 16384 }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export const ModelPrice = Schema.Struct({
+  inputPerMillion: Schema.Number.pipe(Schema.nonNegative(), Schema.finite()),
+  outputPerMillion: Schema.Number.pipe(Schema.nonNegative(), Schema.finite()),
+  contextWindow: Schema.Int.pipe(Schema.positive()),
+  maxOutputTokens: Schema.Int.pipe(Schema.positive())
+})
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type ModelPrice = typeof ModelPrice.Type
+
+/**
+ * A price table keyed by model name.
+ *
+ * @example
+ * ```ts
+ * import { Pricing } from "effect-llm-resilience"
+ * const table: Pricing.PriceTable = { "my-model": { inputPerMillion: 1, outputPerMillion: 2, contextWindow: 32000, maxOutputTokens: 4096 } }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export const PriceTable = Schema.Record({ key: Schema.NonEmptyString, value: ModelPrice })
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type PriceTable = typeof PriceTable.Type
+
+const price = (
+  inputPerMillion: number,
+  outputPerMillion: number,
+  contextWindow: number,
+  maxOutputTokens: number
+): ModelPrice => ({ inputPerMillion, outputPerMillion, contextWindow, maxOutputTokens })
+
+/**
+ * List prices of common OpenAI models (USD per million tokens). Override them with {@link layer} when your
+ * contract differs.
+ *
+ * @example
+ * ```ts
+ * import { Pricing } from "effect-llm-resilience"
+ * Pricing.defaultTable["gpt-4o-mini"].inputPerMillion // 0.15
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export const defaultTable: PriceTable = {
+  "gpt-5": price(1.25, 10, 400_000, 128_000),
+  "gpt-5-mini": price(0.25, 2, 400_000, 128_000),
+  "gpt-5-nano": price(0.05, 0.4, 400_000, 128_000),
+  "gpt-4.1": price(2, 8, 1_047_576, 32_768),
+  "gpt-4.1-mini": price(0.4, 1.6, 1_047_576, 32_768),
+  "gpt-4.1-nano": price(0.1, 0.4, 1_047_576, 32_768),
+  "gpt-4o": price(2.5, 10, 128_000, 16_384),
+  "gpt-4o-mini": price(0.15, 0.6, 128_000, 16_384),
+  "gpt-4-turbo": price(10, 30, 128_000, 4_096),
+  "gpt-4": price(30, 60, 8_192, 8_192),
+  "gpt-3.5-turbo": price(0.5, 1.5, 16_385, 4_096),
+  "o1": price(15, 60, 200_000, 100_000),
+  "o1-mini": price(1.1, 4.4, 128_000, 65_536),
+  "o3": price(2, 8, 200_000, 100_000),
+  "o3-mini": price(1.1, 4.4, 200_000, 100_000),
+  "o4-mini": price(1.1, 4.4, 200_000, 100_000)
+}
+
+// A dated snapshot ("gpt-4o-2024-08-06", "gpt-4-0613") is priced as its family; anything else must match exactly.
+const snapshotSuffix = /^-(\d{4}-\d{2}-\d{2}|\d{4})$/
+
+/**
+ * Finds a model's price in a table: exact name, then a dated snapshot of a known family, with an optional
+ * provider prefix ("openai/gpt-4o") stripped.
+ *
+ * @example
+ * ```ts
+ * import { Pricing } from "effect-llm-resilience"
+ * Pricing.find(Pricing.defaultTable, "gpt-4o-2024-08-06") // Option.some(gpt-4o's price)
+ * Pricing.find(Pricing.defaultTable, "my-local-model") // Option.none()
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const find = (table: PriceTable, model: string): Option.Option<ModelPrice> => {
+  const exact = table[model]
+  if (exact !== undefined) return Option.some(exact)
+  const slash = model.lastIndexOf("/")
+  const name = slash >= 0 ? model.slice(slash + 1) : model
+  if (table[name] !== undefined) return Option.some(table[name])
+  let best: string | undefined
+  for (const family of Object.keys(table)) {
+    if (name.startsWith(family) && snapshotSuffix.test(name.slice(family.length))) {
+      if (best === undefined || family.length > best.length) best = family
+    }
+  }
+  return best === undefined ? Option.none() : Option.some(table[best])
+}
+
+/**
+ * The USD cost of `usage` at `price`.
+ *
+ * @example
+ * ```ts
+ * import { Pricing } from "effect-llm-resilience"
+ * Pricing.costOf(Pricing.defaultTable["gpt-4o"], { inputTokens: 1000, outputTokens: 500 }) // 0.0075
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const costOf = (modelPrice: ModelPrice, usage: Usage): number =>
+  (usage.inputTokens * modelPrice.inputPerMillion + usage.outputTokens * modelPrice.outputPerMillion) / 1_000_000
+
+/**
+ * The Pricing service: looks up prices in the configured table.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Pricing } from "effect-llm-resilience"
+ * const program = Effect.gen(function* () {
+ *   const pricing = yield* Pricing.Pricing
+ *   return pricing.lookup("gpt-4o")
+ * })
+ * ```
+ * @since 0.1.0
+ * @category Tags
+ */
+export class Pricing extends Context.Tag("effect-llm-resilience/Pricing")<
+  Pricing,
+  {
+    readonly table: PriceTable
+    readonly lookup: (model: string) => Option.Option<ModelPrice>
+    readonly cost: (model: string, usage: Usage) => Option.Option<number>
+  }
+>() {}
+
+const makeService = (table: PriceTable): Pricing["Type"] => ({
+  table,
+  lookup: (model) => find(table, model),
+  cost: (model, usage) => Option.map(find(table, model), (p) => costOf(p, usage))
+})
+
+const defaultService = makeService(defaultTable)
+
+/**
+ * The default table, or the default table extended and overridden by `overrides` (validated: every failing
+ * path is listed in the {@link InvalidOptions}).
+ *
+ * @example
+ * ```ts
+ * import { Pricing } from "effect-llm-resilience"
+ * const layer = Pricing.layer({
+ *   "my-vllm-model": { inputPerMillion: 0, outputPerMillion: 0, contextWindow: 32768, maxOutputTokens: 4096 }
+ * })
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer = (overrides: unknown = {}): Layer.Layer<Pricing, InvalidOptions> =>
+  Layer.effect(
+    Pricing,
+    Either.match(decode(PriceTable, "Pricing", overrides), {
+      onLeft: (error) => Effect.fail(error),
+      onRight: (table) => Effect.succeed(makeService({ ...defaultTable, ...table }))
+    })
+  )
+
+/**
+ * The `Pricing` in context, or the default table when none is provided.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Pricing } from "effect-llm-resilience"
+ * const window = Pricing.current.pipe(Effect.map((p) => p.lookup("gpt-4o")))
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const current: Effect.Effect<Pricing["Type"]> = Effect.map(
+  Effect.serviceOption(Pricing),
+  Option.getOrElse(() => defaultService)
+)
+
+/**
+ * The USD cost of `usage` on `model`, or `Option.none()` when the model is not in the table.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Pricing } from "effect-llm-resilience"
+ * const usd = Pricing.cost("gpt-4o-mini", { inputTokens: 1_000_000, outputTokens: 0 }) // Effect<Option.some(0.15)>
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const cost = (model: string, usage: Usage): Effect.Effect<Option.Option<number>> =>
+  Effect.map(current, (pricing) => pricing.cost(model, usage))
+
+/**
+ * A model's price entry (context window, max output tokens), or `Option.none()` when unknown.
+ *
+ * @example
+ * ```ts
+ * import { Pricing } from "effect-llm-resilience"
+ * const entry = Pricing.lookup("gpt-4.1")
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const lookup = (model: string): Effect.Effect<Option.Option<ModelPrice>> =>
+  Effect.map(current, (pricing) => pricing.lookup(model))

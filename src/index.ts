@@ -1,0 +1,21 @@
+/**
+ * effect-llm-resilience: reliable, cost-controlled LLM calls for Effect.
+ *
+ * Drivers live behind subpaths so the core never loads them: `effect-llm-resilience/OpenAi` (the `openai`
+ * SDK) and `effect-llm-resilience/Redis` (`ioredis`).
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as InvalidOptions from "./InvalidOptions.js"
+/** @since 0.1.0 */
+export * as Llm from "./Llm.js"
+/** @since 0.1.0 */
+export * as LlmClient from "./LlmClient.js"
+/** @since 0.1.0 */
+export * as LlmError from "./LlmError.js"
+/** @since 0.1.0 */
+export * as LlmMetrics from "./LlmMetrics.js"
+/** @since 0.1.0 */
+export * as Pricing from "./Pricing.js"
