@@ -19,3 +19,5 @@ export * as LlmError from "./LlmError.js"
 export * as LlmMetrics from "./LlmMetrics.js"
 /** @since 0.1.0 */
 export * as Pricing from "./Pricing.js"
+/** @since 0.1.0 */
+export * as FakeLlm from "./FakeLlm.js"
