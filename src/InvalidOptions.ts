@@ -54,10 +54,15 @@ export class InvalidOptions extends Schema.TaggedError<InvalidOptions>("effect-l
    * @since 0.1.0
    */
   static fromParseError(target: string, error: ParseResult.ParseError): InvalidOptions {
-    const issues = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
-      path: issue.path.map(String).join("."),
-      message: issue.message
-    }))
+    // A union reports one issue per member at the same path: merge them into one issue per path.
+    const byPath = new Map<string, Array<string>>()
+    for (const issue of ParseResult.ArrayFormatter.formatErrorSync(error)) {
+      const path = issue.path.map(String).join(".")
+      const messages = byPath.get(path) ?? []
+      if (!messages.includes(issue.message)) messages.push(issue.message)
+      byPath.set(path, messages)
+    }
+    const issues = [...byPath].map(([path, messages]) => ({ path, message: messages.join(" or ") }))
     return new InvalidOptions({ target, issues })
   }
 
