@@ -1,0 +1,29 @@
+/**
+ * Runs every benchmark in this folder and prints their tables. `npm run bench`
+ * Benchmarks measure wall-clock time (performance.now) on purpose: they are the only place that does.
+ */
+import { spawnSync } from "node:child_process"
+import { readdirSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const here = dirname(fileURLToPath(import.meta.url))
+const only = process.argv.slice(2)
+const files = readdirSync(here)
+  .filter((f) => f.endsWith(".bench.ts"))
+  .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
+  .sort()
+
+let failed = 0
+for (const file of files) {
+  console.log(`\n=== bench/${file} ===`)
+  const result = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", join(here, file)], {
+    stdio: "inherit",
+    timeout: 600_000
+  })
+  if (result.status !== 0) {
+    failed++
+    console.log(`--- ${file} FAILED (exit ${result.status ?? result.signal})`)
+  }
+}
+if (failed > 0) process.exit(1)
