@@ -21,3 +21,5 @@ export * as LlmMetrics from "./LlmMetrics.js"
 export * as Pricing from "./Pricing.js"
 /** @since 0.1.0 */
 export * as FakeLlm from "./FakeLlm.js"
+/** @since 0.1.0 */
+export * as Tokenizer from "./Tokenizer.js"
