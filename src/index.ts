@@ -23,3 +23,5 @@ export * as Pricing from "./Pricing.js"
 export * as FakeLlm from "./FakeLlm.js"
 /** @since 0.1.0 */
 export * as Tokenizer from "./Tokenizer.js"
+/** @since 0.1.0 */
+export * as PromptTrim from "./PromptTrim.js"
