@@ -25,3 +25,7 @@ export * as FakeLlm from "./FakeLlm.js"
 export * as Tokenizer from "./Tokenizer.js"
 /** @since 0.1.0 */
 export * as PromptTrim from "./PromptTrim.js"
+/** @since 0.1.0 */
+export * as TokenBudget from "./TokenBudget.js"
+/** @since 0.1.0 */
+export * as RateLimit from "./RateLimit.js"

@@ -1,0 +1,303 @@
+/**
+ * Client-side rate limits: requests per minute and tokens per minute, per model, per user, globally or per any
+ * key, so a fleet stays under the provider's limits instead of collecting 429s. Each request is charged its
+ * estimated tokens up front (prompt tokens + `maxTokens`), as the provider does.
+ *
+ * Built on `@effect/experimental`'s `RateLimiter` (token buckets refilled continuously over one minute): the
+ * state sits in its `RateLimiterStore`, in memory ({@link layerStoreMemory}) or in Redis
+ * (`@effect/experimental/RateLimiter/Redis`), so many processes can share one limit.
+ *
+ * @since 0.1.0
+ */
+import * as RateLimiter from "@effect/experimental/RateLimiter"
+import { Duration, Effect, Either, Layer, Option, Schema, Stream } from "effect"
+import { approximateMessageTokens } from "./internal/approximateTokens.js"
+import { DurationInput } from "./internal/durationInput.js"
+import { decode, InvalidOptions } from "./InvalidOptions.js"
+import type { ChatRequest } from "./Llm.js"
+import * as LlmClient from "./LlmClient.js"
+import { BadRequest, RateLimited } from "./LlmError.js"
+import * as LlmMetrics from "./LlmMetrics.js"
+import { Tokenizer } from "./Tokenizer.js"
+
+/**
+ * What a limit is counted per: the request's model, its `user` (requests without one share the key
+ * "anonymous"), one global limit, or any key computed from the request.
+ *
+ * @example
+ * ```ts
+ * import { RateLimit } from "effect-llm-resilience"
+ * const per: RateLimit.Per = (request) => request.metadata?.tenant ?? "default"
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type Per = "model" | "user" | "global" | ((request: ChatRequest) => string)
+
+/**
+ * Options of {@link policy}.
+ *
+ * @example
+ * ```ts
+ * import { RateLimit } from "effect-llm-resilience"
+ * const options: RateLimit.Options = { rpm: 500, tpm: 200_000, per: "model", onLimit: "wait" }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  /** Requests per minute (a positive integer). At least one of `rpm` and `tpm` is required. */
+  readonly rpm?: number | undefined
+  /** Tokens per minute (a positive integer), each request costing its prompt tokens plus `maxTokens`. */
+  readonly tpm?: number | undefined
+  /** Defaults to "model". */
+  readonly per?: Per | undefined
+  /**
+   * "wait" sleeps (on the Effect clock) until the request fits; "fail" fails at once with
+   * `RateLimited { source: "client", retryAfter }`. Defaults to "wait".
+   */
+  readonly onLimit?: "wait" | "fail" | undefined
+  /** In "wait" mode, the longest wait: a request that would wait longer fails as in "fail" mode. Defaults to no cap. */
+  readonly maxWait?: Duration.DurationInput | undefined
+  /**
+   * Namespaces this policy's keys in the store: two policies with different limits over one shared store need
+   * different names. Defaults to "llm".
+   */
+  readonly name?: string | undefined
+}
+
+const PerSchema = Schema.Union(
+  Schema.Literal("model", "user", "global"),
+  Schema.declare((u: unknown): u is (request: ChatRequest) => string => typeof u === "function", {
+    identifier: "KeyFunction",
+    message: () => "Expected \"model\", \"user\", \"global\" or a function (request) => string"
+  })
+)
+
+const OptionsSchema = Schema.Struct({
+  rpm: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  tpm: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  per: Schema.optional(PerSchema),
+  onLimit: Schema.optional(Schema.Literal("wait", "fail")),
+  maxWait: Schema.optional(DurationInput),
+  name: Schema.optional(Schema.NonEmptyString)
+})
+
+/**
+ * The in-memory store of `@effect/experimental`'s RateLimiter (one process). For limits shared by many
+ * processes provide `@effect/experimental/RateLimiter/Redis.layerStore(...)` instead.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmClient, RateLimit } from "effect-llm-resilience"
+ * const Live = LlmClient.layerWith(RateLimit.policy({ rpm: 60 })).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
+ *   Layer.provide(RateLimit.layerStoreMemory)
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerStoreMemory: Layer.Layer<RateLimiter.RateLimiterStore> = RateLimiter.layerStoreMemory
+
+/**
+ * The store Tag the policy requires (from `@effect/experimental/RateLimiter`).
+ *
+ * @example
+ * ```ts
+ * import { RateLimit } from "effect-llm-resilience"
+ * const tag = RateLimit.RateLimiterStore
+ * ```
+ * @since 0.1.0
+ * @category Tags
+ */
+export const RateLimiterStore: typeof RateLimiter.RateLimiterStore = RateLimiter.RateLimiterStore
+
+const WINDOW = Duration.minutes(1)
+
+type Limit = { readonly kind: "rpm" | "tpm"; readonly limit: number }
+
+const keyOf = (per: Per, request: ChatRequest): string => {
+  if (per === "model") return `model:${request.model}`
+  if (per === "user") return `user:${request.user ?? "anonymous"}`
+  if (per === "global") return "global"
+  return `custom:${per(request)}`
+}
+
+const validate = (options: Options): Either.Either<typeof OptionsSchema.Type, InvalidOptions> =>
+  Either.flatMap(decode(OptionsSchema, "RateLimit", options), (decoded) =>
+    decoded.rpm === undefined && decoded.tpm === undefined
+      ? Either.left(new InvalidOptions({
+        target: "RateLimit",
+        issues: [{ path: "rpm", message: "Expected rpm or tpm (or both), actual neither" }]
+      }))
+      : Either.right(decoded))
+
+/**
+ * A policy that keeps calls under client-side requests-per-minute and tokens-per-minute limits. Each request
+ * costs 1 request and its estimated tokens: prompt tokens (with the `Tokenizer` in context when the policy is
+ * built, else ≈ 4 characters a token) plus `maxTokens` (0 when unset). In "wait" mode the call sleeps until it
+ * fits; in "fail" mode (or past `maxWait`) it fails with `RateLimited { source: "client", retryAfter }` and uses
+ * up nothing. A request costing more than `tpm` can never fit and fails with `BadRequest`
+ * (code "request_too_large"). Every wait and refusal is counted in `llm_rate_limited_total` (labels `key`: the
+ * kind of key, never a user id; `action`: "waited" | "rejected"; `limit`: "rpm" | "tpm"). If the store fails
+ * (say, Redis is down) the call is let through and a warning logged. Streams are limited when they start.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmClient, RateLimit, Tokenizer } from "effect-llm-resilience"
+ * const Live = LlmClient.layerWith(
+ *   RateLimit.policy({ rpm: 500, tpm: 200_000, per: "model", onLimit: "wait" }),
+ *   RateLimit.policy({ rpm: 20, per: "user", onLimit: "fail", name: "per-user" })
+ * ).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
+ *   Layer.provide(RateLimit.layerStoreMemory),
+ *   Layer.provide(Tokenizer.layer)
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const policy = (
+  options: Options
+): Effect.Effect<LlmClient.Policy, InvalidOptions, RateLimiter.RateLimiterStore> =>
+  Either.match(validate(options), {
+    onLeft: (error) => Effect.fail(error),
+    onRight: (decoded) =>
+      Effect.gen(function* () {
+        const limiter = yield* RateLimiter.make
+        const tokenizer = yield* Effect.serviceOption(Tokenizer)
+        const admit = makeAdmission(limiter, tokenizer, {
+          limits: [
+            ...(decoded.rpm === undefined ? [] : [{ kind: "rpm", limit: decoded.rpm } as const]),
+            ...(decoded.tpm === undefined ? [] : [{ kind: "tpm", limit: decoded.tpm } as const])
+          ],
+          per: decoded.per ?? "model",
+          onLimit: decoded.onLimit ?? "wait",
+          maxWait: decoded.maxWait,
+          name: decoded.name ?? "llm"
+        })
+        return LlmClient.policy({
+          name: "rate-limit",
+          complete: (next) => (request) => Effect.zipRight(admit(request), next(request)),
+          stream: (next) => (request) => Stream.unwrap(Effect.as(admit(request), next(request)))
+        })
+      })
+  })
+
+interface Resolved {
+  readonly limits: ReadonlyArray<Limit>
+  readonly per: Per
+  readonly onLimit: "wait" | "fail"
+  readonly maxWait: Duration.Duration | undefined
+  readonly name: string
+}
+
+const estimate = (
+  tokenizer: Option.Option<Tokenizer["Type"]>,
+  request: ChatRequest
+): Effect.Effect<number> =>
+  Effect.map(
+    Option.match(tokenizer, {
+      onNone: () => Effect.succeed(approximateMessageTokens(request.messages)),
+      onSome: (t) => t.countMessages(request.messages, request.model)
+    }),
+    (prompt) => prompt + (request.maxTokens ?? 0)
+  )
+
+const makeAdmission = (
+  limiter: RateLimiter.RateLimiter,
+  tokenizer: Option.Option<Tokenizer["Type"]>,
+  options: Resolved
+) => {
+  const kindLabel = typeof options.per === "function" ? "custom" : options.per
+  const needsTokens = options.limits.some((l) => l.kind === "tpm")
+  const consume = (key: string, limit: Limit, tokens: number, onExceeded: "delay" | "fail") =>
+    limiter.consume({
+      algorithm: "token-bucket",
+      onExceeded,
+      window: WINDOW,
+      limit: limit.limit,
+      key: `${options.name}:${limit.kind}:${key}`,
+      tokens
+    })
+  const costOf = (limit: Limit, tokens: number) => (limit.kind === "rpm" ? 1 : tokens)
+  const record = (limit: Limit, action: "waited" | "rejected") =>
+    LlmMetrics.count(LlmMetrics.rateLimited, { key: kindLabel, action, limit: limit.kind })
+  const refund = (key: string, taken: ReadonlyArray<Limit>, tokens: number) =>
+    Effect.forEach(taken, (limit) => Effect.ignore(consume(key, limit, -costOf(limit, tokens), "delay")), {
+      discard: true
+    })
+  const rejected = (request: ChatRequest, limit: Limit, retryAfter: Duration.Duration) =>
+    Effect.zipRight(
+      record(limit, "rejected"),
+      Effect.fail(new RateLimited({ model: request.model, source: "client", retryAfter }))
+    )
+
+  const failMode = (request: ChatRequest, key: string, tokens: number) =>
+    Effect.gen(function* () {
+      const taken: Array<Limit> = []
+      for (const limit of options.limits) {
+        const result = yield* Effect.either(consume(key, limit, costOf(limit, tokens), "fail"))
+        if (Either.isLeft(result)) {
+          yield* refund(key, taken, tokens)
+          if (result.left.reason === "Exceeded") return yield* rejected(request, limit, result.left.retryAfter)
+          return yield* Effect.logWarning("rate limit store failed; call let through").pipe(
+            Effect.annotateLogs({ error: result.left.message })
+          )
+        }
+        taken.push(limit)
+      }
+    })
+
+  const waitMode = (request: ChatRequest, key: string, tokens: number) =>
+    Effect.gen(function* () {
+      let delay = Duration.zero
+      let longest: Limit = options.limits[0]
+      const taken: Array<Limit> = []
+      for (const limit of options.limits) {
+        const result = yield* Effect.either(consume(key, limit, costOf(limit, tokens), "delay"))
+        if (Either.isLeft(result)) {
+          return yield* Effect.logWarning("rate limit store failed; call let through").pipe(
+            Effect.annotateLogs({ error: result.left.message })
+          )
+        }
+        taken.push(limit)
+        if (Duration.greaterThan(result.right.delay, delay)) {
+          delay = result.right.delay
+          longest = limit
+        }
+      }
+      if (Duration.isZero(delay)) return
+      if (options.maxWait !== undefined && Duration.greaterThan(delay, options.maxWait)) {
+        yield* refund(key, taken, tokens)
+        return yield* rejected(request, longest, delay)
+      }
+      yield* record(longest, "waited")
+      yield* Effect.annotateCurrentSpan("llm.rate_limit.wait_ms", Duration.toMillis(delay))
+      // A caller that gives up while waiting gives its slot back.
+      yield* Effect.onInterrupt(Effect.sleep(delay), () => refund(key, taken, tokens))
+    })
+
+  return (request: ChatRequest): Effect.Effect<void, RateLimited | BadRequest> =>
+    Effect.flatMap(needsTokens ? estimate(tokenizer, request) : Effect.succeed(0), (tokens): Effect.Effect<
+      void,
+      RateLimited | BadRequest
+    > => {
+      const tpm = options.limits.find((l) => l.kind === "tpm")
+      if (tpm !== undefined && tokens > tpm.limit) {
+        return Effect.zipRight(
+          record(tpm, "rejected"),
+          Effect.fail(new BadRequest({
+            model: request.model,
+            code: "request_too_large",
+            reason: `estimated ${tokens} tokens exceed the client limit of ${tpm.limit} tokens per minute`
+          }))
+        )
+      }
+      const key = keyOf(options.per, request)
+      return options.onLimit === "fail" ? failMode(request, key, tokens) : waitMode(request, key, tokens)
+    })
+}
