@@ -1,0 +1,533 @@
+/**
+ * Retries with exponential backoff and jitter that never storm: Retry-After is honoured (and a too-long one
+ * hands over to a fallback at once), defects and interruptions are never retried, and a shared retry budget
+ * caps retries across every call during an outage.
+ *
+ * A call that succeeds the first time builds no schedule state: the backoff Schedule is made on the first
+ * failure only.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Clock, Context, Duration, Effect, Either, Layer, Option, Random, Schedule, Schema, Stream } from "effect"
+import { ScheduleDecision, ScheduleInterval } from "effect"
+import { dual } from "effect/Function"
+import * as Backoff from "./internal/backoff.js"
+import { AnyFunction, FiniteDuration, strict } from "./internal/optionSchemas.js"
+import { BudgetState, type BudgetSnapshot } from "./internal/retryBudget.js"
+import { decode, DurationInput, InvalidOptions } from "./InvalidOptions.js"
+import * as LlmClient from "./LlmClient.js"
+import * as LlmError from "./LlmError.js"
+import * as LlmMetrics from "./LlmMetrics.js"
+
+/**
+ * How a backoff delay d is randomised: `"full"` waits U[0, d], `"equal"` U[d/2, d], `"decorrelated"`
+ * U[baseDelay, 3 × previous delay] capped at `maxDelay` (AWS's decorrelated jitter; `factor` is unused),
+ * `"none"` exactly d.
+ *
+ * @example
+ * ```ts
+ * import { Retry } from "effect-llm-resilience"
+ * const jitter: Retry.Jitter = "decorrelated"
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type Jitter = Backoff.Jitter
+
+/**
+ * What `onRetry` receives before each retry's wait.
+ *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import { Retry } from "effect-llm-resilience"
+ * const log = (event: Retry.RetryEvent) => console.log(`retry #${event.retry} in ${Duration.format(event.delay)}`)
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface RetryEvent {
+  /** 1 for the first retry (the second call), 2 for the second, … */
+  readonly retry: number
+  /** The error that is retried. */
+  readonly error: LlmError.LlmError
+  /** The wait before the retry (the backoff, or the Retry-After when it is longer). */
+  readonly delay: Duration.Duration
+  /** The model, from the request (policy) or the error (combinator); "unknown" if neither says. */
+  readonly model: string
+}
+
+/**
+ * Retry options. Every field is optional; the defaults are written on each.
+ *
+ * @example
+ * ```ts
+ * import { Retry } from "effect-llm-resilience"
+ * const options: Retry.Options = { maxRetries: 5, baseDelay: "500 millis", jitter: "equal" }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  /** Retries after the first call, so at most `maxRetries + 1` calls. Defaults to 3. */
+  readonly maxRetries?: number | undefined
+  /** The delay before the first retry (before jitter). Defaults to "1 second". */
+  readonly baseDelay?: Duration.DurationInput | undefined
+  /** Each retry's delay is the previous one × `factor` (≥ 1). Defaults to 2. */
+  readonly factor?: number | undefined
+  /** The cap on the computed delay (a Retry-After may exceed it). Must be ≥ `baseDelay`. Defaults to "30 seconds". */
+  readonly maxDelay?: Duration.DurationInput | undefined
+  /** Jitter mode. Defaults to "full". */
+  readonly jitter?: Jitter | undefined
+  /** Which errors to retry. Defaults to `LlmError.isRetryable`. */
+  readonly retryOn?: ((error: LlmError.LlmError) => boolean) | undefined
+  /** Wait the error's Retry-After when it is longer than the computed delay. Defaults to true. */
+  readonly honorRetryAfter?: boolean | undefined
+  /**
+   * A Retry-After longer than this is not waited out: the error is returned at once (so a fallback can take
+   * over). Defaults to "60 seconds".
+   */
+  readonly maxRetryAfter?: Duration.DurationInput | undefined
+  /** A retry budget shared with other calls: when it is spent, errors are returned without retrying. No default. */
+  readonly budget?: Budget | undefined
+  /** Called before each retry's wait (a returned Effect is run). */
+  readonly onRetry?: ((event: RetryEvent) => void | Effect.Effect<void>) | undefined
+}
+
+const BudgetTypeId: unique symbol = Symbol.for("effect-llm-resilience/RetryBudget")
+
+/**
+ * A retry budget (Finagle/Envoy style), shared by every call that uses it: over a sliding `window`, retries may
+ * be at most the larger of `ratio` × the logical calls of the window and `minPerSecond` × the window in seconds.
+ * When it is spent, a failing call returns its error without retrying. This is what keeps a full outage from
+ * multiplying traffic: with the defaults, 1000 calls against a dead provider send at most ~1.2 calls each.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Retry } from "effect-llm-resilience"
+ * const program = Effect.gen(function* () {
+ *   const budget = yield* Retry.makeBudget({ ratio: 0.1 })
+ *   return Retry.policy({ maxRetries: 3, budget })
+ * })
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Budget {
+  readonly [BudgetTypeId]: typeof BudgetTypeId
+  /** Records one logical call (the policy and combinator do this once per call). */
+  readonly deposit: Effect.Effect<void>
+  /** Takes one retry from the budget; false when it is spent. */
+  readonly tryWithdraw: Effect.Effect<boolean>
+  /** Requests, retries and the allowance of the current window. */
+  readonly snapshot: Effect.Effect<BudgetSnapshot>
+}
+
+/**
+ * Retry budget options.
+ *
+ * @example
+ * ```ts
+ * import { Retry } from "effect-llm-resilience"
+ * const options: Retry.BudgetOptions = { ratio: 0.2, window: "10 seconds", minPerSecond: 10 }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface BudgetOptions {
+  /** Retries allowed per logical call of the window, in [0, 1000]. Defaults to 0.2. */
+  readonly ratio?: number | undefined
+  /** The sliding window. Defaults to "10 seconds". */
+  readonly window?: Duration.DurationInput | undefined
+  /** Retries per second always allowed, however little traffic there is. Defaults to 10. */
+  readonly minPerSecond?: number | undefined
+}
+
+/**
+ * The retry budget service, for a budget shared by every policy of an application.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Retry } from "effect-llm-resilience"
+ * const usage = Effect.flatMap(Retry.RetryBudget, (budget) => budget.snapshot)
+ * ```
+ * @since 0.1.0
+ * @category Tags
+ */
+export class RetryBudget extends Context.Tag("effect-llm-resilience/RetryBudget")<RetryBudget, Budget>() {}
+
+const BudgetOptionsSchema = Schema.Struct({
+  ratio: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.between(0, 1000))),
+  window: Schema.optional(
+    FiniteDuration.pipe(Schema.filter((d) => Duration.greaterThan(d, Duration.zero) || "Expected a positive duration"))
+  ),
+  minPerSecond: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.nonNegative()))
+}).annotations(strict)
+
+/**
+ * Builds a retry budget (validated: fails with InvalidOptions listing every bad field).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Retry } from "effect-llm-resilience"
+ * const budget = Retry.makeBudget({ ratio: 0.2, window: "10 seconds", minPerSecond: 10 })
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const makeBudget = (options: BudgetOptions = {}): Effect.Effect<Budget, InvalidOptions> =>
+  Either.match(decode(BudgetOptionsSchema, "Retry.Budget", options), {
+    onLeft: Effect.fail,
+    onRight: (o) => Effect.sync(() => unsafeMakeBudget(o))
+  })
+
+const unsafeMakeBudget = (o: typeof BudgetOptionsSchema.Type): Budget => {
+  const state = new BudgetState({
+    ratio: o.ratio ?? 0.2,
+    windowMs: Duration.toMillis(o.window ?? Duration.seconds(10)),
+    minPerSecond: o.minPerSecond ?? 10
+  })
+  return {
+    [BudgetTypeId]: BudgetTypeId,
+    deposit: Effect.map(Clock.currentTimeMillis, (now) => state.deposit(now)),
+    tryWithdraw: Effect.map(Clock.currentTimeMillis, (now) => state.tryWithdraw(now)),
+    snapshot: Effect.map(Clock.currentTimeMillis, (now) => state.snapshot(now))
+  }
+}
+
+/**
+ * A layer holding one shared {@link RetryBudget}.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmClient, Retry } from "effect-llm-resilience"
+ * const Live = LlmClient.layerWith(Retry.policyWithBudget({ maxRetries: 3 })).pipe(
+ *   Layer.provide(Retry.layerBudget({ ratio: 0.2 })),
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok")))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerBudget = (options: BudgetOptions = {}): Layer.Layer<RetryBudget, InvalidOptions> =>
+  Layer.effect(RetryBudget, makeBudget(options))
+
+/**
+ * True for a retry budget.
+ *
+ * @example
+ * ```ts
+ * import { Retry } from "effect-llm-resilience"
+ * Retry.isBudget({}) // false
+ * ```
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isBudget = (u: unknown): u is Budget => typeof u === "object" && u !== null && BudgetTypeId in u
+
+const OptionsSchema = Schema.Struct({
+  maxRetries: Schema.optional(Schema.Int.pipe(Schema.nonNegative())),
+  baseDelay: Schema.optional(FiniteDuration),
+  factor: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.greaterThanOrEqualTo(1))),
+  maxDelay: Schema.optional(FiniteDuration),
+  jitter: Schema.optional(Schema.Literal("full", "equal", "decorrelated", "none")),
+  retryOn: Schema.optional(AnyFunction),
+  honorRetryAfter: Schema.optional(Schema.Boolean),
+  maxRetryAfter: Schema.optional(DurationInput),
+  budget: Schema.optional(Schema.declare(isBudget, { message: () => "Expected a Retry.Budget (Retry.makeBudget)" })),
+  onRetry: Schema.optional(AnyFunction)
+}).annotations(strict).pipe(
+  Schema.filter((o) =>
+    Duration.lessThan(o.maxDelay ?? Duration.seconds(30), o.baseDelay ?? Duration.seconds(1))
+      ? { path: ["maxDelay"], message: "Expected maxDelay ≥ baseDelay" }
+      : undefined
+  )
+)
+
+interface Resolved {
+  readonly maxRetries: number
+  readonly backoff: Backoff.BackoffConfig
+  readonly retryOn: (error: LlmError.LlmError) => boolean
+  readonly honorRetryAfter: boolean
+  readonly maxRetryAfterMs: number
+  readonly budget: Budget | undefined
+  readonly onRetry: ((event: RetryEvent) => void | Effect.Effect<void>) | undefined
+}
+
+const toResolved = (o: typeof OptionsSchema.Type, raw: Options): Resolved => ({
+  maxRetries: o.maxRetries ?? 3,
+  backoff: {
+    baseMs: Duration.toMillis(o.baseDelay ?? Duration.seconds(1)),
+    factor: o.factor ?? 2,
+    maxMs: Duration.toMillis(o.maxDelay ?? Duration.seconds(30)),
+    jitter: o.jitter ?? "full"
+  },
+  retryOn: raw.retryOn ?? LlmError.isRetryable,
+  honorRetryAfter: o.honorRetryAfter ?? true,
+  maxRetryAfterMs: Duration.toMillis(o.maxRetryAfter ?? Duration.seconds(60)),
+  budget: raw.budget,
+  onRetry: raw.onRetry
+})
+
+// Options objects are validated once: a data-first `withRetry(effect, options)` in a hot loop pays a lookup.
+const resolvedCache = new WeakMap<Options, Resolved>()
+const defaults: Options = {}
+
+const resolveEither = (options: Options = defaults): Either.Either<Resolved, InvalidOptions> => {
+  const cached = resolvedCache.get(options)
+  if (cached !== undefined) return Either.right(cached)
+  return Either.map(decode(OptionsSchema, "Retry", options), (decoded) => {
+    const resolved = toResolved(decoded, options)
+    resolvedCache.set(options, resolved)
+    return resolved
+  })
+}
+
+const resolve = (options?: Options): Resolved => Either.getOrThrowWith(resolveEither(options), (error) => error)
+
+interface StepState {
+  readonly retry: number
+  readonly previousMs: number
+}
+
+const stop = (state: StepState) =>
+  Effect.succeed([state, Duration.zero, ScheduleDecision.done] as const)
+
+const announce = (r: Resolved, event: RetryEvent): Effect.Effect<void> => {
+  const counted = LlmMetrics.count(LlmMetrics.retries, { model: event.model, error: event.error._tag })
+  if (r.onRetry === undefined) return counted
+  const onRetry = r.onRetry
+  return Effect.zipRight(
+    counted,
+    Effect.suspend(() => {
+      const result = onRetry(event)
+      return Effect.isEffect(result) ? result : Effect.void
+    })
+  )
+}
+
+const retryAfterMs = (r: Resolved, error: LlmError.LlmError): number | undefined => {
+  if (!r.honorRetryAfter) return undefined
+  const after = LlmError.retryAfter(error)
+  return Option.isSome(after) ? Duration.toMillis(after.value) : undefined
+}
+
+const step = (r: Resolved, model: string | undefined, budget: Budget | undefined) =>
+(now: number, error: LlmError.LlmError, state: StepState) => {
+  const input: Backoff.DecisionInput = {
+    retry: state.retry + 1,
+    maxRetries: r.maxRetries,
+    retryable: r.retryOn(error),
+    retryAfterMs: retryAfterMs(r, error),
+    maxRetryAfterMs: r.maxRetryAfterMs
+  }
+  if (Backoff.precheck(input) !== undefined) return stop(state)
+  const random = r.backoff.jitter === "none" ? Effect.succeed(0) : Random.next
+  return Effect.flatMap(random, (u) => {
+    const verdict = Backoff.decide(r.backoff, input, state.previousMs, u)
+    if (verdict._tag === "Stop") return stop(state)
+    const granted = budget === undefined ? Effect.succeed(true) : budget.tryWithdraw
+    return Effect.flatMap(granted, (ok) => {
+      if (!ok) return stop(state)
+      const delay = Duration.millis(verdict.delayMs)
+      const event: RetryEvent = { retry: input.retry, error, delay, model: error.model ?? model ?? "unknown" }
+      const next: StepState = { retry: input.retry, previousMs: verdict.backoffMs }
+      return Effect.as(
+        announce(r, event),
+        [next, delay, ScheduleDecision.continueWith(ScheduleInterval.after(now + verdict.delayMs))] as const
+      )
+    })
+  })
+}
+
+const makeSchedule = (
+  r: Resolved,
+  model: string | undefined,
+  budget: Budget | undefined
+): Schedule.Schedule<Duration.Duration, LlmError.LlmError> =>
+  Schedule.makeWithState<StepState, LlmError.LlmError, Duration.Duration>(
+    { retry: 0, previousMs: r.backoff.baseMs },
+    step(r, model, budget)
+  )
+
+/**
+ * The retry decision of `options` as a Schedule over LlmErrors, for `Effect.retry`: backoff with jitter,
+ * Retry-After, `maxRetryAfter`, `retryOn`, `maxRetries`, metrics and `onRetry`. It outputs each wait. A budget
+ * needs one deposit per logical call, which a Schedule cannot make: use {@link withRetry} for budgets.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Retry } from "effect-llm-resilience"
+ * declare const call: Effect.Effect<string, import("effect-llm-resilience").LlmError.LlmError>
+ * const retried = Effect.retry(call, Retry.schedule({ maxRetries: 2, jitter: "none" }))
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const schedule = (
+  options: Omit<Options, "budget"> = defaults
+): Schedule.Schedule<Duration.Duration, LlmError.LlmError> => makeSchedule(resolve(options), undefined, undefined)
+
+/** A failure to retry: a typed failure with no defect and no interruption in its cause. */
+const retryableFailure = <E>(cause: Cause.Cause<E>): Option.Option<E> =>
+  Cause.isDie(cause) || Cause.isInterrupted(cause) ? Option.none() : Cause.failureOption(cause)
+
+const retryLoop = <A, E extends LlmError.LlmError, R>(
+  self: Effect.Effect<A, E, R>,
+  r: Resolved,
+  model: string | undefined,
+  first: E
+): Effect.Effect<A, E, R> =>
+  Effect.flatMap(Schedule.driver(makeSchedule(r, model, r.budget)), (driver) => {
+    const loop = (error: E): Effect.Effect<A, E, R> =>
+      Effect.matchEffect(driver.next(error), {
+        onFailure: () => Effect.fail(error),
+        onSuccess: () => Effect.catchAllCause(self, (cause) => handle(cause, loop))
+      })
+    return loop(first)
+  })
+
+const handle = <A, E, R>(
+  cause: Cause.Cause<E>,
+  onFailure: (error: E) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => {
+  const failure = retryableFailure(cause)
+  return Option.isSome(failure) ? onFailure(failure.value) : Effect.failCause(cause)
+}
+
+const retryEffect = <A, E extends LlmError.LlmError, R>(
+  self: Effect.Effect<A, E, R>,
+  r: Resolved,
+  model: string | undefined
+): Effect.Effect<A, E, R> => {
+  // Fast path: the first call runs with only a failure handler; the schedule is built on the first failure.
+  const attempt = Effect.catchAllCause(self, (cause) => handle(cause, (error) => retryLoop(self, r, model, error)))
+  return r.budget === undefined ? attempt : Effect.zipRight(r.budget.deposit, attempt)
+}
+
+/**
+ * Retries an Effect whose error is an LlmError (dual). Stateless options are validated when the combinator is
+ * built (an invalid one throws InvalidOptions listing every path).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Retry } from "effect-llm-resilience"
+ * declare const call: Effect.Effect<string, import("effect-llm-resilience").LlmError.LlmError>
+ * const retried = call.pipe(Retry.withRetry({ maxRetries: 3, baseDelay: "500 millis" }))
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const withRetry: {
+  (options?: Options): <A, E extends LlmError.LlmError, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E extends LlmError.LlmError, R>(self: Effect.Effect<A, E, R>, options?: Options): Effect.Effect<A, E, R>
+} = dual(
+  (args) => Effect.isEffect(args[0]),
+  <A, E extends LlmError.LlmError, R>(self: Effect.Effect<A, E, R>, options?: Options): Effect.Effect<A, E, R> =>
+    retryEffect(self, resolve(options), undefined)
+)
+
+const retryStream = <A, E extends LlmError.LlmError, R>(
+  self: Stream.Stream<A, E, R>,
+  r: Resolved,
+  model: string | undefined
+): Stream.Stream<A, E, R> =>
+  Stream.suspend(() => {
+    // Once an element has gone downstream, a retry would duplicate it: the error surfaces instead.
+    let emitted = false
+    const attempt = Stream.mapChunks(self, (chunk) => {
+      if (chunk.length > 0) emitted = true
+      return chunk
+    })
+    const guard = (cause: Cause.Cause<E>, onFailure: (error: E) => Stream.Stream<A, E, R>) => {
+      const failure = emitted ? Option.none() : retryableFailure(cause)
+      return Option.isSome(failure) ? onFailure(failure.value) : Stream.failCause(cause)
+    }
+    const slow = (first: E) =>
+      Stream.unwrap(Effect.map(Schedule.driver(makeSchedule(r, model, r.budget)), (driver) => {
+        const loop = (error: E): Stream.Stream<A, E, R> =>
+          Stream.unwrap(Effect.match(driver.next(error), {
+            onFailure: () => Stream.fail(error),
+            onSuccess: () => Stream.catchAllCause(attempt, (cause) => guard(cause, loop))
+          }))
+        return loop(first)
+      }))
+    const started = Stream.catchAllCause(attempt, (cause) => guard(cause, slow))
+    return r.budget === undefined ? started : Stream.unwrap(Effect.as(r.budget.deposit, started))
+  })
+
+/**
+ * Retries a stream of an LlmError (dual), only before its first element has been emitted downstream: after
+ * that, a retry would duplicate tokens, so the error surfaces.
+ *
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { Retry } from "effect-llm-resilience"
+ * declare const chunks: Stream.Stream<string, import("effect-llm-resilience").LlmError.LlmError>
+ * const retried = chunks.pipe(Retry.withStreamRetry({ maxRetries: 2 }))
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const withStreamRetry: {
+  (options?: Options): <A, E extends LlmError.LlmError, R>(self: Stream.Stream<A, E, R>) => Stream.Stream<A, E, R>
+  <A, E extends LlmError.LlmError, R>(self: Stream.Stream<A, E, R>, options?: Options): Stream.Stream<A, E, R>
+} = dual(
+  (args) => Stream.StreamTypeId in Object(args[0]),
+  <A, E extends LlmError.LlmError, R>(self: Stream.Stream<A, E, R>, options?: Options): Stream.Stream<A, E, R> =>
+    retryStream(self, resolve(options), undefined)
+)
+
+/**
+ * The retry policy (LLM middleware): retries `complete`, and `stream` before its first chunk. Place it inside
+ * Fallback and outside CircuitBreaker and the per-attempt Timeout. Every retry is counted in
+ * `llm_retries_total` (labels `model`, `error`). Throws InvalidOptions (every failing path listed) on bad options.
+ *
+ * @example
+ * ```ts
+ * import { FakeLlm, LlmClient, Retry } from "effect-llm-resilience"
+ * import { Layer } from "effect"
+ * const Live = LlmClient.layerWith(Retry.policy({ maxRetries: 3, jitter: "full" })).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok")))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const policy = (options: Options = defaults): LlmClient.Policy => makePolicy(resolve(options))
+
+const makePolicy = (r: Resolved): LlmClient.Policy =>
+  LlmClient.policy({
+    name: "retry",
+    complete: (next) => (request) => retryEffect(next(request), r, request.model),
+    stream: (next) => (request) => retryStream(next(request), r, request.model)
+  })
+
+/**
+ * Like {@link policy}, with the shared {@link RetryBudget} from the context (so every policy built this way
+ * spends one budget). Fails with InvalidOptions on bad options.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmClient, Retry } from "effect-llm-resilience"
+ * const Live = LlmClient.layerWith(Retry.policyWithBudget({ maxRetries: 3 })).pipe(
+ *   Layer.provide(Retry.layerBudget()),
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok")))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const policyWithBudget = (
+  options: Omit<Options, "budget"> = defaults
+): Effect.Effect<LlmClient.Policy, InvalidOptions, RetryBudget> =>
+  Effect.flatMap(RetryBudget, (budget) =>
+    Either.match(resolveEither({ ...options, budget }), { onLeft: Effect.fail, onRight: (r) => Effect.succeed(makePolicy(r)) }))
