@@ -1,0 +1,349 @@
+/**
+ * A response cache that is tenant-safe by construction: every key is the scope (the request's `user`, or an explicit
+ * anonymous scope) plus a SHA-256 of every output-affecting request field. Concurrent identical requests share one
+ * upstream call. Only deterministic requests are cached by default, and never an error, a cut stream, or an answer
+ * a fallback model gave for another model's request.
+ *
+ * ```ts
+ * const Live = LlmClient.layerWith(ResponseCache.policy({ ttl: "1 hour", capacity: 1000 })).pipe(
+ *   Layer.provide(OpenAi.layerConfig()),
+ *   Layer.provide(ResponseCache.layerStoreMemory())
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Layer, type Option, Schema } from "effect"
+import * as internal from "./internal/responseCache.js"
+import { defaultScope, isDeterministic, requestHash, scopedKey } from "./internal/requestKey.js"
+import { decode, DurationInput, type InvalidOptions } from "./InvalidOptions.js"
+import type { ChatRequest, ChatResponse } from "./Llm.js"
+import type { Policy } from "./LlmClient.js"
+
+/**
+ * Options of {@link policy}.
+ *
+ * @example
+ * ```ts
+ * import { ResponseCache } from "effect-llm-resilience"
+ * const options: ResponseCache.Options = {
+ *   ttl: "10 minutes",
+ *   capacity: 5000,
+ *   scope: (request) => request.metadata?.team ?? "anonymous"
+ * }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  /** How long an entry lives, on the Effect clock. Defaults to "1 hour". */
+  readonly ttl?: Duration.DurationInput | undefined
+  /**
+   * The most entries this policy keeps; beyond it the least recently used entry it wrote is deleted from the store.
+   * Defaults to 1000.
+   */
+  readonly capacity?: number | undefined
+  /**
+   * Names the tenant of a request; it is hashed into every key. Defaults to `user:<request.user>`, or
+   * `"anonymous"` (a scope of its own) when the request has no `user`. Return a constant to share a cache across
+   * users on purpose.
+   */
+  readonly scope?: ((request: ChatRequest) => string) | undefined
+  /** Which requests are cached. Defaults to deterministic ones: `temperature === 0` or a `seed` set. */
+  readonly cacheable?: ((request: ChatRequest) => boolean) | undefined
+  /**
+   * Store an answer whose `model` is another model than the request's (a fallback answered). Defaults to false:
+   * the primary model's key must not hold another model's answer. A dated snapshot of the requested model
+   * (`gpt-4o` → `gpt-4o-2024-08-06`) counts as the same model.
+   */
+  readonly cacheFallbackAnswers?: boolean | undefined
+}
+
+const isFunction = <F>(name: string) =>
+  Schema.declare((u: unknown): u is F => typeof u === "function", { identifier: name, description: "a function" })
+
+const OptionsSchema = Schema.Struct({
+  ttl: Schema.optionalWith(DurationInput, { default: () => Duration.hours(1) }),
+  capacity: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 1000 }),
+  scope: Schema.optional(isFunction<(request: ChatRequest) => string>("ScopeFunction")),
+  cacheable: Schema.optional(isFunction<(request: ChatRequest) => boolean>("CacheableFunction")),
+  cacheFallbackAnswers: Schema.optionalWith(Schema.Boolean, { default: () => false })
+})
+
+/**
+ * Counters of one cache: `hits` (including concurrent duplicates that shared a call), `misses` (upstream calls),
+ * `size` (live entries in the store) and `inFlight` (upstream calls running now).
+ *
+ * @example
+ * ```ts
+ * import { ResponseCache } from "effect-llm-resilience"
+ * const rate = (s: ResponseCache.Stats) => s.hits / Math.max(1, s.hits + s.misses)
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Stats {
+  readonly hits: number
+  readonly misses: number
+  readonly size: number
+  readonly inFlight: number
+}
+
+/**
+ * A built cache: a {@link Policy} for `LlmClient.layerWith`, plus its key function, invalidation and stats.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ResponseCache } from "effect-llm-resilience"
+ * const program = Effect.gen(function* () {
+ *   const cache = yield* ResponseCache.policy({ ttl: "5 minutes" })
+ *   return yield* cache.stats
+ * }).pipe(Effect.provide(ResponseCache.layerStoreMemory()))
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Service extends Policy {
+  /** The store key of a request under this cache's scope function. */
+  readonly keyOf: (request: ChatRequest) => string
+  /** Deletes the entry of a request (or of a key from {@link keyOf}). */
+  readonly invalidate: (target: ChatRequest | string) => Effect.Effect<void>
+  readonly stats: Effect.Effect<Stats>
+}
+
+/**
+ * The response cache service, for programs that invalidate entries or read stats. Build it with {@link layer}; the
+ * service is itself the policy, so `LlmClient.layerWith(ResponseCache.current)` installs it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ResponseCache } from "effect-llm-resilience"
+ * const hits = Effect.map(ResponseCache.ResponseCache, (cache) => cache.stats)
+ * ```
+ * @since 0.1.0
+ * @category Tags
+ */
+export class ResponseCache extends Context.Tag("effect-llm-resilience/ResponseCache")<ResponseCache, Service>() {}
+
+/**
+ * What a store holds for one entry: a `ChatResponse` encoded by its Schema (plain JSON, so a shared store can
+ * serialize it).
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Llm, ResponseCache } from "effect-llm-resilience"
+ * declare const response: Llm.ChatResponse
+ * const stored: ResponseCache.StoredResponse = Schema.encodeSync(Llm.ChatResponse)(response)
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type StoredResponse = typeof ChatResponse.Encoded
+
+/**
+ * The narrow contract a response cache store implements. Times are epoch milliseconds from the Effect clock,
+ * passed in so a shared store (Redis) uses the caller's clock.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ResponseCache } from "effect-llm-resilience"
+ * const sizeNow = Effect.flatMap(ResponseCache.ResponseCacheStore, (store) => store.size(Date.UTC(2025, 0, 1)))
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Store {
+  /** The live entry of `key` (an entry with `expiresAt <= now` is gone). A hit counts as a use for LRU. */
+  readonly get: (key: string, now: number) => Effect.Effect<Option.Option<StoredResponse>>
+  /** Writes `key`, replacing any entry; it expires at `expiresAt`. May evict the least recently used entry. */
+  readonly set: (key: string, value: StoredResponse, expiresAt: number, now: number) => Effect.Effect<void>
+  /** Deletes `key`; true when an entry was there. */
+  readonly delete: (key: string) => Effect.Effect<boolean>
+  /** Deletes every entry. */
+  readonly clear: Effect.Effect<void>
+  /** The number of live entries at `now`. */
+  readonly size: (now: number) => Effect.Effect<number>
+}
+
+/**
+ * The store Tag the cache policy requires: provide {@link layerStoreMemory}, or a shared (Redis) store.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ResponseCache } from "effect-llm-resilience"
+ * const clearAll = Effect.flatMap(ResponseCache.ResponseCacheStore, (store) => store.clear)
+ * ```
+ * @since 0.1.0
+ * @category Tags
+ */
+export class ResponseCacheStore extends Context.Tag("effect-llm-resilience/ResponseCacheStore")<
+  ResponseCacheStore,
+  Store
+>() {}
+
+/**
+ * A fresh in-memory store: a Map kept in least-recently-used order, entries expire at their `expiresAt`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ResponseCache } from "effect-llm-resilience"
+ * const program = Effect.flatMap(ResponseCache.makeStoreMemory({ capacity: 100 }), (store) => store.size(0))
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const makeStoreMemory = (options?: { readonly capacity?: number | undefined }): Effect.Effect<Store> =>
+  Effect.sync(() => internal.makeMemoryStore(options?.capacity ?? 10_000))
+
+/**
+ * The in-memory store as a layer (one store per layer build). `capacity` bounds the store as a whole (least
+ * recently used evicted first); defaults to 10,000.
+ *
+ * @example
+ * ```ts
+ * import { ResponseCache } from "effect-llm-resilience"
+ * const stores = ResponseCache.layerStoreMemory({ capacity: 50_000 })
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerStoreMemory = (options?: { readonly capacity?: number | undefined }): Layer.Layer<ResponseCacheStore> =>
+  Layer.effect(ResponseCacheStore, makeStoreMemory(options))
+
+/**
+ * The cache key of a request: `llm-cache:v1:<scope hash>:<request hash>`. It holds neither prompt text nor a
+ * user id in clear. `scope` defaults as in {@link Options}.
+ *
+ * @example
+ * ```ts
+ * import { Llm, ResponseCache } from "effect-llm-resilience"
+ * const request = new Llm.ChatRequest({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }], user: "u1" })
+ * ResponseCache.keyOf(request) // "llm-cache:v1:3f…:9a…"
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const keyOf = (
+  request: ChatRequest,
+  options?: { readonly scope?: ((request: ChatRequest) => string) | undefined }
+): string => scopedKey(internal.NAMESPACE, (options?.scope ?? defaultScope)(request), requestHash(request))
+
+/**
+ * Builds a cache over the `ResponseCacheStore` in context. Fails with `InvalidOptions` listing every bad option.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ResponseCache } from "effect-llm-resilience"
+ * const cache = ResponseCache.make({ ttl: "1 hour" }).pipe(Effect.provide(ResponseCache.layerStoreMemory()))
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Service, InvalidOptions, ResponseCacheStore> =>
+  Effect.gen(function* () {
+    const decoded = yield* decode(OptionsSchema, "ResponseCache", options)
+    const store = yield* ResponseCacheStore
+    const engine = internal.make(store, {
+      ttl: decoded.ttl,
+      capacity: decoded.capacity,
+      scope: decoded.scope ?? defaultScope,
+      cacheable: decoded.cacheable ?? isDeterministic,
+      cacheFallbackAnswers: decoded.cacheFallbackAnswers
+    })
+    return {
+      name: "ResponseCache",
+      complete: engine.complete,
+      stream: engine.stream,
+      keyOf: engine.keyOf,
+      invalidate: engine.invalidate,
+      stats: engine.stats
+    }
+  })
+
+/**
+ * The cache as an LLM policy: a hit answers with `servedFrom: "cache"` and no provider call; concurrent identical
+ * requests share one upstream call; a stream miss streams through and is stored once it finished, a stream hit
+ * replays the text as chunks. Requires `ResponseCacheStore`.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmClient, ResponseCache } from "effect-llm-resilience"
+ * const Live = LlmClient.layerWith(ResponseCache.policy({ ttl: "1 hour", capacity: 1000 })).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("cached answer"))),
+ *   Layer.provide(ResponseCache.layerStoreMemory())
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const policy: (options?: Options) => Effect.Effect<Service, InvalidOptions, ResponseCacheStore> = make
+
+/**
+ * The cache as a service layer, so the program can invalidate entries and read stats; install its policy with
+ * `LlmClient.layerWith(ResponseCache.current)`.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmClient, ResponseCache } from "effect-llm-resilience"
+ * const Cache = ResponseCache.layer({ ttl: "1 hour" }).pipe(Layer.provide(ResponseCache.layerStoreMemory()))
+ * const Live = LlmClient.layerWith(ResponseCache.current).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
+ *   Layer.provideMerge(Cache)
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<ResponseCache, InvalidOptions, ResponseCacheStore> =>
+  Layer.effect(ResponseCache, make(options))
+
+/**
+ * The `ResponseCache` service in context, usable as a policy input of `LlmClient.layerWith`.
+ *
+ * @example
+ * ```ts
+ * import { LlmClient, ResponseCache } from "effect-llm-resilience"
+ * const decorated = LlmClient.layerWith(ResponseCache.current)
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const current: Effect.Effect<Service, never, ResponseCache> = ResponseCache
+
+/**
+ * Deletes the cached answer of a request (under the service's scope function) or of a key.
+ *
+ * @example
+ * ```ts
+ * import { Llm, ResponseCache } from "effect-llm-resilience"
+ * declare const request: Llm.ChatRequest
+ * const forget = ResponseCache.invalidate(request)
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const invalidate = (target: ChatRequest | string): Effect.Effect<void, never, ResponseCache> =>
+  Effect.flatMap(ResponseCache, (cache) => cache.invalidate(target))
+
+/**
+ * The service's hits, misses, live entries and in-flight upstream calls.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ResponseCache } from "effect-llm-resilience"
+ * const log = Effect.flatMap(ResponseCache.stats, (s) => Effect.log(`hits=${s.hits} misses=${s.misses}`))
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const stats: Effect.Effect<Stats, never, ResponseCache> = Effect.flatMap(ResponseCache, (cache) => cache.stats)

@@ -1,0 +1,286 @@
+/**
+ * The response cache engine: key → in-flight coalescing → store, plus the LRU memory store.
+ * The public module (ResponseCache.ts) holds the types, docs and Tags.
+ */
+import { Clock, Duration, Effect, Exit, Option, Schema, Stream } from "effect"
+import { ChatChunk, ChatResponse, type ChatRequest, type Usage } from "../Llm.js"
+import type { Complete, StreamFn } from "../LlmClient.js"
+import type { LlmError } from "../LlmError.js"
+import * as LlmMetrics from "../LlmMetrics.js"
+import { answeredByRequestedModel, requestHash, type ScopeFn, scopedKey } from "./requestKey.js"
+import * as SingleFlight from "./singleFlight.js"
+
+/** The namespace of response cache keys. */
+export const NAMESPACE = "llm-cache:v1"
+
+/** What a store holds: a ChatResponse encoded by its Schema (plain JSON). */
+export type Stored = typeof ChatResponse.Encoded
+
+/** The narrow store contract (see ResponseCacheStore in ResponseCache.ts). */
+export interface Store {
+  readonly get: (key: string, now: number) => Effect.Effect<Option.Option<Stored>>
+  readonly set: (key: string, value: Stored, expiresAt: number, now: number) => Effect.Effect<void>
+  readonly delete: (key: string) => Effect.Effect<boolean>
+  readonly clear: Effect.Effect<void>
+  readonly size: (now: number) => Effect.Effect<number>
+}
+
+export interface Config {
+  readonly ttl: Duration.Duration
+  readonly capacity: number
+  readonly scope: ScopeFn
+  readonly cacheable: (request: ChatRequest) => boolean
+  readonly cacheFallbackAnswers: boolean
+}
+
+export interface Stats {
+  readonly hits: number
+  readonly misses: number
+  readonly size: number
+  readonly inFlight: number
+}
+
+export interface Engine {
+  readonly keyOf: (request: ChatRequest) => string
+  readonly complete: (next: Complete) => Complete
+  readonly stream: (next: StreamFn) => StreamFn
+  readonly invalidate: (target: ChatRequest | string) => Effect.Effect<void>
+  readonly stats: Effect.Effect<Stats>
+}
+
+/** A flight's outcome: where the answer came from, as a value (a flight never fails). */
+interface Outcome {
+  readonly exit: Exit.Exit<ChatResponse, LlmError>
+  readonly fromStore: boolean
+}
+
+/** The fields of a ChatResponse as a plain Struct: encodes class instances and structurally equal objects alike. */
+export const ResponseFields = Schema.Struct(ChatResponse.fields)
+
+/** Encodes a response for a store; None when it does not encode (it is then not stored). */
+export const encodeResponse = (response: ChatResponse): Option.Option<Stored> =>
+  Schema.encodeUnknownOption(ResponseFields)(response)
+
+const decode = Schema.decodeUnknownOption(ChatResponse)
+
+const servedFromCache = (response: ChatResponse): ChatResponse =>
+  new ChatResponse({ ...response, servedFrom: "cache" }, true)
+
+const wordsOf = (content: string): ReadonlyArray<string> => content.match(/\S+\s*|\s+/g) ?? []
+
+/** A cached response replayed as a stream: word chunks, then an empty chunk with finish reason and usage. */
+export const replayChunks = (response: ChatResponse, servedFrom: "cache" | "idempotency"): Stream.Stream<ChatChunk> =>
+  Stream.fromIterable([
+    ...wordsOf(response.content).map((content) => new ChatChunk({ content, model: response.model, servedFrom }, true)),
+    new ChatChunk({
+      content: "",
+      model: response.model,
+      finishReason: response.finishReason,
+      usage: response.usage,
+      servedFrom
+    }, true)
+  ])
+
+/** Accumulates a stream's chunks into the response they add up to (when it finished). */
+export class StreamAssembly {
+  content = ""
+  model: string
+  finishReason: string | undefined = undefined
+  usage: Usage | undefined = undefined
+  constructor(readonly request: ChatRequest, readonly id: string) {
+    this.model = request.model
+  }
+  add(chunk: ChatChunk): void {
+    this.content += chunk.content
+    this.model = chunk.model
+    if (chunk.finishReason !== undefined) this.finishReason = chunk.finishReason
+    if (chunk.usage !== undefined) this.usage = chunk.usage
+  }
+  /** The assembled response, or None when no finish reason arrived (a truncated or abandoned stream). */
+  response(): Option.Option<ChatResponse> {
+    if (this.finishReason === undefined) return Option.none()
+    return Option.some(
+      new ChatResponse({
+        id: this.id,
+        model: this.model,
+        content: this.content,
+        finishReason: this.finishReason,
+        usage: this.usage ?? { inputTokens: 0, outputTokens: 0 },
+        servedFrom: "provider"
+      }, true)
+    )
+  }
+}
+
+/** Builds the engine over a store. */
+export const make = (store: Store, config: Config): Engine => {
+  const ttlMillis = Duration.toMillis(config.ttl)
+  const flights = SingleFlight.make<Outcome, undefined>()
+  // This policy's own LRU index: beyond `capacity`, the least recently used entry it wrote is deleted.
+  const owned = new Map<string, true>()
+  let hits = 0
+  let misses = 0
+
+  const keyOf = (request: ChatRequest): string => scopedKey(NAMESPACE, config.scope(request), requestHash(request))
+
+  const touch = (key: string): void => {
+    owned.delete(key)
+    owned.set(key, true)
+  }
+
+  const evictBeyondCapacity: Effect.Effect<void> = Effect.suspend(() => {
+    const victims: Array<string> = []
+    for (const key of owned.keys()) {
+      if (owned.size - victims.length <= config.capacity) break
+      victims.push(key)
+    }
+    for (const key of victims) owned.delete(key)
+    return Effect.forEach(victims, (key) => store.delete(key), { discard: true })
+  })
+
+  const read = (key: string): Effect.Effect<Option.Option<ChatResponse>> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.flatMap(store.get(key, now), (stored) => {
+        if (Option.isNone(stored)) return Effect.succeed(Option.none())
+        const decoded = decode(stored.value)
+        // An entry that no longer decodes (written by another version) is a miss, and is dropped.
+        if (Option.isNone(decoded)) return Effect.as(store.delete(key), Option.none())
+        touch(key)
+        return Effect.succeed(decoded)
+      }))
+
+  const storable = (request: ChatRequest, response: ChatResponse): boolean =>
+    config.cacheFallbackAnswers || answeredByRequestedModel(request.model, response.model)
+
+  const write = (key: string, request: ChatRequest, response: ChatResponse): Effect.Effect<void> =>
+    !storable(request, response)
+      ? Effect.void
+      : Option.match(encodeResponse(response), {
+        onNone: () => Effect.void,
+        onSome: (encoded) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Effect.zipRight(
+              store.set(key, encoded, now + ttlMillis, now),
+              Effect.suspend(() => {
+                touch(key)
+                return evictBeyondCapacity
+              })
+            ))
+      })
+
+  const fill = (key: string, request: ChatRequest, next: Complete): Effect.Effect<Outcome> =>
+    Effect.flatMap(read(key), (cached) =>
+      Option.isSome(cached)
+        ? Effect.succeed<Outcome>({ exit: Exit.succeed(cached.value), fromStore: true })
+        : Effect.map(
+          Effect.exit(Effect.tap(next(request), (response) => write(key, request, response))),
+          (exit): Outcome => ({ exit, fromStore: false })
+        ))
+
+  const record = (model: string, hit: boolean): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (hit) hits++
+      else misses++
+      return LlmMetrics.count(hit ? LlmMetrics.cacheHits : LlmMetrics.cacheMisses, { model })
+    })
+
+  /** Joins or starts the flight for `key`; joiners that get an answer count as hits (they cost no call). */
+  const viaFlight = (key: string, request: ChatRequest, next: Complete): Effect.Effect<ChatResponse, LlmError> =>
+    Effect.flatMap(flights.run(key, undefined, fill(key, request, next)), ({ leader, value }) => {
+      const hit = Exit.isSuccess(value.exit) && (value.fromStore || !leader)
+      return Effect.zipRight(
+        record(request.model, hit),
+        hit ? Effect.map(value.exit, servedFromCache) : value.exit
+      )
+    })
+
+  const complete = (next: Complete): Complete => (request) => {
+    if (!config.cacheable(request)) return next(request)
+    return Effect.suspend(() => {
+      const key = keyOf(request)
+      if (flights.meta(key) !== undefined) return viaFlight(key, request, next)
+      // Fast path: a hit needs no fiber. A miss re-reads inside the flight, which closes the race.
+      return Effect.flatMap(read(key), (cached) =>
+        Option.isSome(cached)
+          ? Effect.as(record(request.model, true), servedFromCache(cached.value))
+          : viaFlight(key, request, next))
+    })
+  }
+
+  const streamThrough = (key: string, request: ChatRequest, next: StreamFn): Stream.Stream<ChatChunk, LlmError> =>
+    Stream.suspend(() => {
+      const assembly = new StreamAssembly(request, `cached-${key.slice(-24)}`)
+      return next(request).pipe(
+        Stream.tap((chunk) => Effect.sync(() => assembly.add(chunk))),
+        Stream.ensuringWith((exit) =>
+          Exit.isSuccess(exit)
+            ? Option.match(assembly.response(), { onNone: () => Effect.void, onSome: (r) => write(key, request, r) })
+            : Effect.void
+        )
+      )
+    })
+
+  const stream = (next: StreamFn): StreamFn => (request) => {
+    if (!config.cacheable(request)) return next(request)
+    return Stream.unwrap(Effect.suspend(() => {
+      const key = keyOf(request)
+      // A completion of the same request is running: share its answer instead of calling again.
+      const joined = Effect.flatMap(flights.joinIfRunning(key), (shared) => {
+        if (Option.isNone(shared)) return Effect.succeed(Option.none<Stream.Stream<ChatChunk, LlmError>>())
+        const exit = shared.value.exit
+        return Effect.as(
+          record(request.model, Exit.isSuccess(exit)),
+          Option.some(Exit.isSuccess(exit) ? replayChunks(exit.value, "cache") : Stream.failCause(exit.cause))
+        )
+      })
+      const fromStore = Effect.flatMap(read(key), (cached) =>
+        Effect.as(
+          record(request.model, Option.isSome(cached)),
+          Option.isSome(cached) ? replayChunks(cached.value, "cache") : streamThrough(key, request, next)
+        ))
+      return Effect.flatMap(joined, (shared) => Option.isSome(shared) ? Effect.succeed(shared.value) : fromStore)
+    }))
+  }
+
+  const invalidate = (target: ChatRequest | string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const key = typeof target === "string" ? target : keyOf(target)
+      owned.delete(key)
+      return Effect.asVoid(store.delete(key))
+    })
+
+  const stats: Effect.Effect<Stats> = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.map(store.size(now), (size) => ({ hits, misses, size, inFlight: flights.size() })))
+
+  return { keyOf, complete, stream, invalidate, stats }
+}
+
+/** The memory store: a Map in LRU order (a read moves the entry to the end), with per-entry expiry. */
+export const makeMemoryStore = (capacity: number): Store => {
+  const entries = new Map<string, { readonly value: Stored; readonly expiresAt: number }>()
+  return {
+    get: (key, now) =>
+      Effect.sync(() => {
+        const entry = entries.get(key)
+        if (entry === undefined) return Option.none()
+        entries.delete(key)
+        if (entry.expiresAt <= now) return Option.none()
+        entries.set(key, entry)
+        return Option.some(entry.value)
+      }),
+    set: (key, value, expiresAt, now) =>
+      Effect.sync(() => {
+        entries.delete(key)
+        if (expiresAt <= now) return
+        entries.set(key, { value, expiresAt })
+        while (entries.size > capacity) entries.delete(entries.keys().next().value as string)
+      }),
+    delete: (key) => Effect.sync(() => entries.delete(key)),
+    clear: Effect.sync(() => entries.clear()),
+    size: (now) =>
+      Effect.sync(() => {
+        for (const [key, entry] of entries) if (entry.expiresAt <= now) entries.delete(key)
+        return entries.size
+      })
+  }
+}
