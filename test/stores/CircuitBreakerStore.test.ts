@@ -1,0 +1,4 @@
+import * as CircuitBreaker from "../../src/CircuitBreaker.js"
+import { circuitBreakerStoreContract } from "./CircuitBreakerStore.contract.js"
+
+circuitBreakerStoreContract("memory", CircuitBreaker.layerStoreMemory)
