@@ -1,0 +1,285 @@
+/**
+ * The budget ledger of one key (one budget and one scope value): the state machine every TokenBudgetStore
+ * implements. Each exported operation is one atomic step on one key's state, deterministic, with `now` passed in:
+ * the memory store runs it synchronously, a Redis store runs the same steps in one Lua script per method.
+ *
+ * State of a key:
+ * - `used`: committed usage of the current calendar period (calendar windows), or `buckets` of committed usage
+ *   (rolling windows);
+ * - `reservations`: in-flight worst cases by id, each with a lease (`expiresAt`) so a crashed caller cannot hold
+ *   budget forever;
+ * - `fired`: the alert thresholds already reported in this period.
+ *
+ * Invariant (what makes budgets exact): a reservation is admitted only if `used + reserved + amount <= limit`
+ * for every limited unit, and a commit replaces a reservation by the actual usage, which callers keep at or below
+ * the reservation. So `used + reserved` never exceeds the limit, in any period, under any interleaving.
+ */
+import { bucketIndex, oldestLiveBucket, reportedBounds, thresholdAmount, type Window } from "./budgetPeriod.js"
+
+/** Amounts of a budget: tokens and USD in nano-dollars (integers, so sums are exact). */
+export interface Amount {
+  readonly tokens: number
+  readonly nanoUsd: number
+}
+
+/** The limits of a budget; an unset field is not limited. */
+export interface Limits {
+  readonly tokens?: number | undefined
+  readonly nanoUsd?: number | undefined
+}
+
+/** The unit of a limit, as reported to users. */
+export type Unit = "tokens" | "usd"
+
+const units: ReadonlyArray<readonly [Unit, keyof Amount]> = [["tokens", "tokens"], ["usd", "nanoUsd"]]
+
+/** The zero amount. */
+export const zero: Amount = { tokens: 0, nanoUsd: 0 }
+
+const add = (a: Amount, b: Amount): Amount => ({ tokens: a.tokens + b.tokens, nanoUsd: a.nanoUsd + b.nanoUsd })
+
+/** The mutable state of one key. */
+export interface KeyState {
+  periodStart: number
+  periodEnd: number
+  used: Amount
+  readonly buckets: Map<number, Amount>
+  readonly reservations: Map<string, { readonly amount: Amount; readonly expiresAt: number }>
+  readonly fired: Set<string>
+  /** When the whole key can be forgotten (the TTL a Redis key gets). */
+  expiresAt: number
+}
+
+/** A fresh key. */
+export const emptyState = (): KeyState => ({
+  periodStart: Number.NEGATIVE_INFINITY,
+  periodEnd: Number.NEGATIVE_INFINITY,
+  used: zero,
+  buckets: new Map(),
+  reservations: new Map(),
+  fired: new Set(),
+  expiresAt: Number.NEGATIVE_INFINITY
+})
+
+/** What a key holds at `now`. Bounds are epoch ms (UTC). */
+export interface Snapshot {
+  readonly used: Amount
+  readonly reserved: Amount
+  readonly periodStart: number
+  readonly periodEnd: number
+}
+
+/** Reserve `amount` under `reservationId` until `expiresAt`, if it fits every limit. */
+export interface ReserveInput {
+  readonly key: string
+  readonly reservationId: string
+  readonly amount: Amount
+  readonly limits: Limits
+  readonly window: Window
+  readonly now: number
+  readonly expiresAt: number
+}
+
+/** The outcome of a reservation. On rejection, `requested` and `remaining` are in the rejecting unit's store unit. */
+export type ReserveResult =
+  | { readonly _tag: "Reserved"; readonly snapshot: Snapshot }
+  | {
+    readonly _tag: "Rejected"
+    readonly unit: Unit
+    readonly requested: number
+    readonly remaining: number
+    readonly snapshot: Snapshot
+  }
+
+/** Replace reservation `reservationId` by the `actual` usage; report the alert thresholds crossed. */
+export interface CommitInput {
+  readonly key: string
+  readonly reservationId: string
+  readonly actual: Amount
+  readonly limits: Limits
+  readonly alertAt: ReadonlyArray<number>
+  readonly window: Window
+  readonly now: number
+}
+
+/** One alert threshold crossed by a commit (reported once per period). */
+export interface Crossing {
+  readonly unit: Unit
+  readonly threshold: number
+}
+
+/** The outcome of a commit; `found` is false when the reservation had expired or never existed. */
+export interface CommitResult {
+  readonly found: boolean
+  readonly crossed: ReadonlyArray<Crossing>
+  readonly snapshot: Snapshot
+}
+
+/** Release reservation `reservationId` without charging anything. */
+export interface RefundInput {
+  readonly key: string
+  readonly reservationId: string
+  readonly window: Window
+  readonly now: number
+}
+
+/** The outcome of a refund; `found` is false when the reservation had expired or never existed. */
+export interface RefundResult {
+  readonly found: boolean
+  readonly snapshot: Snapshot
+}
+
+/** Read a key at `now`. */
+export interface UsageInput {
+  readonly key: string
+  readonly window: Window
+  readonly now: number
+}
+
+const prepare = (state: KeyState, window: Window, now: number): void => {
+  for (const [id, reservation] of state.reservations) {
+    if (reservation.expiresAt <= now) state.reservations.delete(id)
+  }
+  if (window._tag === "Calendar") {
+    // Only move forward: a caller with a lagging clock charges the newer period instead of resetting it.
+    if (window.start > state.periodStart) {
+      state.periodStart = window.start
+      state.periodEnd = window.end
+      state.used = zero
+      state.fired.clear()
+    }
+  } else {
+    const oldest = oldestLiveBucket(now, window.durationMs, window.bucketMs)
+    for (const index of state.buckets.keys()) {
+      if (index < oldest) state.buckets.delete(index)
+    }
+  }
+}
+
+const usedOf = (state: KeyState, window: Window): Amount => {
+  if (window._tag === "Calendar") return state.used
+  let total = zero
+  for (const amount of state.buckets.values()) total = add(total, amount)
+  return total
+}
+
+const reservedOf = (state: KeyState): Amount => {
+  let total = zero
+  for (const reservation of state.reservations.values()) total = add(total, reservation.amount)
+  return total
+}
+
+const snapshotOf = (state: KeyState, window: Window, now: number): Snapshot => {
+  const bounds = window._tag === "Calendar" && Number.isFinite(state.periodStart)
+    ? { start: state.periodStart, end: state.periodEnd }
+    : reportedBounds(window, now)
+  return { used: usedOf(state, window), reserved: reservedOf(state), periodStart: bounds.start, periodEnd: bounds.end }
+}
+
+const touch = (state: KeyState, window: Window): void => {
+  let expiresAt = window._tag === "Calendar" ? state.periodEnd : Number.NEGATIVE_INFINITY
+  if (window._tag === "Rolling") {
+    for (const index of state.buckets.keys()) {
+      expiresAt = Math.max(expiresAt, (index + 1) * window.bucketMs + window.durationMs)
+    }
+  }
+  for (const reservation of state.reservations.values()) expiresAt = Math.max(expiresAt, reservation.expiresAt)
+  state.expiresAt = expiresAt
+}
+
+/** Admits `amount` when it fits every limit next to what is used and reserved. Reserving an id twice is a no-op. */
+export const reserve = (state: KeyState, input: ReserveInput): ReserveResult => {
+  prepare(state, input.window, input.now)
+  if (!state.reservations.has(input.reservationId)) {
+    const used = usedOf(state, input.window)
+    const reserved = reservedOf(state)
+    for (const [unit, field] of units) {
+      const limit = input.limits[field]
+      if (limit === undefined) continue
+      const remaining = Math.max(0, limit - used[field] - reserved[field])
+      if (input.amount[field] > remaining) {
+        return {
+          _tag: "Rejected",
+          unit,
+          requested: input.amount[field],
+          remaining,
+          snapshot: snapshotOf(state, input.window, input.now)
+        }
+      }
+    }
+    state.reservations.set(input.reservationId, { amount: input.amount, expiresAt: input.expiresAt })
+  }
+  touch(state, input.window)
+  return { _tag: "Reserved", snapshot: snapshotOf(state, input.window, input.now) }
+}
+
+const charge = (state: KeyState, window: Window, now: number, actual: Amount): void => {
+  if (window._tag === "Calendar") {
+    state.used = add(state.used, actual)
+  } else {
+    const index = bucketIndex(now, window.bucketMs)
+    state.buckets.set(index, add(state.buckets.get(index) ?? zero, actual))
+  }
+}
+
+const evaluateAlerts = (state: KeyState, used: Amount, limits: Limits, alertAt: ReadonlyArray<number>) => {
+  const crossed: Array<Crossing> = []
+  const thresholds = [...alertAt].sort((a, b) => a - b)
+  for (const [unit, field] of units) {
+    const limit = limits[field]
+    if (limit === undefined) continue
+    for (const threshold of thresholds) {
+      const id = `${unit}@${threshold}`
+      if (used[field] >= thresholdAmount(limit, threshold)) {
+        if (!state.fired.has(id)) {
+          state.fired.add(id)
+          crossed.push({ unit, threshold })
+        }
+      } else {
+        // Usage fell back below (a rolling window expired it): the threshold can fire again.
+        state.fired.delete(id)
+      }
+    }
+  }
+  return crossed
+}
+
+/**
+ * Releases the reservation and charges `actual` to the period current at `now` (usage belongs to the period in
+ * which it completes). A missing reservation (expired lease) still charges `actual`: the budget reflects what was
+ * spent.
+ */
+export const commit = (state: KeyState, input: CommitInput): CommitResult => {
+  prepare(state, input.window, input.now)
+  const found = state.reservations.delete(input.reservationId)
+  charge(state, input.window, input.now, input.actual)
+  const crossed = evaluateAlerts(state, usedOf(state, input.window), input.limits, input.alertAt)
+  touch(state, input.window)
+  return { found, crossed, snapshot: snapshotOf(state, input.window, input.now) }
+}
+
+/** Releases the reservation without charging. */
+export const refund = (state: KeyState, input: RefundInput): RefundResult => {
+  prepare(state, input.window, input.now)
+  const found = state.reservations.delete(input.reservationId)
+  touch(state, input.window)
+  return { found, snapshot: snapshotOf(state, input.window, input.now) }
+}
+
+/** Reads the key at `now` (expired reservations and buckets are not counted). */
+export const usage = (state: KeyState, input: UsageInput): Snapshot => {
+  prepare(state, input.window, input.now)
+  touch(state, input.window)
+  return snapshotOf(state, input.window, input.now)
+}
+
+/**
+ * The store contract: one method = one atomic step of this ledger on one key. A Redis implementation runs each
+ * method as one Lua script (`now` comes from the caller's Effect clock, never from the server).
+ */
+export interface StoreService {
+  readonly reserve: (input: ReserveInput) => import("effect").Effect.Effect<ReserveResult>
+  readonly commit: (input: CommitInput) => import("effect").Effect.Effect<CommitResult>
+  readonly refund: (input: RefundInput) => import("effect").Effect.Effect<RefundResult>
+  readonly usage: (input: UsageInput) => import("effect").Effect.Effect<Snapshot>
+}
