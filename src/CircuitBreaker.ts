@@ -36,6 +36,7 @@ import {
 import { dual } from "effect/Function"
 import * as internal from "./internal/breaker.js"
 import { decodeOptions } from "./internal/breakerOptions.js"
+import { keyFunction } from "./internal/policyKey.js"
 import type { InvalidOptions } from "./InvalidOptions.js"
 import type { ChatRequest } from "./Llm.js"
 import type * as LlmClient from "./LlmClient.js"
@@ -773,16 +774,6 @@ export interface Policy extends LlmClient.Policy {
   /** Closes one key with fresh counts. */
   readonly reset: (key: string) => Effect.Effect<void, CircuitBreakerStoreError>
 }
-
-const providerOf = (request: ChatRequest): string => {
-  const fromMetadata = request.metadata?.provider
-  if (fromMetadata !== undefined && fromMetadata !== "") return fromMetadata
-  const slash = request.model.indexOf("/")
-  return slash > 0 ? request.model.slice(0, slash) : "default"
-}
-
-const keyFunction = (per: PolicyOptions["per"]): ((request: ChatRequest) => string) =>
-  per === undefined || per === "model" ? (request) => request.model : per === "provider" ? providerOf : per
 
 /**
  * The circuit breaker as an LLM policy, one breaker per model (or provider, or any key of the request). An open
