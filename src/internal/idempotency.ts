@@ -1,0 +1,325 @@
+/**
+ * The idempotency engine: in-process coalescing (waiters share one upstream fiber, ref-counted), an atomic claim in
+ * the store (so another process sees "in-flight"), and encoded outcome records replayed to later callers.
+ * The public module (Idempotency.ts) holds the types, docs and Tags.
+ */
+import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Option, type Scope, Schema, Stream } from "effect"
+import { ChatResponse, type ChatChunk, type ChatRequest } from "../Llm.js"
+import type { Complete, StreamFn } from "../LlmClient.js"
+import { IdempotencyConflict, isLlmError, isRetryable, LlmError } from "../LlmError.js"
+import * as LlmMetrics from "../LlmMetrics.js"
+import { idempotencyKeyHash, requestHash, type ScopeFn, scopedKey } from "./requestKey.js"
+import { replayChunks, ResponseFields, StreamAssembly } from "./responseCache.js"
+import * as SingleFlight from "./singleFlight.js"
+
+/** The namespace of idempotency keys. */
+export const NAMESPACE = "llm-idem:v1"
+
+/** A final outcome as stored: the request fingerprint and the encoded Exit (success, or a final LlmError). */
+export const RecordSchema = Schema.Struct({
+  fingerprint: Schema.String,
+  exit: Schema.Exit({ success: ResponseFields, failure: LlmError, defect: Schema.Defect })
+})
+
+export type StoredRecord = typeof RecordSchema.Encoded
+
+export type ClaimResult =
+  | { readonly _tag: "Claimed" }
+  | { readonly _tag: "InFlight" }
+  | { readonly _tag: "Completed"; readonly record: StoredRecord }
+  | { readonly _tag: "Mismatch" }
+
+export type Entry =
+  | { readonly _tag: "InFlight"; readonly fingerprint: string; readonly expiresAt: number }
+  | { readonly _tag: "Completed"; readonly record: StoredRecord; readonly expiresAt: number }
+
+export interface Store {
+  readonly claim: (key: string, fingerprint: string, now: number, ttl: number) => Effect.Effect<ClaimResult>
+  readonly complete: (key: string, record: StoredRecord, now: number, ttl: number) => Effect.Effect<void>
+  readonly release: (key: string) => Effect.Effect<void>
+  readonly get: (key: string, now: number) => Effect.Effect<Option.Option<Entry>>
+}
+
+export interface Config {
+  readonly ttl: Duration.Duration
+  readonly lease: Duration.Duration
+  readonly pollInterval: Duration.Duration
+  readonly onInFlight: "wait" | "reject"
+  readonly scope: ScopeFn
+  readonly requireKey: boolean
+}
+
+export interface Identity {
+  readonly key: string
+  readonly fingerprint: string
+  /** What an IdempotencyConflict names: the caller's own key, or a short hash for a derived key. */
+  readonly label: string
+}
+
+export interface Engine {
+  readonly identify: (request: ChatRequest) => Identity
+  readonly complete: (next: Complete) => Complete
+  readonly stream: (next: StreamFn) => StreamFn
+  readonly inFlight: Effect.Effect<number>
+}
+
+/** The key, fingerprint and conflict label of a request. */
+export const identityOf = (scope: ScopeFn, request: ChatRequest): Identity => {
+  const fingerprint = requestHash(request)
+  const scopeName = scope(request)
+  return request.idempotencyKey === undefined
+    ? { key: scopedKey(NAMESPACE, scopeName, `r:${fingerprint}`), fingerprint, label: `derived:${fingerprint.slice(0, 12)}` }
+    : {
+      key: scopedKey(NAMESPACE, scopeName, `k:${idempotencyKeyHash(request.idempotencyKey)}`),
+      fingerprint,
+      label: request.idempotencyKey
+    }
+}
+
+type Outcome = { readonly exit: Exit.Exit<ChatResponse, LlmError>; readonly replayed: boolean }
+
+const encodeRecord = Schema.encodeEither(RecordSchema)
+const decodeRecord = Schema.decodeUnknownOption(RecordSchema)
+
+/** The record to store for an outcome, or None when it must not be stored (retryable, defect, interruption). */
+export const recordOf = (fingerprint: string, exit: Exit.Exit<ChatResponse, LlmError>): Option.Option<StoredRecord> => {
+  if (Exit.isFailure(exit)) {
+    const failure = Cause.failureOption(exit.cause)
+    const final = Option.isSome(failure) && isLlmError(failure.value) && !isRetryable(failure.value) &&
+      !Cause.isDie(exit.cause) && !Cause.isInterrupted(exit.cause)
+    if (!final) return Option.none()
+    return Option.getRight(encodeRecord({ fingerprint, exit: Exit.fail(failure.value) }))
+  }
+  return Option.getRight(encodeRecord({ fingerprint, exit: Exit.succeed(exit.value) }))
+}
+
+const asReplay = (response: ChatResponse): ChatResponse =>
+  new ChatResponse({ ...response, servedFrom: "idempotency" }, true)
+
+const isConflict = (exit: Exit.Exit<unknown, LlmError>): boolean =>
+  Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), (e) => e._tag === "IdempotencyConflict")
+
+export const make = (store: Store, config: Config): Engine => {
+  const ttlMillis = Duration.toMillis(config.ttl)
+  const leaseMillis = Duration.toMillis(config.lease)
+  const flights = SingleFlight.make<Outcome, string>()
+  // Claims held by this process, so a local duplicate stream waits for the settlement instead of a poll tick.
+  const held = new Map<string, Deferred.Deferred<void>>()
+
+  const identify = (request: ChatRequest): Identity => identityOf(config.scope, request)
+
+  const conflict = (id: Identity, request: ChatRequest, reason: "in-flight" | "payload-mismatch") =>
+    new IdempotencyConflict({ key: id.label, reason, model: request.model })
+
+  const hold = (key: string): void => {
+    if (!held.has(key)) held.set(key, Deferred.unsafeMake<void>(FiberId.none))
+  }
+  const unhold = (key: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const deferred = held.get(key)
+      held.delete(key)
+      return deferred === undefined ? Effect.void : Deferred.succeed(deferred, undefined)
+    })
+
+  /** Stores the final outcome, or releases the claim so a later call runs. */
+  const settle = (id: Identity, exit: Exit.Exit<ChatResponse, LlmError> | undefined): Effect.Effect<void> =>
+    Effect.ensuring(
+      Option.match(exit === undefined ? Option.none() : recordOf(id.fingerprint, exit), {
+        onNone: () => store.release(id.key),
+        onSome: (record) => Effect.flatMap(Clock.currentTimeMillis, (now) => store.complete(id.key, record, now, ttlMillis))
+      }),
+      unhold(id.key)
+    )
+
+  const waitForSettlement = (key: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const local = held.get(key)
+      const tick = Effect.sleep(config.pollInterval)
+      return local === undefined ? tick : Effect.race(Deferred.await(local), tick)
+    })
+
+  const claim = (id: Identity): Effect.Effect<ClaimResult> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => store.claim(id.key, id.fingerprint, now, leaseMillis))
+
+  /**
+   * Claims the key and, once claimed, runs `onClaimed` (uninterruptibly registered, so a claim is never leaked);
+   * replays a completed record, refuses a mismatch, and waits or refuses while another caller holds the claim.
+   */
+  const acquire = <A, R>(
+    id: Identity,
+    request: ChatRequest,
+    onClaimed: (restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>) => Effect.Effect<A, never, R>,
+    onOutcome: (outcome: Outcome) => A
+  ): Effect.Effect<A, never, R> => {
+    const attempt: Effect.Effect<A, never, R> = Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(claim(id), (result): Effect.Effect<A, never, R> => {
+        switch (result._tag) {
+          case "Claimed":
+            hold(id.key)
+            return onClaimed(restore)
+          case "Completed":
+            return Option.match(decodeRecord(result.record), {
+              // A record that no longer decodes (another version wrote it) is dropped and the call runs again.
+              onNone: () => Effect.zipRight(store.release(id.key), restore(attempt)),
+              onSome: (record) => {
+                const exit = Exit.map(record.exit, (fields) => new ChatResponse(fields, true))
+                return Effect.succeed(onOutcome({ exit, replayed: true }))
+              }
+            })
+          case "Mismatch":
+            return Effect.succeed(onOutcome({ exit: Exit.fail(conflict(id, request, "payload-mismatch")), replayed: false }))
+          case "InFlight":
+            return config.onInFlight === "reject"
+              ? Effect.succeed(onOutcome({ exit: Exit.fail(conflict(id, request, "in-flight")), replayed: false }))
+              : restore(Effect.zipRight(waitForSettlement(id.key), attempt))
+        }
+      })
+    )
+    return attempt
+  }
+
+  const lead = (id: Identity, request: ChatRequest, next: Complete): Effect.Effect<Outcome> =>
+    acquire(
+      id,
+      request,
+      (restore) =>
+        Effect.map(
+          Effect.onExit(restore(Effect.exit(next(request))), (exit) =>
+            settle(id, Exit.isSuccess(exit) ? exit.value : undefined)),
+          (exit): Outcome => ({ exit, replayed: false })
+        ),
+      (outcome) => outcome
+    )
+
+  const countReplay = (exit: Exit.Exit<ChatResponse, LlmError>): Effect.Effect<void> =>
+    isConflict(exit) ? Effect.void : LlmMetrics.count(LlmMetrics.idempotencyReplays, {})
+
+  /** What a caller gets: its own outcome as is; a shared or recorded one marked `servedFrom: "idempotency"`. */
+  const deliver = (outcome: Outcome, leader: boolean): Effect.Effect<ChatResponse, LlmError> =>
+    leader && !outcome.replayed
+      ? outcome.exit
+      : Effect.zipRight(countReplay(outcome.exit), Exit.map(outcome.exit, asReplay))
+
+  const guard = (id: Identity, request: ChatRequest) => (running: string) =>
+    running !== id.fingerprint
+      ? Effect.fail(conflict(id, request, "payload-mismatch"))
+      : config.onInFlight === "reject"
+      ? Effect.fail(conflict(id, request, "in-flight"))
+      : undefined
+
+  const bypass = (request: ChatRequest): boolean => config.requireKey && request.idempotencyKey === undefined
+
+  const complete = (next: Complete): Complete => (request) => {
+    if (bypass(request)) return next(request)
+    return Effect.suspend(() => {
+      const id = identify(request)
+      return Effect.flatMap(
+        flights.run(id.key, id.fingerprint, lead(id, request, next), guard(id, request)),
+        ({ leader, value }) => deliver(value, leader)
+      )
+    })
+  }
+
+  const replayStream = (outcome: Outcome): Stream.Stream<ChatChunk, LlmError> =>
+    Stream.unwrap(
+      Effect.as(
+        countReplay(outcome.exit),
+        Exit.isSuccess(outcome.exit)
+          ? replayChunks(outcome.exit.value, "idempotency")
+          : Stream.failCause(outcome.exit.cause)
+      )
+    )
+
+  /** Streams through and settles the claim when the stream's scope closes: a finished stream is recorded. */
+  const streamAndRecord = (
+    id: Identity,
+    request: ChatRequest,
+    next: StreamFn
+  ): Effect.Effect<Stream.Stream<ChatChunk, LlmError>, never, Scope.Scope> => {
+    const assembly = new StreamAssembly(request, `idem-${id.fingerprint.slice(0, 24)}`)
+    let failure: Exit.Exit<ChatResponse, LlmError> | undefined
+    return Effect.as(
+      Effect.addFinalizer(() =>
+        settle(id, failure ?? Option.getOrUndefined(Option.map(assembly.response(), Exit.succeed)))
+      ),
+      next(request).pipe(
+        Stream.tap((chunk) => Effect.sync(() => assembly.add(chunk))),
+        Stream.tapErrorCause((cause) => Effect.sync(() => (failure = Exit.failCause(cause))))
+      )
+    )
+  }
+
+  const claimStream = (
+    id: Identity,
+    request: ChatRequest,
+    next: StreamFn
+  ): Effect.Effect<Stream.Stream<ChatChunk, LlmError>, never, Scope.Scope> =>
+    acquire(
+      id,
+      request,
+      () => streamAndRecord(id, request, next),
+      (outcome) =>
+        outcome.replayed || Exit.isSuccess(outcome.exit) ? replayStream(outcome) : Stream.failCause(outcome.exit.cause)
+    )
+
+  const stream = (next: StreamFn): StreamFn => (request) => {
+    if (bypass(request)) return next(request)
+    return Stream.unwrapScoped(Effect.suspend(() => {
+      const id = identify(request)
+      const running = flights.meta(id.key)
+      if (running !== undefined) {
+        const refusal = guard(id, request)(running)
+        if (refusal !== undefined) return Effect.map(Effect.flip(refusal), (error) => Stream.fail(error))
+        return Effect.flatMap(flights.joinIfRunning(id.key), (shared) =>
+          Option.isSome(shared) ? Effect.succeed(replayStream(shared.value)) : claimStream(id, request, next))
+      }
+      return claimStream(id, request, next)
+    }))
+  }
+
+  return { identify, complete, stream, inFlight: Effect.sync(() => flights.size()) }
+}
+
+/** The memory store: one Map; claims and records expire at their deadline; beyond `capacity` the oldest entry that is
+ * not a live claim is evicted. */
+export const makeMemoryStore = (capacity: number): Store => {
+  const entries = new Map<string, Entry>()
+  const live = (key: string, now: number): Entry | undefined => {
+    const entry = entries.get(key)
+    if (entry !== undefined && entry.expiresAt <= now) {
+      entries.delete(key)
+      return undefined
+    }
+    return entry
+  }
+  const evict = (now: number): void => {
+    if (entries.size <= capacity) return
+    for (const [key, entry] of entries) {
+      if (entries.size <= capacity) break
+      if (entry._tag === "Completed" || entry.expiresAt <= now) entries.delete(key)
+    }
+  }
+  return {
+    claim: (key, fingerprint, now, ttl) =>
+      Effect.sync((): ClaimResult => {
+        const entry = live(key, now)
+        if (entry === undefined) {
+          entries.set(key, { _tag: "InFlight", fingerprint, expiresAt: now + ttl })
+          evict(now)
+          return { _tag: "Claimed" }
+        }
+        const stored = entry._tag === "InFlight" ? entry.fingerprint : entry.record.fingerprint
+        if (stored !== fingerprint) return { _tag: "Mismatch" }
+        return entry._tag === "InFlight" ? { _tag: "InFlight" } : { _tag: "Completed", record: entry.record }
+      }),
+    complete: (key, record, now, ttl) =>
+      Effect.sync(() => {
+        entries.delete(key)
+        if (ttl <= 0) return
+        entries.set(key, { _tag: "Completed", record, expiresAt: now + ttl })
+        evict(now)
+      }),
+    release: (key) => Effect.sync(() => void entries.delete(key)),
+    get: (key, now) => Effect.sync(() => Option.fromNullable(live(key, now)))
+  }
+}

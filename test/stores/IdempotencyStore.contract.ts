@@ -1,0 +1,117 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, type Layer, Option, Schema } from "effect"
+import { IdempotencyStore, StoredRecord } from "../../src/Idempotency.js"
+import { ChatResponse } from "../../src/Llm.js"
+import { BadRequest } from "../../src/LlmError.js"
+
+const success = (fingerprint: string): StoredRecord =>
+  Schema.encodeSync(StoredRecord)({
+    fingerprint,
+    exit: Exit.succeed(
+      new ChatResponse({
+        id: "r1",
+        model: "gpt-4o",
+        content: "done",
+        finishReason: "stop",
+        usage: { inputTokens: 1, outputTokens: 2 },
+        servedFrom: "provider"
+      })
+    )
+  })
+
+const failure = (fingerprint: string): StoredRecord =>
+  Schema.encodeSync(StoredRecord)({ fingerprint, exit: Exit.fail(new BadRequest({ model: "gpt-4o", status: 400 })) })
+
+let counter = 0
+const uniqueKey = (label: string) => `contract:idem:${label}:${Date.now().toString(36)}:${++counter}`
+
+const T0 = 1_700_000_000_000
+const MINUTE = 60_000
+
+/** The contract every IdempotencyStore backend passes. */
+export const idempotencyStoreContract = (name: string, layer: Layer.Layer<IdempotencyStore>) =>
+  describe(`IdempotencyStore contract: ${name}`, () => {
+    it.effect("the first claim wins; a second with the same fingerprint sees in-flight, another fingerprint a mismatch", () =>
+      Effect.gen(function* () {
+        const store = yield* IdempotencyStore
+        const key = uniqueKey("claim")
+        expect(yield* store.claim(key, "fp", T0, MINUTE)).toEqual({ _tag: "Claimed" })
+        expect(yield* store.claim(key, "fp", T0 + 1, MINUTE)).toEqual({ _tag: "InFlight" })
+        expect(yield* store.claim(key, "other", T0 + 1, MINUTE)).toEqual({ _tag: "Mismatch" })
+        const entry = Option.getOrThrow(yield* store.get(key, T0 + 1))
+        expect(entry._tag).toBe("InFlight")
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("50 concurrent claims of one key: exactly one is Claimed", () =>
+      Effect.gen(function* () {
+        const store = yield* IdempotencyStore
+        const key = uniqueKey("race")
+        const results = yield* Effect.all(
+          Array.from({ length: 50 }, () => store.claim(key, "fp", T0, MINUTE)),
+          { concurrency: "unbounded" }
+        )
+        expect(results.filter((r) => r._tag === "Claimed")).toHaveLength(1)
+        expect(results.filter((r) => r._tag === "InFlight")).toHaveLength(49)
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("a completed key answers its record (JSON-serializable) until its ttl; another fingerprint is a mismatch", () =>
+      Effect.gen(function* () {
+        const store = yield* IdempotencyStore
+        const key = uniqueKey("complete")
+        yield* store.claim(key, "fp", T0, MINUTE)
+        yield* store.complete(key, success("fp"), T0 + 10, 10 * MINUTE)
+        const claimed = yield* store.claim(key, "fp", T0 + 20, MINUTE)
+        expect(claimed._tag).toBe("Completed")
+        if (claimed._tag !== "Completed") return
+        expect(claimed.record).toEqual(success("fp"))
+        expect(JSON.parse(JSON.stringify(claimed.record))).toEqual(success("fp"))
+        const decoded = Schema.decodeUnknownSync(StoredRecord)(JSON.parse(JSON.stringify(claimed.record)))
+        expect(Exit.isSuccess(decoded.exit) && decoded.exit.value.content).toBe("done")
+        expect(yield* store.claim(key, "other", T0 + 20, MINUTE)).toEqual({ _tag: "Mismatch" })
+        const entry = Option.getOrThrow(yield* store.get(key, T0 + 20))
+        expect(entry._tag).toBe("Completed")
+        // The record outlives the claim's ttl and expires at its own.
+        expect((yield* store.claim(key, "fp", T0 + 10 + 10 * MINUTE - 1, MINUTE))._tag).toBe("Completed")
+        expect((yield* store.claim(key, "fp", T0 + 10 + 10 * MINUTE, MINUTE))._tag).toBe("Claimed")
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("a final failure record round-trips", () =>
+      Effect.gen(function* () {
+        const store = yield* IdempotencyStore
+        const key = uniqueKey("failure")
+        yield* store.claim(key, "fp", T0, MINUTE)
+        yield* store.complete(key, failure("fp"), T0, MINUTE)
+        const entry = Option.getOrThrow(yield* store.get(key, T0 + 1))
+        expect(entry._tag === "Completed" && entry.record).toEqual(failure("fp"))
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("release frees a claim so the next caller claims it", () =>
+      Effect.gen(function* () {
+        const store = yield* IdempotencyStore
+        const key = uniqueKey("release")
+        yield* store.claim(key, "fp", T0, MINUTE)
+        yield* store.release(key)
+        expect(Option.isNone(yield* store.get(key, T0))).toBe(true)
+        expect(yield* store.claim(key, "fp2", T0 + 1, MINUTE)).toEqual({ _tag: "Claimed" })
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("an abandoned claim expires after its ttl (a dead holder does not block forever)", () =>
+      Effect.gen(function* () {
+        const store = yield* IdempotencyStore
+        const key = uniqueKey("lease")
+        yield* store.claim(key, "fp", T0, MINUTE)
+        expect(yield* store.claim(key, "fp", T0 + MINUTE - 1, MINUTE)).toEqual({ _tag: "InFlight" })
+        expect(yield* store.claim(key, "fp", T0 + MINUTE, MINUTE)).toEqual({ _tag: "Claimed" })
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("get of an unknown or expired key is None", () =>
+      Effect.gen(function* () {
+        const store = yield* IdempotencyStore
+        const key = uniqueKey("get")
+        expect(Option.isNone(yield* store.get(key, T0))).toBe(true)
+        yield* store.claim(key, "fp", T0, 1000)
+        yield* store.complete(key, success("fp"), T0, 1000)
+        expect(Option.isSome(yield* store.get(key, T0 + 999))).toBe(true)
+        expect(Option.isNone(yield* store.get(key, T0 + 1000))).toBe(true)
+      }).pipe(Effect.provide(layer)))
+  })
