@@ -29,3 +29,7 @@ export * as PromptTrim from "./PromptTrim.js"
 export * as TokenBudget from "./TokenBudget.js"
 /** @since 0.1.0 */
 export * as RateLimit from "./RateLimit.js"
+/** @since 0.1.0 */
+export * as ResponseCache from "./ResponseCache.js"
+/** @since 0.1.0 */
+export * as Idempotency from "./Idempotency.js"
