@@ -10,7 +10,6 @@
  */
 import { Cause, Clock, Context, Duration, Effect, Either, Layer, Option, Random, Schedule, Schema, Stream } from "effect"
 import { ScheduleDecision, ScheduleInterval } from "effect"
-import { dual } from "effect/Function"
 import * as Backoff from "./internal/backoff.js"
 import { AnyFunction, FiniteDuration, strict } from "./internal/optionSchemas.js"
 import { BudgetState, type BudgetSnapshot } from "./internal/retryBudget.js"
@@ -411,8 +410,8 @@ const retryEffect = <A, E extends LlmError.LlmError, R>(
 }
 
 /**
- * Retries an Effect whose error is an LlmError (dual). Stateless options are validated when the combinator is
- * built (an invalid one throws InvalidOptions listing every path).
+ * Retries an Effect whose error is an LlmError (dual). Options are validated when the combinator is built (an
+ * invalid one throws InvalidOptions listing every path); each call deposits into the `budget`, if any.
  *
  * @example
  * ```ts
@@ -427,11 +426,13 @@ const retryEffect = <A, E extends LlmError.LlmError, R>(
 export const withRetry: {
   (options?: Options): <A, E extends LlmError.LlmError, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   <A, E extends LlmError.LlmError, R>(self: Effect.Effect<A, E, R>, options?: Options): Effect.Effect<A, E, R>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
-  <A, E extends LlmError.LlmError, R>(self: Effect.Effect<A, E, R>, options?: Options): Effect.Effect<A, E, R> =>
-    retryEffect(self, resolve(options), undefined)
-)
+} = function<A, E extends LlmError.LlmError, R>(
+  ...args: [options?: Options] | [self: Effect.Effect<A, E, R>, options?: Options]
+) {
+  if (Effect.isEffect(args[0])) return retryEffect(args[0], resolve(args[1]), undefined)
+  const r = resolve(args[0] as Options | undefined)
+  return (self: Effect.Effect<A, E, R>) => retryEffect(self, r, undefined)
+} as typeof withRetry
 
 const retryStream = <A, E extends LlmError.LlmError, R>(
   self: Stream.Stream<A, E, R>,
@@ -479,11 +480,16 @@ const retryStream = <A, E extends LlmError.LlmError, R>(
 export const withStreamRetry: {
   (options?: Options): <A, E extends LlmError.LlmError, R>(self: Stream.Stream<A, E, R>) => Stream.Stream<A, E, R>
   <A, E extends LlmError.LlmError, R>(self: Stream.Stream<A, E, R>, options?: Options): Stream.Stream<A, E, R>
-} = dual(
-  (args) => Stream.StreamTypeId in Object(args[0]),
-  <A, E extends LlmError.LlmError, R>(self: Stream.Stream<A, E, R>, options?: Options): Stream.Stream<A, E, R> =>
-    retryStream(self, resolve(options), undefined)
-)
+} = function<A, E extends LlmError.LlmError, R>(
+  ...args: [options?: Options] | [self: Stream.Stream<A, E, R>, options?: Options]
+) {
+  if (isStream(args[0])) return retryStream(args[0], resolve(args[1]), undefined)
+  const r = resolve(args[0] as Options | undefined)
+  return (self: Stream.Stream<A, E, R>) => retryStream(self, r, undefined)
+} as typeof withStreamRetry
+
+const isStream = (u: unknown): u is Stream.Stream<unknown, unknown, unknown> =>
+  typeof u === "object" && u !== null && Stream.StreamTypeId in u
 
 /**
  * The retry policy (LLM middleware): retries `complete`, and `stream` before its first chunk. Place it inside

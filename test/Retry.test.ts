@@ -459,6 +459,9 @@ describe("Retry: combinator, schedule and validation", () => {
     expect(() => Retry.policy({ maxRetry: 3 } as Retry.Options)).toThrow(/maxRetry/)
     expect(() => Retry.policy({ budget: {} as Retry.Budget })).toThrow(/budget/)
     expect(() => Retry.policy({ maxDelay: Duration.infinity })).toThrow(/maxDelay/)
+    expect(() => Retry.withRetry({ maxRetries: -1 })).toThrow(InvalidOptions)
+    expect(() => Retry.withStreamRetry({ factor: 0 })).toThrow(InvalidOptions)
+    expect(() => Retry.schedule({ jitter: "some" as Retry.Jitter })).toThrow(InvalidOptions)
   })
 
   it.effect("policyWithBudget fails (rather than throws) on bad options", () =>

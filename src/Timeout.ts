@@ -1,0 +1,274 @@
+/**
+ * Deadlines for LLM calls: per attempt, for the whole logical call, for a stream's first chunk and for the gap
+ * between chunks. A deadline fails with `LlmError.Timeout { phase, after, model }` and interrupts the call below
+ * (so its HTTP request is aborted). A caller's own interruption stays an interruption, never a Timeout.
+ *
+ * A Timeout policy bounds what sits below it in the stack: place `Timeout.attempt(d)` innermost (below Retry,
+ * so each call gets `d`) and `Timeout.total(d)` outermost (above Fallback and Retry, so the whole logical
+ * call, waits included, gets `d`).
+ *
+ * @since 0.1.0
+ */
+import { Cause, Duration, Effect, Either, Option, Schema, Stream } from "effect"
+import { PositiveDuration, strict } from "./internal/optionSchemas.js"
+import { decode, type InvalidOptions } from "./InvalidOptions.js"
+import * as LlmClient from "./LlmClient.js"
+import { Timeout, type TimeoutPhase } from "./LlmError.js"
+
+/**
+ * Timeout options. Each is optional (at least one is required) and accepts any `Duration.DurationInput`;
+ * `Duration.infinity` switches one off. There are no defaults: a deadline you did not set does not exist.
+ *
+ * @example
+ * ```ts
+ * import { Timeout } from "effect-llm-resilience"
+ * const options: Timeout.Options = { firstToken: "10 seconds", idle: "5 seconds", total: "2 minutes" }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  /** Bounds one provider call (a whole stream, for streams). Phase "attempt". */
+  readonly attempt?: Duration.DurationInput | undefined
+  /** Bounds the whole logical call, when the policy sits above Retry and Fallback. Phase "total". */
+  readonly total?: Duration.DurationInput | undefined
+  /** Streams only: bounds the wait for the first chunk. Phase "firstToken". */
+  readonly firstToken?: Duration.DurationInput | undefined
+  /** Streams only: bounds the gap between two chunks (after the first). Phase "idle". */
+  readonly idle?: Duration.DurationInput | undefined
+}
+
+/**
+ * Options of the generic combinators: the deadlines, plus the `model` written into the Timeout error.
+ *
+ * @example
+ * ```ts
+ * import { Timeout } from "effect-llm-resilience"
+ * const options: Timeout.CombinatorOptions = { attempt: "30 seconds", model: "gpt-4o" }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface CombinatorOptions extends Options {
+  /** The model named in the Timeout error. No default (left out of the error). */
+  readonly model?: string | undefined
+}
+
+const OptionsSchema = Schema.Struct({
+  attempt: Schema.optional(PositiveDuration),
+  total: Schema.optional(PositiveDuration),
+  firstToken: Schema.optional(PositiveDuration),
+  idle: Schema.optional(PositiveDuration),
+  model: Schema.optional(Schema.String)
+}).annotations(strict).pipe(
+  Schema.filter((o) =>
+    o.attempt === undefined && o.total === undefined && o.firstToken === undefined && o.idle === undefined
+      ? { path: [], message: "Expected at least one of attempt, total, firstToken, idle" }
+      : undefined
+  )
+)
+
+interface Deadline {
+  readonly phase: TimeoutPhase
+  readonly after: Duration.Duration
+}
+
+interface Resolved {
+  /** The whole-call deadline: the shorter of attempt and total. */
+  readonly whole: Deadline | undefined
+  readonly firstToken: Duration.Duration | undefined
+  readonly idle: Duration.Duration | undefined
+}
+
+const finite = (d: Duration.Duration | undefined): Duration.Duration | undefined =>
+  d !== undefined && Duration.isFinite(d) ? d : undefined
+
+const toResolved = (o: typeof OptionsSchema.Type): Resolved => {
+  const attempt = finite(o.attempt)
+  const total = finite(o.total)
+  const whole: Deadline | undefined = attempt !== undefined && (total === undefined || Duration.lessThanOrEqualTo(attempt, total))
+    ? { phase: "attempt", after: attempt }
+    : total !== undefined
+    ? { phase: "total", after: total }
+    : undefined
+  return { whole, firstToken: finite(o.firstToken), idle: finite(o.idle) }
+}
+
+const cache = new WeakMap<object, Resolved>()
+
+const resolveEither = (target: string, options: CombinatorOptions): Either.Either<Resolved, InvalidOptions> => {
+  const cached = cache.get(options)
+  if (cached !== undefined) return Either.right(cached)
+  return Either.map(decode(OptionsSchema, target, options), (decoded) => {
+    const resolved = toResolved(decoded)
+    cache.set(options, resolved)
+    return resolved
+  })
+}
+
+const resolve = (target: string, options: CombinatorOptions): Resolved =>
+  Either.getOrThrowWith(resolveEither(target, options), (error) => error)
+
+const timeoutError = (phase: TimeoutPhase, after: Duration.Duration, model: string | undefined) =>
+  model === undefined ? new Timeout({ phase, after }) : new Timeout({ phase, after, model })
+
+const timeoutEffect = <A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  r: Resolved,
+  model: string | undefined
+): Effect.Effect<A, E | Timeout, R> => {
+  const whole = r.whole
+  if (whole === undefined) return self
+  return Effect.timeoutFail(self, { duration: whole.after, onTimeout: () => timeoutError(whole.phase, whole.after, model) })
+}
+
+/**
+ * Bounds an Effect (dual): `attempt` or `total` (the shorter wins; its name is the error's phase). Fails with
+ * `LlmError.Timeout` and interrupts the effect when the deadline passes. Options are validated when the
+ * combinator is built (InvalidOptions is thrown); `firstToken` and `idle` only apply to streams.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Timeout } from "effect-llm-resilience"
+ * declare const call: Effect.Effect<string>
+ * const bounded = call.pipe(Timeout.withTimeout({ attempt: "30 seconds", model: "gpt-4o" }))
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const withTimeout: {
+  (options: CombinatorOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Timeout, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, options: CombinatorOptions): Effect.Effect<A, E | Timeout, R>
+} = function<A, E, R>(
+  ...args: [CombinatorOptions] | [Effect.Effect<A, E, R>, CombinatorOptions]
+) {
+  if (args.length === 1) {
+    const r = resolve("Timeout", args[0])
+    const model = args[0].model
+    return (self: Effect.Effect<A, E, R>) => timeoutEffect(self, r, model)
+  }
+  return timeoutEffect(args[0], resolve("Timeout", args[1]), args[1].model)
+} as typeof withTimeout
+
+/** Per pull: the first chunk within `firstToken`, each later one within `idle` of the previous. */
+const timeoutPulls = <A, E, R>(
+  self: Stream.Stream<A, E, R>,
+  r: Resolved,
+  model: string | undefined
+): Stream.Stream<A, E | Timeout, R> => {
+  const { firstToken, idle } = r
+  if (firstToken === undefined && idle === undefined) return self
+  return Stream.unwrapScoped(Effect.map(Stream.toPull(self), (pull) => {
+    let first = true
+    const timedPull = Effect.suspend(() => {
+      const after = first ? firstToken : idle
+      const phase: TimeoutPhase = first ? "firstToken" : "idle"
+      const pulled = Effect.tap(pull, (chunk) => {
+        if (chunk.length > 0) first = false
+      })
+      if (after === undefined) return pulled
+      return Effect.timeoutFailCause(pulled, {
+        duration: after,
+        onTimeout: () => Cause.fail(Option.some<E | Timeout>(timeoutError(phase, after, model)))
+      })
+    })
+    return Stream.repeatEffectChunkOption(timedPull)
+  }))
+}
+
+const timeoutStream = <A, E, R>(
+  self: Stream.Stream<A, E, R>,
+  r: Resolved,
+  model: string | undefined
+): Stream.Stream<A, E | Timeout, R> => {
+  const paced = timeoutPulls(self, r, model)
+  const whole = r.whole
+  if (whole === undefined) return paced
+  return Stream.interruptWhen(
+    paced,
+    Effect.zipRight(Effect.sleep(whole.after), Effect.fail(timeoutError(whole.phase, whole.after, model)))
+  )
+}
+
+/**
+ * Bounds a stream (dual): `firstToken` the wait for the first element, `idle` each gap after it, and
+ * `attempt` / `total` the whole stream (the shorter wins). Fails with `LlmError.Timeout` and interrupts the
+ * stream's producer.
+ *
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { Timeout } from "effect-llm-resilience"
+ * declare const chunks: Stream.Stream<string>
+ * const bounded = chunks.pipe(Timeout.withStreamTimeout({ firstToken: "10 seconds", idle: "5 seconds" }))
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const withStreamTimeout: {
+  (options: CombinatorOptions): <A, E, R>(self: Stream.Stream<A, E, R>) => Stream.Stream<A, E | Timeout, R>
+  <A, E, R>(self: Stream.Stream<A, E, R>, options: CombinatorOptions): Stream.Stream<A, E | Timeout, R>
+} = function<A, E, R>(
+  ...args: [CombinatorOptions] | [Stream.Stream<A, E, R>, CombinatorOptions]
+) {
+  if (args.length === 1) {
+    const r = resolve("Timeout", args[0])
+    const model = args[0].model
+    return (self: Stream.Stream<A, E, R>) => timeoutStream(self, r, model)
+  }
+  return timeoutStream(args[0], resolve("Timeout", args[1]), args[1].model)
+} as typeof withStreamTimeout
+
+/**
+ * The timeout policy (LLM middleware). `complete` is bounded by `attempt` / `total`; `stream` also by
+ * `firstToken` and `idle`. The Timeout error names the request's model. Throws InvalidOptions (every failing
+ * path listed) on bad options or when no deadline is given.
+ *
+ * @example
+ * ```ts
+ * import { LlmClient, Retry, Timeout } from "effect-llm-resilience"
+ * const stack = LlmClient.layerWith(
+ *   Timeout.policy({ total: "2 minutes" }),
+ *   Retry.policy({ maxRetries: 3 }),
+ *   Timeout.policy({ attempt: "30 seconds", firstToken: "10 seconds", idle: "5 seconds" })
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const policy = (options: Options): LlmClient.Policy => {
+  const r = resolve("Timeout", options)
+  return LlmClient.policy({
+    name: "timeout",
+    complete: (next) => (request) => timeoutEffect(next(request), r, request.model),
+    stream: (next) => (request) => timeoutStream(next(request), r, request.model)
+  })
+}
+
+/**
+ * A policy bounding each provider call: `Timeout.policy({ attempt: duration })`. Place it below Retry.
+ *
+ * @example
+ * ```ts
+ * import { Timeout } from "effect-llm-resilience"
+ * const perCall = Timeout.attempt("30 seconds")
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const attempt = (duration: Duration.DurationInput): LlmClient.Policy => policy({ attempt: duration })
+
+/**
+ * A policy bounding the whole logical call: `Timeout.policy({ total: duration })`. Place it above Fallback and
+ * Retry (outermost), so backoff waits and fallbacks count too.
+ *
+ * @example
+ * ```ts
+ * import { Timeout } from "effect-llm-resilience"
+ * const overall = Timeout.total("2 minutes")
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const total = (duration: Duration.DurationInput): LlmClient.Policy => policy({ total: duration })

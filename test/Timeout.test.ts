@@ -1,0 +1,222 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Chunk, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schedule, Stream, TestClock } from "effect"
+import * as FakeLlm from "../src/FakeLlm.js"
+import { InvalidOptions } from "../src/InvalidOptions.js"
+import { ChatRequest } from "../src/Llm.js"
+import * as LlmClient from "../src/LlmClient.js"
+import * as LlmError from "../src/LlmError.js"
+import * as Retry from "../src/Retry.js"
+import * as Timeout from "../src/Timeout.js"
+
+const request = (model = "m") => new ChatRequest({ model, messages: [{ role: "user", content: "hi" }] })
+
+const stack = (script: FakeLlm.Script, ...policies: Array<LlmClient.Policy>) =>
+  LlmClient.layerWith(...policies).pipe(Layer.provideMerge(FakeLlm.layer(script)))
+
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): Option.Option<E> =>
+  Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+
+const timeoutError = (phase: LlmError.TimeoutPhase, after: Duration.DurationInput, model = "m") =>
+  new LlmError.Timeout({ phase, after: Duration.decode(after), model })
+
+describe("Timeout.policy on complete", () => {
+  it.effect("attempt fires after exactly its duration and names phase, duration and model", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.fork(LlmClient.complete(request("gpt-4o")))
+      yield* TestClock.adjust("1999 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      const exit = yield* Fiber.await(fiber)
+      expect(failureOf(exit)).toEqual(Option.some(timeoutError("attempt", "2 seconds", "gpt-4o")))
+    }).pipe(Effect.provide(stack(FakeLlm.delay("5 seconds", FakeLlm.reply("late")), Timeout.attempt("2 seconds")))))
+
+  it.effect("a call within the deadline returns its answer unchanged", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.fork(LlmClient.complete(request()))
+      yield* TestClock.adjust("1 second")
+      expect((yield* Fiber.join(fiber)).content).toBe("in time")
+    }).pipe(Effect.provide(stack(FakeLlm.delay("1 second", FakeLlm.reply("in time")), Timeout.attempt("2 seconds")))))
+
+  it.effect("the call's own errors pass through unchanged", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(LlmClient.complete(request()))
+      expect(error).toEqual(new LlmError.ModelNotFound({}))
+    }).pipe(Effect.provide(stack(FakeLlm.fail(new LlmError.ModelNotFound({})), Timeout.attempt("2 seconds")))))
+
+  it.effect("attempt vs total: each attempt gets 3 s, the whole call 10 s including backoff waits", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.fork(LlmClient.complete(request()))
+      yield* TestClock.adjust("1 minute")
+      const exit = yield* Fiber.await(fiber)
+      // attempt 1: 0 → 3000 (timeout), wait 1 s; attempt 2: 4000 → 7000, wait 2 s; attempt 3 at 9000; total at 10000
+      expect((yield* FakeLlm.calls).map((c) => c.at)).toEqual([0, 4000, 9000])
+      expect(failureOf(exit)).toEqual(Option.some(timeoutError("total", "10 seconds")))
+    }).pipe(Effect.provide(stack(
+      FakeLlm.hang,
+      Timeout.total("10 seconds"),
+      Retry.policy({ jitter: "none", maxRetries: 10 }),
+      Timeout.attempt("3 seconds")
+    ))))
+
+  it.effect("an attempt timeout is retryable: the next attempt answers", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.fork(LlmClient.complete(request()))
+      yield* TestClock.adjust("1 minute")
+      expect((yield* Fiber.join(fiber)).content).toBe("second")
+      expect((yield* FakeLlm.calls).map((c) => c.at)).toEqual([0, 4000])
+    }).pipe(Effect.provide(stack(
+      [FakeLlm.hang, FakeLlm.reply("second")],
+      Retry.policy({ jitter: "none" }),
+      Timeout.attempt("3 seconds")
+    ))))
+
+  it.effect("with both in one policy the shorter deadline wins and names the phase", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.fork(LlmClient.complete(request()))
+      yield* TestClock.adjust("1 minute")
+      expect(failureOf(yield* Fiber.await(fiber))).toEqual(Option.some(timeoutError("total", "4 seconds")))
+    }).pipe(Effect.provide(stack(FakeLlm.hang, Timeout.policy({ attempt: "8 seconds", total: "4 seconds" })))))
+
+  it.effect("a caller's interruption is an interruption, never a Timeout", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.fork(LlmClient.complete(request()))
+      yield* TestClock.adjust("1 second")
+      const exit = yield* Fiber.interrupt(fiber)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(Option.isNone(failureOf(exit))).toBe(true)
+      yield* TestClock.adjust("1 minute")
+    }).pipe(Effect.provide(stack(FakeLlm.hang, Timeout.attempt("10 seconds")))))
+
+  it.effect("a timeout interrupts the call below it (so its HTTP request aborts)", () =>
+    Effect.gen(function* () {
+      const aborted = yield* Ref.make(false)
+      const call = Effect.never.pipe(Effect.onInterrupt(() => Ref.set(aborted, true)))
+      const fiber = yield* Effect.fork(Effect.exit(Timeout.withTimeout(call, { attempt: "5 seconds", model: "x" })))
+      yield* TestClock.adjust("5 seconds")
+      expect(failureOf(yield* Fiber.join(fiber))).toEqual(Option.some(timeoutError("attempt", "5 seconds", "x")))
+      expect(yield* Ref.get(aborted)).toBe(true)
+    }))
+
+  it.effect("withTimeout is dual; Duration.infinity switches a deadline off", () =>
+    Effect.gen(function* () {
+      const slow = Effect.as(Effect.sleep("1 hour"), "done")
+      const a = yield* Effect.fork(Effect.exit(slow.pipe(Timeout.withTimeout({ total: "1 minute" }))))
+      const b = yield* Effect.fork(Effect.exit(Timeout.withTimeout(slow, { attempt: Duration.infinity })))
+      yield* TestClock.adjust("1 hour")
+      expect(failureOf(yield* Fiber.join(a))).toEqual(
+        Option.some(new LlmError.Timeout({ phase: "total", after: Duration.minutes(1) }))
+      )
+      expect(yield* Fiber.join(b)).toEqual(Exit.succeed("done"))
+    }))
+})
+
+describe("Timeout.policy on streams", () => {
+  const run = (model = "m") =>
+    Effect.gen(function* () {
+      const seen: Array<readonly [number, string]> = []
+      const fiber = yield* Effect.fork(Effect.exit(LlmClient.stream(request(model)).pipe(
+        Stream.runForEach((chunk) =>
+          Effect.map(TestClock.currentTimeMillis, (at) => {
+            seen.push([at, chunk.content])
+          })
+        )
+      )))
+      yield* TestClock.adjust("1 minute")
+      return { exit: yield* Fiber.join(fiber), seen }
+    })
+
+  it.effect("firstToken fires when the first chunk is late", () =>
+    Effect.gen(function* () {
+      const { exit, seen } = yield* run()
+      expect(seen).toEqual([])
+      expect(failureOf(exit)).toEqual(Option.some(timeoutError("firstToken", "2 seconds")))
+    }).pipe(Effect.provide(stack(
+      FakeLlm.stream(["a", "b"], { firstChunkAfter: "5 seconds" }),
+      Timeout.policy({ firstToken: "2 seconds" })
+    ))))
+
+  it.effect("firstToken does not bound later gaps", () =>
+    Effect.gen(function* () {
+      const { exit, seen } = yield* run()
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(seen).toEqual([[1000, "a"], [4000, "b"], [4000, ""]])
+    }).pipe(Effect.provide(stack(
+      FakeLlm.stream(["a", "b"], { firstChunkAfter: "1 second", interval: "3 seconds" }),
+      Timeout.policy({ firstToken: "2 seconds" })
+    ))))
+
+  it.effect("idle does not fire while chunks keep coming within it", () =>
+    Effect.gen(function* () {
+      const { exit, seen } = yield* run()
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(seen).toEqual([[0, "a"], [1000, "b"], [2000, "c"], [2000, ""]])
+    }).pipe(Effect.provide(stack(
+      FakeLlm.stream(["a", "b", "c"], { interval: "1 second" }),
+      Timeout.policy({ idle: "2 seconds" })
+    ))))
+
+  it.effect("idle: a stalled stream (5 s gaps) fails 2 s after its last chunk", () =>
+    Effect.gen(function* () {
+      const { exit, seen } = yield* run()
+      expect(seen).toEqual([[0, "a"]])
+      expect(failureOf(exit)).toEqual(Option.some(timeoutError("idle", "2 seconds")))
+    }).pipe(Effect.provide(stack(
+      FakeLlm.stream(["a", "b"], { interval: "5 seconds" }),
+      Timeout.policy({ firstToken: "1 second", idle: "2 seconds" })
+    ))))
+
+  it.effect("attempt bounds the whole stream", () =>
+    Effect.gen(function* () {
+      const { exit, seen } = yield* run()
+      expect(seen.map(([at]) => at)).toEqual([0, 1000, 2000, 3000, 4000])
+      expect(failureOf(exit)).toEqual(Option.some(timeoutError("attempt", "4500 millis")))
+    }).pipe(Effect.provide(stack(
+      FakeLlm.stream(["a", "b", "c", "d", "e", "f", "g"], { interval: "1 second" }),
+      Timeout.policy({ attempt: "4500 millis", idle: "2 seconds" })
+    ))))
+
+  it.effect("a stream within every deadline is unchanged", () =>
+    Effect.gen(function* () {
+      const { exit, seen } = yield* run()
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(seen.map(([, c]) => c).join("")).toBe("abc")
+    }).pipe(Effect.provide(stack(
+      FakeLlm.stream(["a", "b", "c"], { firstChunkAfter: "500 millis", interval: "1 second" }),
+      Timeout.policy({ firstToken: "1 second", idle: "2 seconds", total: "1 minute" })
+    ))))
+
+  it.effect("a caller's interruption of a stream is not a Timeout", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.fork(Stream.runDrain(LlmClient.stream(request())))
+      yield* TestClock.adjust("500 millis")
+      const exit = yield* Fiber.interrupt(fiber)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(Option.isNone(failureOf(exit))).toBe(true)
+    }).pipe(Effect.provide(stack(FakeLlm.hang, Timeout.policy({ firstToken: "1 second", total: "5 seconds" })))))
+
+  it.effect("withStreamTimeout is dual", () =>
+    Effect.gen(function* () {
+      const ticks = Stream.fromSchedule(Schedule.spaced("3 seconds")).pipe(Stream.take(3))
+      const fiber = yield* Effect.fork(Effect.exit(Stream.runCollect(ticks.pipe(Timeout.withStreamTimeout({ idle: "2 seconds" })))))
+      const fiber2 = yield* Effect.fork(Effect.exit(Stream.runCollect(Timeout.withStreamTimeout(ticks, { idle: "4 seconds" }))))
+      yield* TestClock.adjust("1 minute")
+      expect(Option.map(failureOf(yield* Fiber.join(fiber)), (e) => e.phase)).toEqual(Option.some("idle"))
+      expect(Exit.map(yield* Fiber.join(fiber2), Chunk.size)).toEqual(Exit.succeed(3))
+    }))
+})
+
+describe("Timeout options", () => {
+  it("no deadline, zero or negative or unparseable durations and misspelt keys are rejected, every path listed", () => {
+    expect(() => Timeout.policy({})).toThrow(/at least one of attempt, total, firstToken, idle/)
+    let thrown: unknown
+    try {
+      Timeout.policy({ attempt: 0, total: "soon" as Duration.DurationInput, idle: "0 seconds", firstToken: "1 second" })
+    } catch (error) {
+      thrown = error
+    }
+    expect(thrown).toBeInstanceOf(InvalidOptions)
+    expect((thrown as InvalidOptions).issues.map((i) => i.path).sort()).toEqual(["attempt", "idle", "total"])
+    expect(() => Timeout.policy({ atempt: "1 second" } as Timeout.Options)).toThrow(/atempt/)
+    expect(() => Timeout.withTimeout({ attempt: -1 })).toThrow(InvalidOptions)
+  })
+})
