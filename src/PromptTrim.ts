@@ -284,7 +284,7 @@ export const trim: {
 export interface PolicyOptions {
   /**
    * Output tokens to leave room for when a request has no `maxTokens`. Defaults to the model's max output
-   * tokens from the price table.
+   * tokens from the price table, at most half its context window.
    */
   readonly reserveForOutput?: number | undefined
   /** Defaults to "keep-system-and-recent". */
@@ -315,8 +315,9 @@ const roomFor = (
   Effect.gen(function* () {
     const price = pricing.lookup(request.model)
     if (Option.isNone(price) && options.maxInputTokens === undefined) return Option.none()
+    // A model whose max output equals its window (gpt-4: 8192 / 8192) would leave no room for any prompt.
     const output = request.maxTokens ?? options.reserveForOutput ??
-      Option.match(price, { onNone: () => 0, onSome: (p) => p.maxOutputTokens })
+      Option.match(price, { onNone: () => 0, onSome: (p) => Math.min(p.maxOutputTokens, Math.floor(p.contextWindow / 2)) })
     const tools = request.tools === undefined || request.tools.length === 0
       ? 0
       : yield* tokenizer.count(JSON.stringify(request.tools), request.model)
@@ -345,7 +346,8 @@ const record = (model: string, result: TrimResult): Effect.Effect<void> =>
 
 /**
  * A policy that fits every request into its model's context window (from the price table): the prompt may use
- * `contextWindow − (request.maxTokens ?? reserveForOutput ?? model max output) − tool definitions` tokens, or
+ * `contextWindow − (request.maxTokens ?? reserveForOutput ?? min(model max output, contextWindow / 2)) − tool
+ * definitions` tokens (tool definitions counted as their JSON text), or
  * `maxInputTokens` when smaller or when the model is not in the table (without it, unknown models pass through
  * untouched). The price table is the `Pricing` in context when the policy is built (else the default table). A request that fits is passed on unchanged (each message counted once). A trimmed one is recorded
  * in `llm_trimmed_requests_total` / `llm_trimmed_tokens_total` and on the current span; one that cannot fit fails

@@ -314,6 +314,16 @@ describe("PromptTrim.policy", () => {
       expect(countOf(call.request.messages)).toBeLessThanOrEqual(100)
     }).pipe(Effect.provide(policyLayer({ reserveForOutput: 10 }))))
 
+  it.effect("without maxTokens the output reserve is the model's max output, at most half the window", () =>
+    Effect.gen(function* () {
+      // gpt-4: window 8192, max output 8192 -> reserve 4096, so up to 4096 prompt tokens are sent
+      yield* LlmClient.complete(request(history(60), "gpt-4"))
+      const [call] = yield* FakeLlm.calls
+      const sent = Effect.runSync(Effect.provide(Tokenizer.countMessages(call.request.messages, "gpt-4"), Tokenizer.layer))
+      expect(sent).toBeLessThanOrEqual(4096)
+      expect(sent).toBeGreaterThan(3500)
+    }).pipe(Effect.provide(policyLayer())))
+
   it.effect("an unknown model without maxInputTokens passes through untouched", () =>
     Effect.gen(function* () {
       const messages = history(30)
