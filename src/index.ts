@@ -33,3 +33,5 @@ export * as RateLimit from "./RateLimit.js"
 export * as ResponseCache from "./ResponseCache.js"
 /** @since 0.1.0 */
 export * as Idempotency from "./Idempotency.js"
+/** @since 0.1.0 */
+export * as ChaosServer from "./ChaosServer.js"

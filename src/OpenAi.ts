@@ -1,0 +1,270 @@
+/**
+ * The provider adapter over the official `openai` SDK: an `LlmClient` for OpenAI and every
+ * OpenAI-compatible server (Azure, vLLM, Ollama, OpenRouter, a local model, the ChaosServer).
+ *
+ * Imported from the subpath `effect-llm-resilience/OpenAi`, so the core never loads `openai`. The SDK is
+ * built with `maxRetries: 0` (the Retry policy owns retries) and a timeout of about 24 days (the Timeout
+ * policy owns deadlines); interrupting a call aborts its HTTP request.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Config, Effect, Either, Layer, Option, Redacted, Schema, Stream } from "effect"
+import type { ConfigError } from "effect/ConfigError"
+import OpenAI from "openai"
+import { InvalidOptions } from "./InvalidOptions.js"
+import type { ChatChunk, ChatRequest, ChatResponse } from "./Llm.js"
+import { LlmClient, type Service } from "./LlmClient.js"
+import type { LlmError, ModelFailure } from "./LlmError.js"
+import { MalformedResponse, StreamTruncated } from "./LlmError.js"
+import * as LlmMetrics from "./LlmMetrics.js"
+import * as Errors from "./internal/openaiErrors.js"
+import * as Mapping from "./internal/openaiMapping.js"
+
+/**
+ * Options of {@link layer} and {@link make}.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import * as OpenAi from "effect-llm-resilience/OpenAi"
+ * const options: OpenAi.Options = { apiKey: Redacted.make("sk-..."), baseURL: "http://127.0.0.1:8787/v1" }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  /** The API key, kept `Redacted` so it never prints. Required. */
+  readonly apiKey: Redacted.Redacted<string>
+  /** The API root, e.g. `http://127.0.0.1:8787/v1`. Defaults to the SDK's (`OPENAI_BASE_URL` or api.openai.com). */
+  readonly baseURL?: string | undefined
+  /** Sent as `OpenAI-Organization`. Defaults to the SDK's (`OPENAI_ORG_ID`). */
+  readonly organization?: string | undefined
+  /** Sent as `OpenAI-Project`. Defaults to the SDK's (`OPENAI_PROJECT_ID`). */
+  readonly project?: string | undefined
+  /** Headers added to every request. Defaults to none. */
+  readonly defaultHeaders?: Readonly<Record<string, string>> | undefined
+  /**
+   * The body field that carries `maxTokens`. Defaults to `"max_tokens"`, which every OpenAI-compatible
+   * server understands; OpenAI's reasoning models need `"max_completion_tokens"`.
+   */
+  readonly maxTokensParam?: Mapping.MaxTokensParam | undefined
+}
+
+// setTimeout overflows above 2^31 - 1 ms (and then fires at once), so "no SDK timeout" is just under it.
+const SDK_TIMEOUT_MS = 2_000_000_000
+
+const OptionsSchema = Schema.Struct({
+  baseURL: Schema.optional(
+    Schema.String.pipe(Schema.filter((s) => URL.canParse(s), { message: () => "Expected an absolute URL" }))
+  ),
+  organization: Schema.optional(Schema.String),
+  project: Schema.optional(Schema.String),
+  defaultHeaders: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+  maxTokensParam: Schema.optional(Schema.Literal("max_tokens", "max_completion_tokens"))
+})
+
+// The key is checked by hand: a Schema issue would print the actual value, i.e. the key itself.
+const validate = (options: Options): Either.Either<typeof OptionsSchema.Type, InvalidOptions> => {
+  const { apiKey, ...rest } = options
+  const keyIssues = Redacted.isRedacted(apiKey)
+    ? []
+    : [{ path: "apiKey", message: "Expected a Redacted<string> (Redacted.make(key) or Config.redacted(\"OPENAI_API_KEY\"))" }]
+  const decoded = Schema.decodeUnknownEither(OptionsSchema, { errors: "all" })(rest)
+  if (Either.isRight(decoded) && keyIssues.length === 0) return Either.right(decoded.right)
+  const schemaIssues = Either.isLeft(decoded) ? InvalidOptions.fromParseError("OpenAi", decoded.left).issues : []
+  return Either.left(new InvalidOptions({ target: "OpenAi", issues: [...keyIssues, ...schemaIssues] }))
+}
+
+const failWith = (error: unknown, model: string): Effect.Effect<never, ModelFailure> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(Errors.fromUnknown(error, model, now)))
+
+const requestOptions = (request: ChatRequest, signal: AbortSignal) =>
+  request.idempotencyKey === undefined
+    ? { signal }
+    : { signal, headers: { "Idempotency-Key": request.idempotencyKey } }
+
+const usageAttributes = (model: string, usage: { readonly inputTokens: number; readonly outputTokens: number }) => ({
+  "llm.model": model,
+  "llm.served_from": "provider",
+  "llm.input_tokens": usage.inputTokens,
+  "llm.output_tokens": usage.outputTokens
+})
+
+const completeWith = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam) =>
+(request: ChatRequest): Effect.Effect<ChatResponse, LlmError> =>
+  LlmMetrics.trackCompletion(
+    request.model,
+    Effect.tryPromise({
+      try: (signal) =>
+        client.chat.completions.create(Mapping.toBody(request, maxTokensParam), requestOptions(request, signal)),
+      catch: (error) => error
+    }).pipe(
+      Effect.catchAll((error) => failWith(error, request.model)),
+      Effect.flatMap((body) => Mapping.fromCompletion(body, request.model)),
+      Effect.tap((response) => Effect.annotateCurrentSpan(usageAttributes(response.model, response.usage)))
+    )
+  ).pipe(Effect.withSpan("llm.complete", { kind: "client", attributes: { "llm.model": request.model } }))
+
+type SdkChunk = OpenAI.Chat.ChatCompletionChunk
+
+// Aborting first makes a pending `next()` settle, so `return()` cannot wait on the network.
+const openIterator = (stream: AsyncIterable<SdkChunk>, controller: AbortController) =>
+  Effect.acquireRelease(
+    Effect.sync(() => stream[Symbol.asyncIterator]()),
+    (iterator) =>
+      Effect.sync(() => controller.abort()).pipe(
+        Effect.zipRight(Effect.ignore(Effect.tryPromise(() => iterator.return?.() ?? Promise.resolve(undefined))))
+      )
+  )
+
+const linkAbort = (signal: AbortSignal, controller: AbortController): void =>
+  signal.addEventListener("abort", () => controller.abort(), { once: true })
+
+/**
+ * An error while reading the stream: after the finish reason the content is complete (only usage or `[DONE]`
+ * is missing), so the stream ends normally; before it, a broken connection or an error event is a truncation.
+ */
+const onReadError = (
+  error: unknown,
+  state: Mapping.StreamState,
+  model: string
+): Effect.Effect<"end", Option.Option<ModelFailure>> => {
+  if (state.final !== undefined) return Effect.succeed("end")
+  if (error instanceof SyntaxError) {
+    return Effect.fail(Option.some(new MalformedResponse({ model, reason: "invalid JSON in a stream event" })))
+  }
+  return Effect.fail(Option.some(new StreamTruncated({ model, receivedChunks: state.received })))
+}
+
+const streamChunks = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam, request: ChatRequest) =>
+  Stream.unwrapScoped(Effect.gen(function* () {
+    const controller = new AbortController()
+    const body = { ...Mapping.toBody(request, maxTokensParam), stream: true as const, stream_options: { include_usage: true } }
+    const sdkStream = yield* Effect.tryPromise({
+      try: (signal) => {
+        linkAbort(signal, controller)
+        return client.chat.completions.create(body, requestOptions(request, controller.signal))
+      },
+      catch: (error) => error
+    }).pipe(Effect.catchAll((error) => failWith(error, request.model)))
+    const iterator = yield* openIterator(sdkStream, controller)
+    const state: Mapping.StreamState = { received: 0, final: undefined, usage: undefined, model: request.model }
+    let ended = false
+    const finish = Effect.suspend(() => {
+      ended = true
+      return Either.match(Mapping.onEnd(state, request.model), {
+        onLeft: (error) => Effect.fail(Option.some(error)),
+        onRight: (chunk) =>
+          Effect.as(Effect.annotateCurrentSpan(usageAttributes(chunk.model, chunk.usage ?? { inputTokens: 0, outputTokens: 0 })), chunk)
+      })
+    })
+    const pull: Effect.Effect<ChatChunk, Option.Option<ModelFailure>> = Effect.suspend(() => {
+      if (ended) return Effect.fail(Option.none())
+      return Effect.tryPromise({
+        try: (signal) => {
+          linkAbort(signal, controller)
+          return iterator.next()
+        },
+        catch: (error) => error
+      }).pipe(
+        Effect.catchAll((error) => onReadError(error, state, request.model)),
+        Effect.flatMap((result) => {
+          if (result === "end" || result.done === true) return finish
+          const chunk = Mapping.onChunk(state, result.value)
+          return chunk === undefined ? pull : Effect.succeed(chunk)
+        })
+      )
+    })
+    return Stream.repeatEffectOption(pull)
+  }))
+
+const streamWith = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam) =>
+(request: ChatRequest): Stream.Stream<ChatChunk, LlmError> =>
+  LlmMetrics.trackStream(request.model, streamChunks(client, maxTokensParam, request)).pipe(
+    Stream.withSpan("llm.stream", { kind: "client", attributes: { "llm.model": request.model } })
+  )
+
+/**
+ * Builds an `LlmClient` service over a new `openai` SDK client. Fails with InvalidOptions listing every bad
+ * option.
+ *
+ * Requests map to Chat Completions (`max_tokens` by default, see `maxTokensParam`); `metadata` is never sent
+ * and `idempotencyKey` travels as an `Idempotency-Key` header. Streams ask for `stream_options.include_usage`
+ * and end with one chunk carrying the finish reason and usage; a stream that ends before a finish reason fails
+ * with StreamTruncated. A response without usage counts 0 / 0 tokens.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import * as OpenAi from "effect-llm-resilience/OpenAi"
+ * const client = OpenAi.make({ apiKey: Redacted.make("sk-..."), baseURL: "http://127.0.0.1:8787/v1" })
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =>
+  Effect.flatMap(validate(options), (valid) =>
+    Effect.sync(() => {
+      const client = new OpenAI({
+        apiKey: Redacted.value(options.apiKey),
+        baseURL: valid.baseURL,
+        organization: valid.organization,
+        project: valid.project,
+        defaultHeaders: valid.defaultHeaders,
+        maxRetries: 0,
+        timeout: SDK_TIMEOUT_MS,
+        // The SDK logs bodies it cannot parse, which may hold completion text.
+        logLevel: "off"
+      })
+      const maxTokensParam = valid.maxTokensParam ?? "max_tokens"
+      return { complete: completeWith(client, maxTokensParam), stream: streamWith(client, maxTokensParam) }
+    }))
+
+/**
+ * A layer providing `LlmClient` over the `openai` SDK. See {@link make} for the mapping.
+ *
+ * Errors: 400/422 → BadRequest (code `context_length_exceeded` → ContextTooLong, `content_filter` /
+ * `content_policy_violation` → ContentFiltered); 401/403 → AuthError; 404 → ModelNotFound; 429 → RateLimited
+ * (QuotaExhausted for `insufficient_quota`); 408, 409, 5xx, 529 → ServerError; connection failures →
+ * ConnectionError; an undecodable body → MalformedResponse. `retryAfter` comes from `retry-after-ms` or
+ * `retry-after` (seconds or an HTTP date).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { Llm, LlmClient } from "effect-llm-resilience"
+ * import * as OpenAi from "effect-llm-resilience/OpenAi"
+ * const program = LlmClient.complete(new Llm.ChatRequest({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] }))
+ * const runnable = program.pipe(Effect.provide(OpenAi.layer({ apiKey: Redacted.make("sk-...") })))
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer = (options: Options): Layer.Layer<LlmClient, InvalidOptions> => Layer.effect(LlmClient, make(options))
+
+/**
+ * {@link layer} configured from the environment: `OPENAI_API_KEY` (required, read as `Config.redacted`) and
+ * `OPENAI_BASE_URL` (optional). Other options may be given.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { LlmClient, Retry } from "effect-llm-resilience"
+ * import * as OpenAi from "effect-llm-resilience/OpenAi"
+ * const Live = LlmClient.layerWith(Retry.policy({ maxRetries: 3 })).pipe(Layer.provide(OpenAi.layerConfig()))
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerConfig = (
+  options: Omit<Options, "apiKey" | "baseURL"> = {}
+): Layer.Layer<LlmClient, ConfigError | InvalidOptions> =>
+  Layer.unwrapEffect(
+    Effect.map(
+      Config.all({
+        apiKey: Config.redacted("OPENAI_API_KEY"),
+        baseURL: Config.option(Config.string("OPENAI_BASE_URL"))
+      }),
+      ({ apiKey, baseURL }) => layer({ ...options, apiKey, baseURL: Option.getOrUndefined(baseURL) })
+    )
+  )

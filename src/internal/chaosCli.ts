@@ -1,0 +1,179 @@
+/**
+ * The command line of `effect-llm-resilience chaos-server`: a small hand-written parser from argv to
+ * ChaosServer options (validation of the values themselves is the ChaosServer's).
+ */
+import { Either } from "effect"
+
+/** The usage text. */
+export const usage = `Usage: effect-llm-resilience chaos-server [options]
+
+Starts a fault-injecting OpenAI-compatible server on 127.0.0.1 (Ctrl-C stops it).
+
+Server
+  --port N                  port (default 0: a random free port)
+  --seed N                  PRNG seed of faults and answers (default 0)
+  --models a,b,c            models listed by GET /v1/models
+  --words N                 words per generated answer (default 12)
+  --config FILE             JSON file with { faults, perModel } (flags below override its "faults")
+
+Faults (every rate is a probability from 0 to 1; all rates together at most 1)
+  --error-rate R            rate of the error given by --status (default status 503)
+  --status S                status of --error-rate
+  --retry-after SECONDS     Retry-After (seconds) on --error-rate errors and the outage
+  --retry-after-ms MS       retry-after-ms on --error-rate errors and the outage
+  --code CODE               error code of --error-rate errors (e.g. insufficient_quota)
+  --error S:R[:SECONDS]     another error status with its rate (repeatable)
+  --latency MS              fixed delay before each answer
+  --jitter MS               extra random delay in [0, MS)
+  --first-token-delay MS    streams: delay before the first chunk
+  --chunk-delay MS          streams: delay between chunks
+  --hang-rate R             rate of requests never answered
+  --cut-rate R              rate of responses cut before their end
+  --malformed-rate R        rate of 200s with an invalid JSON body
+  --content-filter-rate R   rate of 200s with finish_reason content_filter
+  --outage [STATUS]         every request fails (default 503)
+
+Endpoints: POST /v1/chat/completions, GET /v1/models, GET /_chaos/stats, POST /_chaos/config, POST /_chaos/reset
+`
+
+/** What the command line asks for. */
+export type Command =
+  | { readonly _tag: "help" }
+  | {
+    readonly _tag: "chaos-server"
+    readonly server: Record<string, unknown>
+    readonly faults: Record<string, unknown>
+    readonly configFile: string | undefined
+  }
+
+const numberFlags: Record<string, readonly ["server" | "faults" | "error", string]> = {
+  "--port": ["server", "port"],
+  "--seed": ["server", "seed"],
+  "--words": ["server", "words"],
+  "--latency": ["faults", "latency"],
+  "--jitter": ["faults", "jitter"],
+  "--first-token-delay": ["faults", "firstTokenDelay"],
+  "--chunk-delay": ["faults", "chunkDelay"],
+  "--hang-rate": ["faults", "hangRate"],
+  "--cut-rate": ["faults", "cutRate"],
+  "--malformed-rate": ["faults", "malformedRate"],
+  "--content-filter-rate": ["faults", "contentFilterRate"],
+  "--error-rate": ["error", "rate"],
+  "--status": ["error", "status"],
+  "--retry-after": ["error", "seconds"],
+  "--retry-after-ms": ["error", "ms"]
+}
+
+const toNumber = (flag: string, text: string | undefined): Either.Either<number, string> => {
+  if (text === undefined || text.startsWith("--")) return Either.left(`${flag} needs a value`)
+  const value = Number(text)
+  return text.trim() !== "" && Number.isFinite(value) ? Either.right(value) : Either.left(`${flag}: "${text}" is not a number`)
+}
+
+const parseErrorSpec = (text: string | undefined): Either.Either<Record<string, unknown>, string> => {
+  const parts = (text ?? "").split(":")
+  const numbers = parts.map(Number)
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p.trim() === "") || numbers.some((n) => !Number.isFinite(n))) {
+    return Either.left(`--error expects STATUS:RATE[:RETRY_AFTER_SECONDS], got "${text ?? ""}"`)
+  }
+  const [status, rate, seconds] = numbers
+  return Either.right({ status, rate, ...(seconds === undefined ? {} : { retryAfter: { seconds } }) })
+}
+
+interface Draft {
+  server: Record<string, unknown>
+  faults: Record<string, unknown>
+  error: Record<string, number>
+  code: string | undefined
+  errors: Array<Record<string, unknown>>
+  outage: number | true | undefined
+  configFile: string | undefined
+}
+
+const retryAfterOf = (error: Record<string, number>) =>
+  error.ms !== undefined ? { ms: error.ms } : error.seconds !== undefined ? { seconds: error.seconds } : undefined
+
+const finish = (draft: Draft): Command => {
+  const retryAfter = retryAfterOf(draft.error)
+  const errors = [...draft.errors]
+  if (draft.error.rate !== undefined) {
+    errors.unshift({
+      status: draft.error.status ?? 503,
+      rate: draft.error.rate,
+      ...(retryAfter === undefined ? {} : { retryAfter }),
+      ...(draft.code === undefined ? {} : { code: draft.code })
+    })
+  }
+  const faults = { ...draft.faults }
+  if (errors.length > 0) faults.errors = errors
+  if (draft.outage !== undefined) {
+    faults.outage = {
+      ...(draft.outage === true ? {} : { status: draft.outage }),
+      ...(retryAfter === undefined ? {} : { retryAfter })
+    }
+  }
+  return { _tag: "chaos-server", server: draft.server, faults, configFile: draft.configFile }
+}
+
+// One flag at `i`; returns how many arguments it consumed.
+const step = (draft: Draft, args: ReadonlyArray<string>, i: number): Either.Either<number, string> => {
+  const flag = args[i]
+  const value = args[i + 1]
+  const numeric = numberFlags[flag]
+  if (numeric !== undefined) {
+    return Either.map(toNumber(flag, value), (n) => {
+      const [target, key] = numeric
+      if (target === "error") draft.error[key] = n
+      else draft[target][key] = n
+      return 2
+    })
+  }
+  switch (flag) {
+    case "--models":
+      if (value === undefined) return Either.left("--models needs a value")
+      draft.server.models = value.split(",").map((m) => m.trim()).filter((m) => m.length > 0)
+      return Either.right(2)
+    case "--code":
+      if (value === undefined) return Either.left("--code needs a value")
+      draft.code = value
+      return Either.right(2)
+    case "--config":
+      if (value === undefined) return Either.left("--config needs a file")
+      draft.configFile = value
+      return Either.right(2)
+    case "--error":
+      return Either.map(parseErrorSpec(value), (spec) => (draft.errors.push(spec), 2))
+    case "--outage": {
+      if (value === undefined || value.startsWith("--")) return Either.right((draft.outage = true, 1))
+      return Either.map(toNumber(flag, value), (status) => (draft.outage = status, 2))
+    }
+    default:
+      return Either.left(`Unknown option "${flag}"`)
+  }
+}
+
+/** `--flag=value` becomes `--flag value`. */
+const splitEquals = (args: ReadonlyArray<string>): ReadonlyArray<string> =>
+  args.flatMap((arg) => {
+    const at = arg.indexOf("=")
+    return arg.startsWith("--") && at > 0 ? [arg.slice(0, at), arg.slice(at + 1)] : [arg]
+  })
+
+/** Parses the arguments after the program name (`chaos-server --port 8787 …`). */
+export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, string> => {
+  const [command, ...rest] = argv
+  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+    return Either.right({ _tag: "help" })
+  }
+  if (command !== "chaos-server") return Either.left(`Unknown command "${command}"`)
+  const args = splitEquals(rest)
+  if (args.includes("--help") || args.includes("-h")) return Either.right({ _tag: "help" })
+  const draft: Draft = { server: {}, faults: {}, error: {}, code: undefined, errors: [], outage: undefined, configFile: undefined }
+  let i = 0
+  while (i < args.length) {
+    const consumed = step(draft, args, i)
+    if (Either.isLeft(consumed)) return Either.left(consumed.left)
+    i += consumed.right
+  }
+  return Either.right(finish(draft))
+}

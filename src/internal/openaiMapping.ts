@@ -1,0 +1,185 @@
+import { Either, ParseResult, Schema } from "effect"
+import type OpenAI from "openai"
+import { ChatChunk, type ChatMessage, type ChatRequest, ChatResponse, type Usage } from "../Llm.js"
+import { ContentFiltered, MalformedResponse, type ModelFailure, StreamTruncated } from "../LlmError.js"
+
+/** Which body field carries `maxTokens`. */
+export type MaxTokensParam = "max_tokens" | "max_completion_tokens"
+
+type Body = OpenAI.Chat.ChatCompletionCreateParamsNonStreaming
+type MessageParam = OpenAI.Chat.ChatCompletionMessageParam
+
+const toMessage = (message: ChatMessage): MessageParam => {
+  const name = message.name === undefined ? {} : { name: message.name }
+  switch (message.role) {
+    case "system":
+      return { role: "system", content: message.content, ...name }
+    case "user":
+      return { role: "user", content: message.content, ...name }
+    case "tool":
+      return { role: "tool", content: message.content, tool_call_id: message.toolCallId ?? "" }
+    case "assistant": {
+      const calls = message.toolCalls
+      if (calls === undefined || calls.length === 0) return { role: "assistant", content: message.content, ...name }
+      return {
+        role: "assistant",
+        content: message.content === "" ? null : message.content,
+        ...name,
+        tool_calls: calls.map((call) => ({
+          id: call.id,
+          type: "function" as const,
+          function: { name: call.name, arguments: call.arguments }
+        }))
+      }
+    }
+  }
+}
+
+const toResponseFormat = (format: NonNullable<ChatRequest["responseFormat"]>): Body["response_format"] =>
+  format.type === "json_schema"
+    ? { type: "json_schema", json_schema: format.jsonSchema as unknown as OpenAI.ResponseFormatJSONSchema["json_schema"] }
+    : { type: format.type }
+
+const toToolChoice = (choice: NonNullable<ChatRequest["toolChoice"]>): Body["tool_choice"] =>
+  typeof choice === "string" ? choice : { type: "function", function: { name: choice.name } }
+
+/**
+ * The Chat Completions body for a request. `metadata` and `idempotencyKey` are never sent in the body
+ * (the key travels as an `Idempotency-Key` header).
+ */
+export const toBody = (request: ChatRequest, maxTokensParam: MaxTokensParam): Body => {
+  const body: Body = { model: request.model, messages: request.messages.map(toMessage) }
+  if (request.maxTokens !== undefined) body[maxTokensParam] = request.maxTokens
+  if (request.temperature !== undefined) body.temperature = request.temperature
+  if (request.topP !== undefined) body.top_p = request.topP
+  if (request.seed !== undefined) body.seed = request.seed
+  if (request.stop !== undefined) body.stop = [...request.stop]
+  if (request.presencePenalty !== undefined) body.presence_penalty = request.presencePenalty
+  if (request.frequencyPenalty !== undefined) body.frequency_penalty = request.frequencyPenalty
+  if (request.responseFormat !== undefined) body.response_format = toResponseFormat(request.responseFormat)
+  if (request.tools !== undefined) {
+    body.tools = request.tools.map((tool) => ({
+      type: "function" as const,
+      function: {
+        name: tool.name,
+        ...(tool.description === undefined ? {} : { description: tool.description }),
+        ...(tool.parameters === undefined ? {} : { parameters: { ...tool.parameters } })
+      }
+    }))
+  }
+  if (request.toolChoice !== undefined) body.tool_choice = toToolChoice(request.toolChoice)
+  if (request.user !== undefined) body.user = request.user
+  return body
+}
+
+const UsageBody = Schema.Struct({ prompt_tokens: Schema.Number, completion_tokens: Schema.Number })
+
+const CompletionBody = Schema.Struct({
+  id: Schema.optional(Schema.NullOr(Schema.String)),
+  model: Schema.optional(Schema.NullOr(Schema.String)),
+  choices: Schema.NonEmptyArray(Schema.Struct({
+    message: Schema.Struct({
+      content: Schema.optional(Schema.NullOr(Schema.String)),
+      tool_calls: Schema.optional(Schema.NullOr(Schema.Array(Schema.Struct({
+        id: Schema.String,
+        function: Schema.Struct({ name: Schema.String, arguments: Schema.String })
+      }))))
+    }),
+    finish_reason: Schema.optional(Schema.NullOr(Schema.String))
+  })),
+  usage: Schema.optional(Schema.NullOr(UsageBody))
+})
+
+const decodeCompletion = Schema.decodeUnknownEither(CompletionBody, { errors: "all" })
+
+// Only the failing paths: the parse messages quote actual values, which may be completion text.
+const failingPaths = (error: ParseResult.ParseError): string => {
+  const paths = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => issue.path.join(".") || "(root)")
+  return `missing or invalid field(s): ${[...new Set(paths)].join(", ")}`
+}
+
+const tokens = (n: number): number => (Number.isFinite(n) && n > 0 ? Math.round(n) : 0)
+
+/** Usage from a body; a body without usage counts 0 / 0 (some OpenAI-compatible servers omit it). */
+export const toUsage = (usage: typeof UsageBody.Type | null | undefined): Usage =>
+  usage == null
+    ? { inputTokens: 0, outputTokens: 0 }
+    : { inputTokens: tokens(usage.prompt_tokens), outputTokens: tokens(usage.completion_tokens) }
+
+/**
+ * Decodes a chat.completion body. A body without `choices[0].message` is MalformedResponse; a
+ * `content_filter` finish reason is ContentFiltered.
+ */
+export const fromCompletion = (body: unknown, model: string): Either.Either<ChatResponse, ModelFailure> =>
+  Either.match(decodeCompletion(body), {
+    onLeft: (error) => Either.left(new MalformedResponse({ model, reason: failingPaths(error) })),
+    onRight: (decoded) => {
+      const choice = decoded.choices[0]
+      const finishReason = choice.finish_reason ?? "stop"
+      if (finishReason === "content_filter") return Either.left(new ContentFiltered({ model }))
+      const calls = choice.message.tool_calls ?? []
+      return Either.right(
+        new ChatResponse({
+          id: decoded.id ?? "",
+          model: decoded.model ?? model,
+          content: choice.message.content ?? "",
+          finishReason,
+          usage: toUsage(decoded.usage),
+          servedFrom: "provider",
+          ...(calls.length === 0
+            ? {}
+            : { toolCalls: calls.map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments })) })
+        })
+      )
+    }
+  })
+
+/**
+ * The state of one stream: chunks are emitted as deltas arrive; the chunk with a finish reason is held back
+ * until the stream ends, so the usage chunk that follows it (with `stream_options.include_usage`) can be
+ * attached to it.
+ */
+export interface StreamState {
+  received: number
+  final: { content: string; finishReason: string } | undefined
+  usage: Usage | undefined
+  model: string
+}
+
+/** What to do with one SDK chunk: emit a ChatChunk, or nothing (held back or usage-only). */
+export const onChunk = (state: StreamState, chunk: OpenAI.Chat.ChatCompletionChunk): ChatChunk | undefined => {
+  if (typeof chunk.model === "string" && chunk.model.length > 0) state.model = chunk.model
+  if (chunk.usage != null) state.usage = toUsage(chunk.usage)
+  const choice = chunk.choices?.[0]
+  if (choice === undefined) return undefined
+  const content = choice.delta?.content ?? ""
+  if (state.final !== undefined) {
+    state.final.content += content
+    return undefined
+  }
+  if (choice.finish_reason != null) {
+    state.final = { content, finishReason: choice.finish_reason }
+    return undefined
+  }
+  state.received++
+  return new ChatChunk({ content, model: state.model, servedFrom: "provider" })
+}
+
+/** The last chunk (finish reason + usage), or the error the end of the stream means. */
+export const onEnd = (state: StreamState, requestModel: string): Either.Either<ChatChunk, ModelFailure> => {
+  if (state.final === undefined) return Either.left(truncated(state, requestModel))
+  if (state.final.finishReason === "content_filter") return Either.left(new ContentFiltered({ model: requestModel }))
+  return Either.right(
+    new ChatChunk({
+      content: state.final.content,
+      model: state.model,
+      finishReason: state.final.finishReason,
+      servedFrom: "provider",
+      ...(state.usage === undefined ? {} : { usage: state.usage })
+    })
+  )
+}
+
+/** The stream ended (or its connection broke) before a finish reason. */
+export const truncated = (state: StreamState, requestModel: string): ModelFailure =>
+  new StreamTruncated({ model: requestModel, receivedChunks: state.received })

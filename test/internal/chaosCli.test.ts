@@ -1,0 +1,62 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Either } from "effect"
+import * as Cli from "../../src/internal/chaosCli.js"
+
+const parse = (line: string) => Cli.parse(line.split(" ").filter((s) => s.length > 0))
+
+describe("chaosCli.parse", () => {
+  it("reads the README example", () => {
+    const result = parse("chaos-server --port 8787 --seed 42 --error-rate 0.2 --status 503 --retry-after 1 --latency 50")
+    expect(Either.getOrThrow(result)).toEqual({
+      _tag: "chaos-server",
+      server: { port: 8787, seed: 42 },
+      faults: { latency: 50, errors: [{ status: 503, rate: 0.2, retryAfter: { seconds: 1 } }] },
+      configFile: undefined
+    })
+  })
+
+  it("reads every fault flag, --flag=value and repeated --error", () => {
+    const result = parse(
+      "chaos-server --models a,b --words 5 --error-rate=0.1 --status 429 --code insufficient_quota --retry-after-ms 300 " +
+        "--error 500:0.05 --error 502:0.05:2 --jitter 10 --first-token-delay 20 --chunk-delay 3 --hang-rate 0.01 " +
+        "--cut-rate 0.02 --malformed-rate 0.03 --content-filter-rate 0.04 --config chaos.json"
+    )
+    expect(Either.getOrThrow(result)).toEqual({
+      _tag: "chaos-server",
+      server: { models: ["a", "b"], words: 5 },
+      faults: {
+        jitter: 10,
+        firstTokenDelay: 20,
+        chunkDelay: 3,
+        hangRate: 0.01,
+        cutRate: 0.02,
+        malformedRate: 0.03,
+        contentFilterRate: 0.04,
+        errors: [
+          { status: 429, rate: 0.1, retryAfter: { ms: 300 }, code: "insufficient_quota" },
+          { status: 500, rate: 0.05 },
+          { status: 502, rate: 0.05, retryAfter: { seconds: 2 } }
+        ]
+      },
+      configFile: "chaos.json"
+    })
+  })
+
+  it("--outage with or without a status", () => {
+    expect(Either.getOrThrow(parse("chaos-server --outage")).valueOf()).toMatchObject({ faults: { outage: {} } })
+    expect(Either.getOrThrow(parse("chaos-server --outage 502 --retry-after 5"))).toMatchObject({
+      faults: { outage: { status: 502, retryAfter: { seconds: 5 } } }
+    })
+    expect(Either.getOrThrow(parse("chaos-server --outage --seed 1"))).toMatchObject({ server: { seed: 1 }, faults: { outage: {} } })
+  })
+
+  it("help and errors", () => {
+    expect(Either.getOrThrow(parse(""))).toEqual({ _tag: "help" })
+    expect(Either.getOrThrow(parse("chaos-server --help"))).toEqual({ _tag: "help" })
+    expect(parse("serve")).toEqual(Either.left("Unknown command \"serve\""))
+    expect(parse("chaos-server --nope 1")).toEqual(Either.left("Unknown option \"--nope\""))
+    expect(parse("chaos-server --port")).toEqual(Either.left("--port needs a value"))
+    expect(parse("chaos-server --seed abc")).toEqual(Either.left("--seed: \"abc\" is not a number"))
+    expect(Either.isLeft(parse("chaos-server --error 503"))).toBe(true)
+  })
+})

@@ -1,0 +1,66 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Either } from "effect"
+import type OpenAI from "openai"
+import * as Mapping from "../../src/internal/openaiMapping.js"
+
+const chunk = (choices: OpenAI.Chat.ChatCompletionChunk["choices"], usage?: OpenAI.CompletionUsage): OpenAI.Chat.ChatCompletionChunk => ({
+  id: "c",
+  object: "chat.completion.chunk",
+  created: 0,
+  model: "gpt-4o-2024-08-06",
+  choices,
+  ...(usage === undefined ? {} : { usage })
+})
+
+const delta = (content: string | undefined, finish: OpenAI.Chat.ChatCompletionChunk.Choice["finish_reason"] = null) =>
+  chunk([{ index: 0, delta: content === undefined ? {} : { content }, finish_reason: finish }])
+
+const fresh = (): Mapping.StreamState => ({ received: 0, final: undefined, usage: undefined, model: "gpt-4o" })
+
+describe("openaiMapping.fromCompletion", () => {
+  it("a body without choices[0].message is MalformedResponse naming the paths only", () => {
+    const result = Mapping.fromCompletion({ id: "x", choices: [{ finish_reason: "stop" }], secret: "text" }, "m")
+    expect(Either.isLeft(result)).toBe(true)
+    if (Either.isRight(result)) return
+    expect(result.left._tag).toBe("MalformedResponse")
+    expect(result.left.message).toContain("choices.0.message")
+    const empty = Mapping.fromCompletion({ choices: [] }, "m")
+    expect(Either.isLeft(empty) && empty.left._tag).toBe("MalformedResponse")
+    const text = Mapping.fromCompletion("<html>busy</html>", "m")
+    expect(Either.isLeft(text) && text.left._tag).toBe("MalformedResponse")
+  })
+
+  it("a body without usage counts 0 / 0 and falls back to the requested model", () => {
+    const result = Mapping.fromCompletion({ choices: [{ message: { content: "hi" }, finish_reason: "stop" }] }, "m")
+    expect(Either.getOrThrow(result)).toMatchObject({ model: "m", content: "hi", usage: { inputTokens: 0, outputTokens: 0 } })
+  })
+})
+
+describe("openaiMapping stream state", () => {
+  it("holds the finish chunk back until the usage chunk, then ends with both", () => {
+    const state = fresh()
+    expect(Mapping.onChunk(state, chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]))?.content).toBe("")
+    expect(Mapping.onChunk(state, delta("Hel"))?.content).toBe("Hel")
+    expect(Mapping.onChunk(state, delta("lo", "stop"))).toBeUndefined()
+    expect(Mapping.onChunk(state, chunk([], { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 }))).toBeUndefined()
+    const last = Either.getOrThrow(Mapping.onEnd(state, "gpt-4o"))
+    expect(last).toMatchObject({ content: "lo", finishReason: "stop", usage: { inputTokens: 3, outputTokens: 2 } })
+    expect(last.model).toBe("gpt-4o-2024-08-06")
+    expect(state.received).toBe(2)
+  })
+
+  it("ends without a finish reason → StreamTruncated with the chunks received", () => {
+    const state = fresh()
+    Mapping.onChunk(state, delta("a"))
+    Mapping.onChunk(state, delta("b"))
+    const result = Mapping.onEnd(state, "gpt-4o")
+    expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "StreamTruncated", receivedChunks: 2, model: "gpt-4o" })
+  })
+
+  it("a content_filter finish reason → ContentFiltered", () => {
+    const state = fresh()
+    Mapping.onChunk(state, delta(undefined, "content_filter"))
+    const result = Mapping.onEnd(state, "gpt-4o")
+    expect(Either.isLeft(result) && result.left._tag).toBe("ContentFiltered")
+  })
+})
