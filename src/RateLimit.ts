@@ -141,8 +141,9 @@ const validate = (options: Options): Either.Either<typeof OptionsSchema.Type, In
  * fits; in "fail" mode (or past `maxWait`) it fails with `RateLimited { source: "client", retryAfter }` and uses
  * up nothing. A request costing more than `tpm` can never fit and fails with `BadRequest`
  * (code "request_too_large"). Every wait and refusal is counted in `llm_rate_limited_total` (labels `key`: the
- * kind of key, never a user id; `action`: "waited" | "rejected"; `limit`: "rpm" | "tpm"). If the store fails
- * (say, Redis is down) the call is let through and a warning logged. Streams are limited when they start.
+ * kind of key — "model" | "user" | "global" | "custom", never a user id; `action`: "waited" | "rejected"; the limit hit is
+ * a span attribute). If the store fails (say, Redis is down) the call is let through and a warning logged.
+ * Streams are limited when they start.
  *
  * @example
  * ```ts
@@ -224,8 +225,12 @@ const makeAdmission = (
       tokens
     })
   const costOf = (limit: Limit, tokens: number) => (limit.kind === "rpm" ? 1 : tokens)
+  // Which limit bit goes on the span, not into a label (the documented labels are key and action).
   const record = (limit: Limit, action: "waited" | "rejected") =>
-    LlmMetrics.count(LlmMetrics.rateLimited, { key: kindLabel, action, limit: limit.kind })
+    Effect.zipRight(
+      LlmMetrics.count(LlmMetrics.rateLimited, { key: kindLabel, action }),
+      Effect.annotateCurrentSpan({ "llm.rate_limit.limit": limit.kind, "llm.rate_limit.action": action })
+    )
   const refund = (key: string, taken: ReadonlyArray<Limit>, tokens: number) =>
     Effect.forEach(taken, (limit) => Effect.ignore(consume(key, limit, -costOf(limit, tokens), "delay")), {
       discard: true

@@ -53,7 +53,7 @@ describe("RateLimit requests per minute", () => {
 
   it.effect("fail: the request over the limit fails with RateLimited from the client and its retryAfter", () =>
     Effect.gen(function* () {
-      const before = yield* rateLimitedCount({ key: "model", action: "rejected", limit: "rpm" })
+      const before = yield* rateLimitedCount({ key: "model", action: "rejected" })
       yield* LlmClient.complete(request())
       yield* LlmClient.complete(request())
       const error = yield* Effect.flip(LlmClient.complete(request()))
@@ -64,7 +64,7 @@ describe("RateLimit requests per minute", () => {
         expect(Duration.toMillis(error.retryAfter!)).toBe(30_000)
       }
       expect(yield* callTimes).toEqual([0, 0])
-      expect((yield* rateLimitedCount({ key: "model", action: "rejected", limit: "rpm" })) - before).toBe(1)
+      expect((yield* rateLimitedCount({ key: "model", action: "rejected" })) - before).toBe(1)
       yield* TestClock.adjust("30 seconds")
       yield* LlmClient.complete(request())
       expect(yield* callTimes).toEqual([0, 0, 30_000])
@@ -80,7 +80,7 @@ describe("RateLimit requests per minute", () => {
       const pairs = yield* Metric.snapshot
       const labelValues = pairs.flatMap((p) => p.metricKey.tags.map((t) => t.value))
       expect(labelValues.some((v) => v.includes("alice") || v.includes("bob"))).toBe(false)
-      expect((yield* rateLimitedCount({ key: "user", action: "rejected", limit: "rpm" }))).toBeGreaterThan(0)
+      expect((yield* rateLimitedCount({ key: "user", action: "rejected" }))).toBeGreaterThan(0)
     }).pipe(Effect.provide(limited({ rpm: 1, per: "user", onLimit: "fail" }))))
 
   it.effect("per model and per custom key are isolated; global is shared", () =>
