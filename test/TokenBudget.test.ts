@@ -421,7 +421,7 @@ describe("TokenBudget alerts", () => {
       const secondDay = Chunk.toReadonlyArray(yield* Queue.takeAll(alerts))
       expect(secondDay.map((a) => [a.threshold, a.periodStart])).toEqual([[0.5, 86_400_000], [0.9, 86_400_000]])
       const counted = yield* Metric.value(
-        LlmMetrics.budgetAlerts.pipe(Metric.tagged("budget", "alerts-test"), Metric.tagged("threshold", "0.5"), Metric.tagged("unit", "tokens"))
+        LlmMetrics.budgetAlerts.pipe(Metric.tagged("budget", "alerts-test"), Metric.tagged("threshold", "0.5"))
       )
       expect(counted.count).toBe(2)
     })).pipe(Effect.provide(services)))

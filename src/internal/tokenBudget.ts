@@ -229,7 +229,7 @@ const build = (config: Config, services: Services, idPrefix: string): Engine => 
         at: now
       }
       return Effect.zipRight(
-        LlmMetrics.count(LlmMetrics.budgetAlerts, { budget: config.name, threshold: String(threshold), unit }),
+        LlmMetrics.count(LlmMetrics.budgetAlerts, { budget: config.name, threshold: String(threshold) }),
         Option.match(services.alerts, { onNone: () => Effect.void, onSome: (hub) => PubSub.publish(hub, event) })
       )
     }, { discard: true })
