@@ -35,3 +35,9 @@ export * as ResponseCache from "./ResponseCache.js"
 export * as Idempotency from "./Idempotency.js"
 /** @since 0.1.0 */
 export * as ChaosServer from "./ChaosServer.js"
+/** @since 0.1.0 */
+export * as Retry from "./Retry.js"
+/** @since 0.1.0 */
+export * as Timeout from "./Timeout.js"
+/** @since 0.1.0 */
+export * as Fallback from "./Fallback.js"
