@@ -3,7 +3,7 @@
  * OpenAI-compatible server (Azure, vLLM, Ollama, OpenRouter, a local model, the ChaosServer).
  *
  * Imported from the subpath `effect-llm-resilience/OpenAi`, so the core never loads `openai`. The SDK is
- * built with `maxRetries: 0` (the Retry policy owns retries) and a timeout of about 24 days (the Timeout
+ * built with `maxRetries: 0` (the Retry policy owns retries) and a timeout of about 23 days (the Timeout
  * policy owns deadlines); interrupting a call aborts its HTTP request.
  *
  * @since 0.1.0

@@ -327,32 +327,59 @@ const capturingTracer = (spans: Array<{ name: string; attributes: Map<string, un
     context: (f) => f()
   })
 
-// A bare HTTP server that records what it receives, to check the exact request the adapter sends.
-const recordingServer = Effect.acquireRelease(
-  Effect.async<{ url: string; server: Http.Server; seen: Array<{ headers: Http.IncomingHttpHeaders; body: unknown }> }>(
-    (resume) => {
-      const seen: Array<{ headers: Http.IncomingHttpHeaders; body: unknown }> = []
+// A bare HTTP server that records what it receives and answers with `reply`, to check the exact request the
+// adapter sends and how it reads answers ChaosServer does not produce.
+type Seen = { headers: Http.IncomingHttpHeaders; body: unknown }
+const completion = JSON.stringify({
+  id: "x",
+  model: "m",
+  choices: [{ index: 0, message: { role: "assistant", content: "fine" }, finish_reason: "stop" }]
+})
+const answerJson = (res: Http.ServerResponse) => {
+  res.writeHead(200, { "content-type": "application/json" })
+  res.end(completion)
+}
+const rawServer = (reply: (res: Http.ServerResponse) => void = answerJson) =>
+  Effect.acquireRelease(
+    Effect.async<{ url: string; server: Http.Server; seen: Array<Seen> }>((resume) => {
+      const seen: Array<Seen> = []
       const server = Http.createServer((req, res) => {
         let text = ""
         req.on("data", (chunk) => (text += chunk))
         req.on("end", () => {
           seen.push({ headers: req.headers, body: JSON.parse(text) })
-          res.writeHead(200, { "content-type": "application/json" })
-          res.end(JSON.stringify({
-            id: "x",
-            model: "m",
-            choices: [{ index: 0, message: { role: "assistant", content: "fine" }, finish_reason: "stop" }]
-          }))
+          reply(res)
         })
       })
       server.listen(0, "127.0.0.1", () => {
         const address = server.address() as Net.AddressInfo
         resume(Effect.succeed({ url: `http://127.0.0.1:${address.port}/v1`, server, seen }))
       })
-    }
-  ),
-  ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
-)
+    }),
+    ({ server }) =>
+      Effect.async<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
+  )
+const recordingServer = rawServer()
+
+const sseChunk = (content: string | undefined, finish: string | null = null) =>
+  `data: ${JSON.stringify({
+    id: "s",
+    object: "chat.completion.chunk",
+    created: 0,
+    model: "m",
+    choices: [{ index: 0, delta: content === undefined ? {} : { content }, finish_reason: finish }]
+  })}\n\n`
+
+const sseServer = (events: ReadonlyArray<string>, end: "end" | "destroy") =>
+  rawServer((res) => {
+    res.writeHead(200, { "content-type": "text/event-stream" })
+    for (const event of events) res.write(event)
+    if (end === "end") res.end()
+    else setTimeout(() => res.socket?.destroy(), 10)
+  })
 
 const closedPort = Effect.async<number>((resume) => {
   const server = Net.createServer()
@@ -472,5 +499,31 @@ describe("OpenAi request mapping", () => {
         Effect.flip
       )
       expect(missing._tag).toBe("ConfigError")
+    }))
+
+  it.scopedLive("a stream the server ends cleanly without a finish reason or [DONE] is StreamTruncated", () =>
+    Effect.gen(function* () {
+      const server = yield* sseServer([sseChunk("a"), sseChunk("b")], "end")
+      const client = yield* OpenAi.make({ apiKey, baseURL: server.url })
+      const error = yield* Effect.flip(collect(client.stream(request("m"))))
+      expect(error).toMatchObject({ _tag: "StreamTruncated", receivedChunks: 2 })
+    }))
+
+  it.scopedLive("a connection lost after the finish reason ends the stream (only usage and [DONE] are missing)", () =>
+    Effect.gen(function* () {
+      const server = yield* sseServer([sseChunk("a"), sseChunk(undefined, "stop")], "destroy")
+      const client = yield* OpenAi.make({ apiKey, baseURL: server.url })
+      const chunks = yield* collect(client.stream(request("m")))
+      expect(chunks.map((c) => c.content)).toEqual(["a", ""])
+      expect(chunks[1]).toMatchObject({ finishReason: "stop" })
+      expect(chunks[1].usage).toBeUndefined()
+    }))
+
+  it.scopedLive("a connection lost before the finish reason is StreamTruncated", () =>
+    Effect.gen(function* () {
+      const server = yield* sseServer([sseChunk("a")], "destroy")
+      const client = yield* OpenAi.make({ apiKey, baseURL: server.url })
+      const error = yield* Effect.flip(collect(client.stream(request("m"))))
+      expect(error).toMatchObject({ _tag: "StreamTruncated", receivedChunks: 1 })
     }))
 })
