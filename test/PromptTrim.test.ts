@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Metric, Stream } from "effect"
+import { Effect, Exit, Layer, Metric, pipe, Stream } from "effect"
 import * as fc from "fast-check"
 import * as FakeLlm from "../src/FakeLlm.js"
 import type { InvalidOptions } from "../src/InvalidOptions.js"
@@ -44,6 +44,10 @@ describe("PromptTrim.trim", () => {
     expect(result.droppedMessages).toBe(0)
     expect(result.droppedTokens).toBe(0)
     expect(result.inputTokens).toBe(countOf(messages))
+    // data-last form
+    const piped = Effect.runSync(Effect.provide(pipe(messages, PromptTrim.trim({ maxInputTokens: 100, model: MODEL })), Tokenizer.layer))
+    expect(piped.inputTokens).toBeLessThanOrEqual(100)
+    expect(piped.droppedMessages).toBeGreaterThan(0)
   })
 
   it("keeps the system message, drops the oldest turns, inserts a marker and reports what it dropped", () => {
