@@ -41,3 +41,7 @@ export * as Retry from "./Retry.js"
 export * as Timeout from "./Timeout.js"
 /** @since 0.1.0 */
 export * as Fallback from "./Fallback.js"
+/** @since 0.1.0 */
+export * as CircuitBreaker from "./CircuitBreaker.js"
+/** @since 0.1.0 */
+export * as Bulkhead from "./Bulkhead.js"
