@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Exit, Fiber, Layer, Metric, Queue, Stream, TestClock } from "effect"
 import * as FakeLlm from "../src/FakeLlm.js"
 import { approximateMessageTokens } from "../src/internal/approximateTokens.js"
-import { ChatRequest, ChatResponse } from "../src/Llm.js"
+import { ChatChunk, ChatRequest, ChatResponse } from "../src/Llm.js"
 import * as LlmClient from "../src/LlmClient.js"
 import * as LlmError from "../src/LlmError.js"
 import * as LlmMetrics from "../src/LlmMetrics.js"
@@ -174,6 +174,23 @@ describe("TokenBudget.policy", () => {
       })
     }).pipe(Effect.provide(services)))
 
+  it.effect("a cut stream without outputTokens is charged the chunks counted as they passed", () =>
+    Effect.gen(function* () {
+      const budget = yield* TokenBudget.policy({ scope: "global", limit: { tokens: 1000 }, period: "day" })
+      const cutting: LlmClient.Service = {
+        complete: () => Effect.die("not used"),
+        stream: (r) =>
+          Stream.concat(
+            Stream.make(new ChatChunk({ content: "aaaabbbb", model: r.model }), new ChatChunk({ content: "cccc", model: r.model })),
+            Stream.fail(new LlmError.StreamTruncated({ model: r.model, receivedChunks: 2 }))
+          )
+      }
+      const error = yield* LlmClient.decorate(cutting, budget).stream(request()).pipe(Stream.runDrain, Effect.flip)
+      expect(error._tag).toBe("StreamTruncated")
+      // "aaaabbbbcccc" = 12 characters = 3 tokens (approximate tokenizer)
+      expect(yield* budget.usage()).toMatchObject({ used: promptOf(request()) + 3, reserved: 0 })
+    }).pipe(Effect.provide(services)))
+
   it.effect("a stream the consumer stops early is charged the chunks that passed", () =>
     Effect.gen(function* () {
       const { budgets: [budget], client } = yield* setup(
@@ -238,6 +255,19 @@ describe("TokenBudget stacking", () => {
       expect(yield* global.usage()).toMatchObject({ used: 17, reserved: 0 })
       expect(yield* perUser.usage("alice")).toMatchObject({ used: 17, reserved: 0, remaining: 133 })
       expect(yield* perUser.usage("bob")).toMatchObject({ used: 0, remaining: 150 })
+    }).pipe(Effect.provide(services)))
+
+  it.effect("a stream refused by the inner budget refunds the outer budget too", () =>
+    Effect.gen(function* () {
+      const { budgets: [global], calls, client } = yield* setup(
+        FakeLlm.stream(["a"]),
+        { scope: "global", limit: { tokens: 10_000 }, period: "month" },
+        { scope: "user", limit: { tokens: 50 }, period: "day" }
+      )
+      const error = yield* client.stream(request({ user: "erin" })).pipe(Stream.runDrain, Effect.flip)
+      expect(error).toMatchObject({ _tag: "BudgetExceeded", scope: "user-day" })
+      expect(yield* global.usage()).toMatchObject({ used: 0, reserved: 0 })
+      expect(yield* calls).toHaveLength(0)
     }).pipe(Effect.provide(services)))
 
   it.effect("each user has a budget of their own; requests without a user share the anonymous one", () =>
@@ -577,18 +607,25 @@ describe("TokenBudget under concurrency", () => {
       const { budgets: [budget], client } = yield* Effect.provideService(setup(
         ({ call, request: r }) =>
           FakeLlm.delay(
-            `${(call * 37) % 500} millis`,
+            `${((call * 37) % 10) * 50} millis`,
             FakeLlm.reply("ok", {
               usage: usage(promptOf(r) - (call % 3), (call * 7919) % (r.maxTokens! + 1))
             })
           ),
         { scope: "global", limit: { tokens: limit }, period: "day" }
       ), TokenBudget.TokenBudgetStore, watched)
-      const fiber = yield* Effect.forEach(requests, (r) => Effect.either(client.complete(r)), {
-        concurrency: "unbounded"
-      }).pipe(Effect.fork)
+      // Four waves of 250 calls, 200 ms apart, each call lasting up to 450 ms: hundreds in flight at once, and
+      // budget released by finished calls is reused by later waves.
+      const waves: Array<Fiber.RuntimeFiber<ReadonlyArray<Either.Either<ChatResponse, LlmError.LlmError>>>> = []
+      for (let wave = 0; wave < 4; wave++) {
+        const batch = requests.slice(wave * 250, (wave + 1) * 250)
+        waves.push(
+          yield* Effect.fork(Effect.forEach(batch, (r) => Effect.either(client.complete(r)), { concurrency: "unbounded" }))
+        )
+        yield* TestClock.adjust("200 millis")
+      }
       yield* TestClock.adjust("1 second")
-      const outcomes = yield* Fiber.join(fiber)
+      const outcomes = (yield* Fiber.join(Fiber.all(waves))).flat()
 
       let charged = 0
       let refused = 0
@@ -606,6 +643,7 @@ describe("TokenBudget under concurrency", () => {
       expect(report.used).toBe(charged)
       expect(report.reserved).toBe(0)
       expect(charged).toBeLessThanOrEqual(limit)
+      expect(charged).toBeGreaterThan(limit * 0.6) // later waves reused what earlier calls released
       expect(peak).toBeLessThanOrEqual(limit)
       expect(peakReserved).toBeGreaterThan(limit / 2) // many calls were in flight at once
       expect(refused).toBeGreaterThan(0)
