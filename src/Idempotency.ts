@@ -10,7 +10,7 @@
  * ```ts
  * const Live = LlmClient.layerWith(Idempotency.policy({ ttl: "24 hours" })).pipe(
  *   Layer.provide(OpenAi.layerConfig()),
- *   Layer.provide(Idempotency.layerStoreMemory())
+ *   Layer.provide(Idempotency.layerStoreMemory)
  * )
  * ```
  *
@@ -195,18 +195,22 @@ export const makeStoreMemory = (options?: { readonly capacity?: number | undefin
   Effect.sync(() => internal.makeMemoryStore(options?.capacity ?? 10_000))
 
 /**
- * The in-memory store as a layer (one store per layer build; shared by the policies built in it).
+ * The in-memory store as a layer (one store per layer build, capacity 10,000; for another capacity use
+ * `Layer.effect(IdempotencyStore, makeStoreMemory({ capacity }))`).
  *
  * @example
  * ```ts
- * import { Idempotency } from "effect-llm-resilience"
- * const stores = Idempotency.layerStoreMemory({ capacity: 50_000 })
+ * import { Layer } from "effect"
+ * import { FakeLlm, Idempotency, LlmClient } from "effect-llm-resilience"
+ * const Live = LlmClient.layerWith(Idempotency.policy()).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
+ *   Layer.provide(Idempotency.layerStoreMemory)
+ * )
  * ```
  * @since 0.1.0
  * @category Layers
  */
-export const layerStoreMemory = (options?: { readonly capacity?: number | undefined }): Layer.Layer<IdempotencyStore> =>
-  Layer.effect(IdempotencyStore, makeStoreMemory(options))
+export const layerStoreMemory: Layer.Layer<IdempotencyStore> = Layer.effect(IdempotencyStore, makeStoreMemory())
 
 /**
  * A built idempotency policy, with its key function and the number of upstream calls it is running.
@@ -218,7 +222,7 @@ export const layerStoreMemory = (options?: { readonly capacity?: number | undefi
  * const program = Effect.gen(function* () {
  *   const idempotency = yield* Idempotency.policy()
  *   return yield* idempotency.inFlight
- * }).pipe(Effect.provide(Idempotency.layerStoreMemory()))
+ * }).pipe(Effect.provide(Idempotency.layerStoreMemory))
  * ```
  * @since 0.1.0
  * @category Models
@@ -266,7 +270,7 @@ export const keyOf = (
  * import { FakeLlm, Idempotency, LlmClient } from "effect-llm-resilience"
  * const Live = LlmClient.layerWith(Idempotency.policy({ ttl: "24 hours", onInFlight: "wait" })).pipe(
  *   Layer.provide(FakeLlm.layer(FakeLlm.reply("done"))),
- *   Layer.provide(Idempotency.layerStoreMemory())
+ *   Layer.provide(Idempotency.layerStoreMemory)
  * )
  * ```
  * @since 0.1.0

@@ -149,7 +149,7 @@ describe("Idempotency.policy", () => {
   it.effect("interrupting 1 of 3 waiters: the upstream call continues and the others get the answer", () =>
     Effect.gen(function* () {
       const upstream = yield* countingUpstream
-      const policy = yield* Idempotency.policy().pipe(Effect.provide(Idempotency.layerStoreMemory()))
+      const policy = yield* Idempotency.policy().pipe(Effect.provide(Idempotency.layerStoreMemory))
       const client = LlmClient.decorate(upstream.service, policy)
       const waiters = yield* Effect.all(Array.from({ length: 3 }, () => Effect.fork(client.complete(request()))))
       yield* TestClock.adjust("100 millis")
@@ -166,7 +166,7 @@ describe("Idempotency.policy", () => {
   it.effect("interrupting every waiter interrupts the upstream call and releases the claim", () =>
     Effect.gen(function* () {
       const upstream = yield* countingUpstream
-      const policy = yield* Idempotency.policy().pipe(Effect.provide(Idempotency.layerStoreMemory()))
+      const policy = yield* Idempotency.policy().pipe(Effect.provide(Idempotency.layerStoreMemory))
       const client = LlmClient.decorate(upstream.service, policy)
       const waiters = yield* Effect.all(Array.from({ length: 3 }, () => Effect.fork(client.complete(request()))))
       yield* TestClock.adjust("100 millis")
@@ -309,7 +309,7 @@ describe("Idempotency.policy", () => {
         complete: () => Effect.zipRight(Effect.sleep("1 second"), Effect.suspend(() => (++calls === 1 ? Effect.die("boom") : Effect.fail(new BadRequest({}))))),
         stream: () => Stream.empty
       }
-      const policy = yield* Idempotency.policy().pipe(Effect.provide(Idempotency.layerStoreMemory()))
+      const policy = yield* Idempotency.policy().pipe(Effect.provide(Idempotency.layerStoreMemory))
       const client = LlmClient.decorate(upstream, policy)
       const fiber = yield* Effect.fork(Effect.all([Effect.exit(client.complete(request())), Effect.exit(client.complete(request()))], { concurrency: "unbounded" }))
       yield* TestClock.adjust("1 second")
@@ -325,7 +325,7 @@ describe("Idempotency.policy", () => {
     Effect.gen(function* () {
       const error = yield* Effect.flip(
         Idempotency.policy({ ttl: { hours: "x" } as never, onInFlight: "queue" as never, lease: "forever" as never }).pipe(
-          Effect.provide(Idempotency.layerStoreMemory())
+          Effect.provide(Idempotency.layerStoreMemory)
         )
       )
       expect(error._tag).toBe("InvalidOptions")

@@ -78,7 +78,7 @@ layer(ChaosServer.layer({ seed: 3 }))("e2e: ResponseCache and Idempotency throug
 
     it.effect("idempotency (derived keys) also sends each distinct request upstream once", () =>
       Effect.gen(function* () {
-        const idempotency = yield* Idempotency.policy().pipe(Effect.provide(Idempotency.layerStoreMemory()))
+        const idempotency = yield* Idempotency.policy().pipe(Effect.provide(Idempotency.layerStoreMemory))
         const { responses, upstream } = yield* upstreamRequests([idempotency], 16)
         expect(upstream).toBe(UNIQUE)
         expect(responses.filter((r) => r.servedFrom === "idempotency")).toHaveLength(DUPLICATES)

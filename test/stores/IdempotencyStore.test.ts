@@ -4,7 +4,7 @@ import * as Idempotency from "../../src/Idempotency.js"
 import { ChatResponse } from "../../src/Llm.js"
 import { idempotencyStoreContract } from "./IdempotencyStore.contract.js"
 
-idempotencyStoreContract("memory", Idempotency.layerStoreMemory())
+idempotencyStoreContract("memory", Idempotency.layerStoreMemory)
 
 describe("IdempotencyStore memory capacity", () => {
   it.effect("beyond capacity the oldest settled entry is evicted, never a live claim", () =>
