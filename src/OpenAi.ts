@@ -136,6 +136,46 @@ const onReadError = (
   return Effect.fail(Option.some(new StreamTruncated({ model, receivedChunks: state.received })))
 }
 
+// Pulls the next ChatChunk to emit: skips held-back chunks (the finish chunk, the usage chunk) and turns the end
+// of the SDK stream into the last chunk or the error it means.
+const makePull = (
+  iterator: AsyncIterator<SdkChunk>,
+  controller: AbortController,
+  model: string
+): Effect.Effect<ChatChunk, Option.Option<ModelFailure>> => {
+  const state: Mapping.StreamState = { received: 0, final: undefined, usage: undefined, model }
+  let ended = false
+  const finish = Effect.suspend(() => {
+    ended = true
+    return Either.match(Mapping.onEnd(state, model), {
+      onLeft: (error) => Effect.fail(Option.some(error)),
+      onRight: (chunk) =>
+        Effect.as(
+          Effect.annotateCurrentSpan(usageAttributes(chunk.model, chunk.usage ?? { inputTokens: 0, outputTokens: 0 })),
+          chunk
+        )
+    })
+  })
+  const next = Effect.tryPromise({
+    try: (signal) => {
+      linkAbort(signal, controller)
+      return iterator.next()
+    },
+    catch: (error) => error
+  })
+  const pull: Effect.Effect<ChatChunk, Option.Option<ModelFailure>> = Effect.suspend(() =>
+    ended ? Effect.fail(Option.none()) : next.pipe(
+      Effect.catchAll((error) => onReadError(error, state, model)),
+      Effect.flatMap((result) => {
+        if (result === "end" || result.done === true) return finish
+        const chunk = Mapping.onChunk(state, result.value)
+        return chunk === undefined ? pull : Effect.succeed(chunk)
+      })
+    )
+  )
+  return pull
+}
+
 const streamChunks = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam, request: ChatRequest) =>
   Stream.unwrapScoped(Effect.gen(function* () {
     const controller = new AbortController()
@@ -148,34 +188,7 @@ const streamChunks = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam, re
       catch: (error) => error
     }).pipe(Effect.catchAll((error) => failWith(error, request.model)))
     const iterator = yield* openIterator(sdkStream, controller)
-    const state: Mapping.StreamState = { received: 0, final: undefined, usage: undefined, model: request.model }
-    let ended = false
-    const finish = Effect.suspend(() => {
-      ended = true
-      return Either.match(Mapping.onEnd(state, request.model), {
-        onLeft: (error) => Effect.fail(Option.some(error)),
-        onRight: (chunk) =>
-          Effect.as(Effect.annotateCurrentSpan(usageAttributes(chunk.model, chunk.usage ?? { inputTokens: 0, outputTokens: 0 })), chunk)
-      })
-    })
-    const pull: Effect.Effect<ChatChunk, Option.Option<ModelFailure>> = Effect.suspend(() => {
-      if (ended) return Effect.fail(Option.none())
-      return Effect.tryPromise({
-        try: (signal) => {
-          linkAbort(signal, controller)
-          return iterator.next()
-        },
-        catch: (error) => error
-      }).pipe(
-        Effect.catchAll((error) => onReadError(error, state, request.model)),
-        Effect.flatMap((result) => {
-          if (result === "end" || result.done === true) return finish
-          const chunk = Mapping.onChunk(state, result.value)
-          return chunk === undefined ? pull : Effect.succeed(chunk)
-        })
-      )
-    })
-    return Stream.repeatEffectOption(pull)
+    return Stream.repeatEffectOption(makePull(iterator, controller, request.model))
   }))
 
 const streamWith = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam) =>
