@@ -9,7 +9,8 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Either, Function, Layer, ParseResult, PubSub, Queue, Schema, Stream } from "effect"
+import { Context, Duration, Effect, Either, Layer, ParseResult, PubSub, Queue, Schema, Stream } from "effect"
+import { dual } from "effect/Function"
 import type { Scope } from "effect"
 import * as Ledger from "./internal/budgetLedger.js"
 import type { Period } from "./internal/budgetPeriod.js"
@@ -658,7 +659,7 @@ export const policy = (options: Options): Effect.Effect<Budget, InvalidOptions, 
 export const usage: {
   (scope?: string): (budget: Budget) => Effect.Effect<UsageReport>
   (budget: Budget, scope?: string): Effect.Effect<UsageReport>
-} = Function.dual(
+} = dual(
   (args) => typeof args[0] === "object" && args[0] !== null && (args[0] as Budget)._tag === "TokenBudget",
   (budget: Budget, scope?: string): Effect.Effect<UsageReport> => budget.usage(scope)
 )
