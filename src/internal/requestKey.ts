@@ -26,16 +26,16 @@ const EMPTY_IS_ABSENT: ReadonlySet<string> = new Set(["stop", "tools", "toolCall
 const isPlainObject = (u: unknown): u is Record<string, unknown> =>
   typeof u === "object" && u !== null && !Array.isArray(u)
 
-/** JSON with object keys sorted at every depth and undefined members dropped. */
-export const canonicalJson = (value: unknown): string => {
-  if (value === undefined) return "null"
-  if (value === null || typeof value !== "object") {
-    return typeof value === "number" && !Number.isFinite(value) ? "null" : JSON.stringify(value)
-  }
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v)).join(",")}]`
-  const keys = Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] !== undefined).sort()
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(",")}}`
+const sortedKeys = (_key: string, value: unknown): unknown => {
+  if (!isPlainObject(value)) return value
+  // A null prototype, so a "__proto__" member is data like any other.
+  const sorted: Record<string, unknown> = Object.create(null)
+  for (const key of Object.keys(value).sort()) sorted[key] = value[key]
+  return sorted
 }
+
+/** JSON with object keys sorted at every depth and undefined members dropped (native stringify does the rest). */
+export const canonicalJson = (value: unknown): string => JSON.stringify(value, sortedKeys) ?? "null"
 
 const normaliseField = (name: string, value: unknown): unknown => {
   if (value === undefined) return undefined
@@ -88,8 +88,19 @@ export const ANONYMOUS_SCOPE = "anonymous"
 export const defaultScope: ScopeFn = (request) =>
   request.user === undefined ? ANONYMOUS_SCOPE : `user:${request.user}`
 
-/** The scope hashed (128 bits, hex), so a user id never appears in a key. */
-export const scopeHash = (scope: string): string => sha256(`effect-llm-resilience/scope/v1\n${scope}`).slice(0, 32)
+const scopeHashes = new Map<string, string>()
+const SCOPE_MEMO_LIMIT = 10_000
+
+/** The scope hashed (128 bits, hex), so a user id never appears in a key. Memoized: scopes repeat. */
+export const scopeHash = (scope: string): string => {
+  let hash = scopeHashes.get(scope)
+  if (hash === undefined) {
+    hash = sha256(`effect-llm-resilience/scope/v1\n${scope}`).slice(0, 32)
+    if (scopeHashes.size >= SCOPE_MEMO_LIMIT) scopeHashes.clear()
+    scopeHashes.set(scope, hash)
+  }
+  return hash
+}
 
 /** `<namespace>:<scope hash>:<request hash>`. */
 export const scopedKey = (namespace: string, scope: string, hash: string): string =>

@@ -2,7 +2,7 @@
  * The response cache engine: key → in-flight coalescing → store, plus the LRU memory store.
  * The public module (ResponseCache.ts) holds the types, docs and Tags.
  */
-import { Clock, Duration, Effect, Exit, Option, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Exit, Metric, Option, Schema, Stream } from "effect"
 import { ChatChunk, ChatResponse, type ChatRequest, type Usage } from "../Llm.js"
 import type { Complete, StreamFn } from "../LlmClient.js"
 import type { LlmError } from "../LlmError.js"
@@ -63,8 +63,37 @@ export const encodeResponse = (response: ChatResponse): Option.Option<Stored> =>
 
 const decode = Schema.decodeUnknownOption(ChatResponse)
 
-const servedFromCache = (response: ChatResponse): ChatResponse =>
-  new ChatResponse({ ...response, servedFrom: "cache" }, true)
+// Hits of one entry share one decoded response: with an in-memory store a hit then costs no Schema work.
+const cacheCopies = new WeakMap<object, ChatResponse>()
+const servedFromCache = (response: ChatResponse): ChatResponse => {
+  if (response.servedFrom === "cache") return response
+  let copy = cacheCopies.get(response)
+  if (copy === undefined) {
+    copy = new ChatResponse({ ...response, servedFrom: "cache" }, true)
+    cacheCopies.set(response, copy)
+  }
+  return copy
+}
+const decodedEntries = new WeakMap<object, ChatResponse>()
+const decodeStored = (stored: Stored): Option.Option<ChatResponse> => {
+  const known = decodedEntries.get(stored)
+  if (known !== undefined) return Option.some(known)
+  return Option.map(decode({ ...stored, servedFrom: "cache" }), (response) => {
+    decodedEntries.set(stored, response)
+    return response
+  })
+}
+
+const taggedCounters = new Map<string, Metric.Metric.Counter<number>>()
+const countFor = (hit: boolean, model: string): Effect.Effect<void> => {
+  const name = `${hit ? "hit" : "miss"}\u0000${model}`
+  let counter = taggedCounters.get(name)
+  if (counter === undefined) {
+    counter = Metric.tagged(hit ? LlmMetrics.cacheHits : LlmMetrics.cacheMisses, "model", model)
+    if (taggedCounters.size < 10_000) taggedCounters.set(name, counter)
+  }
+  return Metric.increment(counter)
+}
 
 const wordsOf = (content: string): ReadonlyArray<string> => content.match(/\S+\s*|\s+/g) ?? []
 
@@ -142,7 +171,7 @@ export const make = (store: Store, config: Config): Engine => {
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.flatMap(store.get(key, now), (stored) => {
         if (Option.isNone(stored)) return Effect.succeed(Option.none())
-        const decoded = decode(stored.value)
+        const decoded = decodeStored(stored.value)
         // An entry that no longer decodes (written by another version) is a miss, and is dropped.
         if (Option.isNone(decoded)) return Effect.as(store.delete(key), Option.none())
         touch(key)
@@ -181,7 +210,7 @@ export const make = (store: Store, config: Config): Engine => {
     Effect.suspend(() => {
       if (hit) hits++
       else misses++
-      return LlmMetrics.count(hit ? LlmMetrics.cacheHits : LlmMetrics.cacheMisses, { model })
+      return countFor(hit, model)
     })
 
   /** Joins or starts the flight for `key`; joiners that get an answer count as hits (they cost no call). */
@@ -202,7 +231,7 @@ export const make = (store: Store, config: Config): Engine => {
       // Fast path: a hit needs no fiber. A miss re-reads inside the flight, which closes the race.
       return Effect.flatMap(read(key), (cached) =>
         Option.isSome(cached)
-          ? Effect.as(record(request.model, true), servedFromCache(cached.value))
+          ? Effect.as(record(request.model, true), cached.value)
           : viaFlight(key, request, next))
     })
   }
