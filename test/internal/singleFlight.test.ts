@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Ref, TestClock } from "effect"
+import { type Duration, Effect, Exit, Fiber, Ref, TestClock } from "effect"
 import * as SingleFlight from "../../src/internal/singleFlight.js"
 
-const counted = (runs: Ref.Ref<number>, value: string, delay = "1 second") =>
+const counted = (runs: Ref.Ref<number>, value: string, delay: Duration.DurationInput = "1 second") =>
   Effect.zipRight(Effect.zipRight(Ref.update(runs, (n) => n + 1), Effect.sleep(delay)), Effect.succeed(value))
 
 describe("SingleFlight", () => {
