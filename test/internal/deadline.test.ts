@@ -1,0 +1,78 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Duration, Effect, Exit, Fiber, Option, Ref, TestClock } from "effect"
+import { withDeadline } from "../../src/internal/deadline.js"
+
+const timedOut = () => "timed out" as const
+
+describe("withDeadline", () => {
+  it.effect("returns the value when the effect ends before the deadline", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.fork(withDeadline(Effect.as(Effect.sleep("999 millis"), 42), Duration.seconds(1), timedOut))
+      yield* TestClock.adjust("999 millis")
+      expect(yield* Fiber.join(fiber)).toBe(42)
+    }))
+
+  it.effect("passes failures through unchanged", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(withDeadline(Effect.fail("boom" as const), Duration.seconds(1), timedOut))
+      expect(error).toBe("boom")
+    }))
+
+  it.effect("fails after exactly the deadline, interrupting and awaiting the effect", () =>
+    Effect.gen(function* () {
+      const stopped = yield* Ref.make(false)
+      const slow = Effect.never.pipe(Effect.onInterrupt(() => Ref.set(stopped, true)))
+      const fiber = yield* Effect.fork(Effect.flip(withDeadline(slow, Duration.seconds(1), timedOut)))
+      yield* TestClock.adjust("999 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Fiber.join(fiber)).toBe("timed out")
+      expect(yield* Ref.get(stopped)).toBe(true)
+    }))
+
+  it.effect("waits for an effect whose interruption takes time before failing", () =>
+    Effect.gen(function* () {
+      const cleanup = Effect.never.pipe(Effect.onInterrupt(() => Effect.sleep("500 millis")))
+      const fiber = yield* Effect.fork(Effect.flip(withDeadline(cleanup, Duration.seconds(1), timedOut)))
+      yield* TestClock.adjust("1 second")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("500 millis")
+      expect(yield* Fiber.join(fiber)).toBe("timed out")
+    }))
+
+  it.effect("a caller's interruption is an interruption, not a timeout, and stops the effect", () =>
+    Effect.gen(function* () {
+      const stopped = yield* Deferred.make<void>()
+      const slow = Effect.never.pipe(Effect.onInterrupt(() => Deferred.succeed(stopped, undefined)))
+      const fiber = yield* Effect.fork(withDeadline(slow, Duration.seconds(10), timedOut))
+      yield* TestClock.adjust("1 second")
+      const exit = yield* Fiber.interrupt(fiber)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      yield* Deferred.await(stopped)
+      // the timer is gone: moving past the deadline changes nothing
+      yield* TestClock.adjust("1 minute")
+    }))
+
+  it.effect("an infinite duration runs the effect as is", () =>
+    Effect.gen(function* () {
+      expect(yield* withDeadline(Effect.succeed(1), Duration.infinity, timedOut)).toBe(1)
+    }))
+
+  it.live("1000 sequential calls on the live clock leave no host timer behind", () =>
+    Effect.gen(function* () {
+      const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length
+      const before = timers()
+      for (let i = 0; i < 1000; i++) {
+        yield* withDeadline(Effect.promise(() => Promise.resolve(i)), Duration.seconds(30), timedOut)
+      }
+      expect(timers()).toBe(before)
+    }))
+
+  // The live Clock takes the host-timer path: check it once with a few milliseconds.
+  it.live("with the live clock, a hanging effect times out and a fast one does not", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(withDeadline(Effect.never, Duration.millis(5), timedOut))
+      expect(error).toBe("timed out")
+      expect(yield* withDeadline(Effect.succeed("fast"), Duration.millis(5), timedOut)).toBe("fast")
+    }))
+})
