@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Context, Duration, Effect, Either, Layer, Option, Random, Schedule, Schema, Stream } from "effect"
+import { Cause, Context, Duration, Effect, Either, Layer, Option, Random, Schedule, Schema, Stream } from "effect"
 import { ScheduleDecision, ScheduleInterval } from "effect"
 import * as Backoff from "./internal/backoff.js"
 import { AnyFunction, FiniteDuration, strict } from "./internal/optionSchemas.js"
@@ -189,11 +189,13 @@ const unsafeMakeBudget = (o: typeof BudgetOptionsSchema.Type): Budget => {
     windowMs: Duration.toMillis(o.window ?? Duration.seconds(10)),
     minPerSecond: o.minPerSecond ?? 10
   })
+  const at = <A>(f: (now: number) => A): Effect.Effect<A> =>
+    Effect.clockWith((clock) => Effect.sync(() => f(clock.unsafeCurrentTimeMillis())))
   return {
     [BudgetTypeId]: BudgetTypeId,
-    deposit: Effect.map(Clock.currentTimeMillis, (now) => state.deposit(now)),
-    tryWithdraw: Effect.map(Clock.currentTimeMillis, (now) => state.tryWithdraw(now)),
-    snapshot: Effect.map(Clock.currentTimeMillis, (now) => state.snapshot(now))
+    deposit: at((now) => state.deposit(now)),
+    tryWithdraw: at((now) => state.tryWithdraw(now)),
+    snapshot: at((now) => state.snapshot(now))
   }
 }
 
