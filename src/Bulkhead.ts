@@ -152,7 +152,12 @@ const guardEffect = <A, E, R>(
     acquire(resolve, restore, limits.maxWait).pipe(
       Effect.catchAll(refuse(key, limits, model)),
       // The slot is released only when the effect has stopped, interrupted or not.
-      Effect.flatMap((compartment) => Effect.ensuring(restore(effect), Effect.sync(() => compartment.release())))
+      Effect.flatMap((compartment) =>
+        Effect.flatMap(Effect.exit(restore(effect)), (exit) => {
+          compartment.release()
+          return exit
+        })
+      )
     )
   )
 

@@ -548,14 +548,20 @@ const firstSight = (engine: Engine, key: string, admission: Admission): Effect.E
   return LlmMetrics.setGauge(LlmMetrics.breakerState, { key }, stateCode[state])
 }
 
+const admitted = (engine: Engine, key: string, admission: Admission): Effect.Effect<Admission> =>
+  admission.transitions.length === 0 && engine.seen.has(key)
+    ? Effect.succeed(admission)
+    : Effect.as(Effect.zipRight(publish(engine, key, admission.transitions), firstSight(engine, key, admission)), admission)
+
+const storeDown = (error: CircuitBreakerStoreError) =>
+  Effect.as(Effect.logWarning("circuit breaker store unavailable; the call runs untracked", error), undefined)
+
 const admitKey = (engine: Engine, key: string): Effect.Effect<Admission | undefined> =>
-  Clock.currentTimeMillis.pipe(
-    Effect.flatMap((now) => engine.store.admit(key, now, engine.config)),
-    Effect.tap((admission) => Effect.zipRight(publish(engine, key, admission.transitions), firstSight(engine, key, admission))),
-    Effect.catchAll((error) =>
-      Effect.as(Effect.logWarning("circuit breaker store unavailable; the call runs untracked", error), undefined)
-    )
-  )
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.matchEffect(engine.store.admit(key, now, engine.config), {
+      onFailure: storeDown,
+      onSuccess: (admission) => admitted(engine, key, admission)
+    }))
 
 const outcomeOf = (engine: Engine, exit: Exit.Exit<unknown, unknown>): Outcome => {
   if (Exit.isSuccess(exit)) return "success"
@@ -565,11 +571,11 @@ const outcomeOf = (engine: Engine, exit: Exit.Exit<unknown, unknown>): Outcome =
 }
 
 const recordKey = (engine: Engine, key: string, ticket: Ticket, exit: Exit.Exit<unknown, unknown>) =>
-  Clock.currentTimeMillis.pipe(
-    Effect.flatMap((now) => engine.store.record(key, now, engine.config, ticket, outcomeOf(engine, exit))),
-    Effect.flatMap((records) => publish(engine, key, records)),
-    Effect.catchAll((error) => Effect.logWarning("circuit breaker store unavailable; an outcome was not recorded", error))
-  )
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.matchEffect(engine.store.record(key, now, engine.config, ticket, outcomeOf(engine, exit)), {
+      onFailure: (error) => Effect.logWarning("circuit breaker store unavailable; an outcome was not recorded", error),
+      onSuccess: (records) => publish(engine, key, records)
+    }))
 
 const reject = (key: string, model: string | undefined, retryAfterMs: number): Effect.Effect<never, CircuitOpen> =>
   Effect.zipRight(
@@ -588,7 +594,10 @@ const guardEffect = <A, E, R>(
     Effect.flatMap(admitKey(engine, key), (admission): Effect.Effect<A, E | CircuitOpen, R> => {
       if (admission === undefined) return restore(effect)
       if (admission._tag === "Rejected") return reject(key, model, admission.retryAfterMs)
-      return Effect.onExit(restore(effect), (exit) => recordKey(engine, key, admission.ticket, exit))
+      return Effect.flatMap(
+        Effect.exit(restore(effect)),
+        (exit) => Effect.zipRight(recordKey(engine, key, admission.ticket, exit), exit)
+      )
     })
   )
 

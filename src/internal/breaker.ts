@@ -330,6 +330,8 @@ const tripReason = (config: Config, state: State, now: number): Reason | null =>
 }
 
 const recordClosed = (config: Config, state: State, now: number, failed: boolean, slow: boolean) => {
+  // The hot path: a success with nothing to count changes nothing.
+  if (!failed && config.window === null && state.consecutiveFailures === 0) return [none, state] as const
   const next: State = {
     ...state,
     consecutiveFailures: failed ? state.consecutiveFailures + 1 : 0,
