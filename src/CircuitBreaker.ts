@@ -16,14 +16,10 @@
  * @since 0.1.0
  */
 import {
-  Cause,
-  Clock,
   Context,
   Duration,
   Effect,
   Either,
-  Exit,
-  FiberId,
   Layer,
   Option,
   PubSub,
@@ -36,12 +32,12 @@ import {
 import { dual } from "effect/Function"
 import * as internal from "./internal/breaker.js"
 import { decodeOptions } from "./internal/breakerOptions.js"
+import * as shell from "./internal/breakerEngine.js"
 import { keyFunction } from "./internal/policyKey.js"
 import type { InvalidOptions } from "./InvalidOptions.js"
 import type { ChatRequest } from "./Llm.js"
 import type * as LlmClient from "./LlmClient.js"
 import { CircuitOpen, isLlmError, isRetryable } from "./LlmError.js"
-import * as LlmMetrics from "./LlmMetrics.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Models
@@ -516,138 +512,6 @@ export const layerStoreMemory: Layer.Layer<CircuitBreakerStore> = Layer.effect(C
  */
 export const isFailure = (error: unknown): boolean => (isLlmError(error) ? isRetryable(error) : true)
 
-const stateCode: Record<State, number> = { closed: 0, halfOpen: 1, open: 2, isolated: 3 }
-
-interface Engine {
-  readonly config: Config
-  readonly store: Store
-  readonly countAsFailure: (error: unknown) => boolean
-  readonly hub: PubSub.PubSub<Transition>
-  readonly seen: Set<string>
-}
-
-const publish = (engine: Engine, key: string, records: ReadonlyArray<TransitionRecord>): Effect.Effect<void> =>
-  records.length === 0 ? Effect.void : Effect.forEach(records, (r) =>
-    Effect.all([
-      LlmMetrics.count(LlmMetrics.breakerTransitions, { key, from: r.from, to: r.to }),
-      LlmMetrics.setGauge(LlmMetrics.breakerState, { key }, stateCode[r.to]),
-      PubSub.publish(engine.hub, {
-        key,
-        from: r.from,
-        to: r.to,
-        reason: r.reason,
-        at: r.at,
-        breakDuration: r.breakMs === null ? Option.none() : Option.some(Duration.millis(r.breakMs))
-      })
-    ], { discard: true }), { discard: true })
-
-const firstSight = (engine: Engine, key: string, admission: Admission): Effect.Effect<void> => {
-  if (engine.seen.has(key)) return Effect.void
-  engine.seen.add(key)
-  const state = admission._tag === "Rejected" ? admission.phase : admission.ticket.probe ? "halfOpen" : "closed"
-  return LlmMetrics.setGauge(LlmMetrics.breakerState, { key }, stateCode[state])
-}
-
-const admitted = (engine: Engine, key: string, admission: Admission): Effect.Effect<Admission> =>
-  admission.transitions.length === 0 && engine.seen.has(key)
-    ? Effect.succeed(admission)
-    : Effect.as(Effect.zipRight(publish(engine, key, admission.transitions), firstSight(engine, key, admission)), admission)
-
-const storeDown = (error: CircuitBreakerStoreError) =>
-  Effect.as(Effect.logWarning("circuit breaker store unavailable; the call runs untracked", error), undefined)
-
-const admitKey = (engine: Engine, key: string): Effect.Effect<Admission | undefined> =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    Effect.matchEffect(engine.store.admit(key, now, engine.config), {
-      onFailure: storeDown,
-      onSuccess: (admission) => admitted(engine, key, admission)
-    }))
-
-const outcomeOf = (engine: Engine, exit: Exit.Exit<unknown, unknown>): Outcome => {
-  if (Exit.isSuccess(exit)) return "success"
-  if (Cause.isInterruptedOnly(exit.cause)) return "ignored"
-  const failure = Cause.failureOption(exit.cause)
-  return Option.isSome(failure) && engine.countAsFailure(failure.value) ? "failure" : "ignored"
-}
-
-const recordKey = (engine: Engine, key: string, ticket: Ticket, exit: Exit.Exit<unknown, unknown>) =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    Effect.matchEffect(engine.store.record(key, now, engine.config, ticket, outcomeOf(engine, exit)), {
-      onFailure: (error) => Effect.logWarning("circuit breaker store unavailable; an outcome was not recorded", error),
-      onSuccess: (records) => publish(engine, key, records)
-    }))
-
-const reject = (key: string, model: string | undefined, retryAfterMs: number): Effect.Effect<never, CircuitOpen> =>
-  Effect.zipRight(
-    LlmMetrics.count(LlmMetrics.breakerRejections, { key }),
-    Effect.fail(new CircuitOpen({ key, retryAfter: Duration.millis(retryAfterMs), model }))
-  )
-
-const guardEffect = <A, E, R>(
-  engine: Engine,
-  key: string,
-  model: string | undefined,
-  effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E | CircuitOpen, R> =>
-  // Admission and the outcome hook are registered without a gap: an admitted probe is always reported.
-  Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(admitKey(engine, key), (admission): Effect.Effect<A, E | CircuitOpen, R> => {
-      if (admission === undefined) return restore(effect)
-      if (admission._tag === "Rejected") return reject(key, model, admission.retryAfterMs)
-      return Effect.flatMap(
-        Effect.exit(restore(effect)),
-        (exit) => Effect.zipRight(recordKey(engine, key, admission.ticket, exit), exit)
-      )
-    })
-  )
-
-// A stream's own end decides its outcome; a consumer that stops early (success) or fails downstream (ignored)
-// says nothing about the provider.
-const streamOutcome = (own: Exit.Exit<unknown, unknown> | undefined, scope: Exit.Exit<unknown, unknown>) =>
-  own ?? (Exit.isSuccess(scope) ? scope : Exit.interrupt(FiberId.none))
-
-const guardStream = <A, E, R>(
-  engine: Engine,
-  key: string,
-  model: string | undefined,
-  stream: Stream.Stream<A, E, R>
-): Stream.Stream<A, E | CircuitOpen, R> =>
-  Stream.unwrapScoped(Effect.suspend(() => {
-    let own: Exit.Exit<unknown, unknown> | undefined
-    return Effect.acquireRelease(admitKey(engine, key), (admission, exit) =>
-      admission?._tag === "Admitted" ? recordKey(engine, key, admission.ticket, streamOutcome(own, exit)) : Effect.void).pipe(
-        Effect.flatMap((admission) =>
-          admission?._tag === "Rejected"
-            ? reject(key, model, admission.retryAfterMs)
-            : Effect.succeed(stream.pipe(
-              Stream.tapErrorCause((cause) => Effect.sync(() => (own = Exit.failCause(cause)))),
-              Stream.onEnd(Effect.sync(() => (own = Exit.void)))
-            ))
-        )
-      )
-  }))
-
-const statusOf = (engine: Engine, key: string): Effect.Effect<Status, CircuitBreakerStoreError> =>
-  Clock.currentTimeMillis.pipe(
-    Effect.flatMap((now) => engine.store.observe(key, now, engine.config)),
-    Effect.tap((observation) => publish(engine, key, observation.transitions)),
-    Effect.map(({ status }) => ({
-      key,
-      state: status.phase,
-      retryAfter: Duration.millis(status.retryAfterMs),
-      consecutiveFailures: status.consecutiveFailures,
-      calls: status.calls,
-      failures: status.failures,
-      slowCalls: status.slowCalls
-    }))
-  )
-
-const manual = (engine: Engine, key: string, operation: "isolate" | "reset") =>
-  Clock.currentTimeMillis.pipe(
-    Effect.flatMap((now) => engine.store[operation](key, now, engine.config)),
-    Effect.flatMap((records) => publish(engine, key, records))
-  )
-
 const makeEngine = (options: Options, target: string) =>
   Effect.gen(function* () {
     const decoded = yield* Either.match(decodeOptions(target, options), {
@@ -656,7 +520,7 @@ const makeEngine = (options: Options, target: string) =>
     })
     const store = yield* CircuitBreakerStore
     const hub = yield* PubSub.unbounded<Transition>()
-    const engine: Engine = {
+    const engine: shell.Engine = {
       config: decoded.config,
       store,
       countAsFailure: decoded.countAsFailure ?? isFailure,
@@ -720,12 +584,12 @@ export const make = (options: MakeOptions = {}): Effect.Effect<CircuitBreaker, I
     const key = decoded.key ?? "default"
     return {
       key,
-      state: statusOf(engine, key),
+      state: shell.statusOf(engine, key),
       transitions: Stream.fromPubSub(engine.hub),
       subscribe: PubSub.subscribe(engine.hub),
-      isolate: manual(engine, key, "isolate"),
-      reset: manual(engine, key, "reset"),
-      execute: (effect) => guardEffect(engine, key, undefined, effect)
+      isolate: shell.manual(engine, key, "isolate"),
+      reset: shell.manual(engine, key, "reset"),
+      execute: (effect) => shell.guardEffect(engine, key, undefined, effect)
     }
   })
 
@@ -805,13 +669,13 @@ export const policy = (options: PolicyOptions = {}): Effect.Effect<Policy, Inval
     const keyOf = keyFunction(decoded.per)
     return {
       name: "circuit-breaker",
-      complete: (next) => (request) => guardEffect(engine, keyOf(request), request.model, next(request)),
-      stream: (next) => (request) => guardStream(engine, keyOf(request), request.model, next(request)),
+      complete: (next) => (request) => shell.guardEffect(engine, keyOf(request), request.model, next(request)),
+      stream: (next) => (request) => shell.guardStream(engine, keyOf(request), request.model, next(request)),
       keyOf,
-      state: (key) => statusOf(engine, key),
+      state: (key) => shell.statusOf(engine, key),
       transitions: Stream.fromPubSub(engine.hub),
       subscribe: PubSub.subscribe(engine.hub),
-      isolate: (key) => manual(engine, key, "isolate"),
-      reset: (key) => manual(engine, key, "reset")
+      isolate: (key) => shell.manual(engine, key, "isolate"),
+      reset: (key) => shell.manual(engine, key, "reset")
     }
   })
