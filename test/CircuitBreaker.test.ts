@@ -20,6 +20,7 @@ import { ChatRequest } from "../src/Llm.js"
 import * as LlmClient from "../src/LlmClient.js"
 import * as LlmError from "../src/LlmError.js"
 import * as LlmMetrics from "../src/LlmMetrics.js"
+import * as Retry from "../src/Retry.js"
 
 const Store = CircuitBreaker.layerStoreMemory
 const server = () => new LlmError.ServerError({ status: 503 })
@@ -388,6 +389,19 @@ describe("CircuitBreaker.policy", () => {
     }).pipe(
       Effect.provide(Layer.merge(FakeLlm.layer(({ request: r }) => (r.model.startsWith("down-model") ? FakeLlm.fail(server()) : FakeLlm.reply("ok"))), Store))
     ))
+
+  it.effect("Retry outside the breaker stops at CircuitOpen: no attempt is wasted on an open circuit", () =>
+    Effect.gen(function* () {
+      const breaker = yield* CircuitBreaker.policy({ failureThreshold: 2, halfOpenAfter: "1 minute" })
+      const program = Effect.gen(function* () {
+        const fiber = yield* Effect.fork(Effect.flip(LlmClient.complete(request("retried"))))
+        yield* TestClock.adjust("30 seconds")
+        const error = yield* Fiber.join(fiber)
+        expect(error._tag).toBe("CircuitOpen")
+        expect(yield* FakeLlm.calls).toHaveLength(2)
+      })
+      yield* LlmClient.withPolicies(program, Retry.policy({ maxRetries: 5 }), breaker)
+    }).pipe(Effect.provide(Layer.merge(FakeLlm.layer(FakeLlm.fail(server())), Store))))
 
   it.effect("per provider: metadata.provider, else the model prefix, else \"default\"", () =>
     Effect.gen(function* () {
