@@ -8,7 +8,7 @@ import { FakeLlm, Llm, LlmClient, LlmError, Retry, Timeout } from "../src/index.
 
 const request = new Llm.ChatRequest({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Write a haiku" }] })
 
-const show = <A>(label: string, effect: Effect.Effect<A, { readonly _tag: string; readonly message: string }>) =>
+const show = <A, R>(label: string, effect: Effect.Effect<A, LlmError.LlmError, R>) =>
   Effect.gen(function* () {
     const started = yield* Clock.currentTimeMillis
     const exit = yield* Effect.either(effect)
@@ -21,7 +21,7 @@ const show = <A>(label: string, effect: Effect.Effect<A, { readonly _tag: string
 const withStack = (script: FakeLlm.Script, ...policies: Array<LlmClient.Policy>) =>
   Effect.provide(LlmClient.layerWith(...policies).pipe(Layer.provide(FakeLlm.layer(script))))
 
-const text = (stream: Stream.Stream<Llm.ChatChunk, LlmError.LlmError>) =>
+const text = <R>(stream: Stream.Stream<Llm.ChatChunk, LlmError.LlmError, R>) =>
   Effect.map(Stream.runCollect(stream), (chunks) => JSON.stringify(Llm.joinChunks(chunks)))
 
 const program = Effect.gen(function* () {
