@@ -8,15 +8,14 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Duration, Effect, Either, Layer, Option, Random, Schedule, Schema, Stream } from "effect"
-import { ScheduleDecision, ScheduleInterval } from "effect"
+import { Context, Duration, Effect, Either, Layer, Schedule, Schema, Stream } from "effect"
 import * as Backoff from "./internal/backoff.js"
 import { AnyFunction, FiniteDuration, strict } from "./internal/optionSchemas.js"
-import { BudgetState, type BudgetSnapshot } from "./internal/retryBudget.js"
+import * as Engine from "./internal/retry.js"
+import { BudgetState, type BudgetSnapshot as WindowSnapshot } from "./internal/retryBudget.js"
 import { decode, DurationInput, InvalidOptions } from "./InvalidOptions.js"
 import * as LlmClient from "./LlmClient.js"
 import * as LlmError from "./LlmError.js"
-import * as LlmMetrics from "./LlmMetrics.js"
 
 /**
  * How a backoff delay d is randomised: `"full"` waits U[0, d], `"equal"` U[d/2, d], `"decorrelated"`
@@ -92,6 +91,20 @@ export interface Options {
   /** Called before each retry's wait (a returned Effect is run). */
   readonly onRetry?: ((event: RetryEvent) => void | Effect.Effect<void>) | undefined
 }
+
+/**
+ * What a retry budget holds in its current window: logical calls (`requests`), retries granted (`retries`) and
+ * the retries the window allows (`allowance` = max(ratio × requests, minPerSecond × window seconds)).
+ *
+ * @example
+ * ```ts
+ * import { Retry } from "effect-llm-resilience"
+ * const spent = (s: Retry.BudgetSnapshot) => s.retries / Math.max(1, s.allowance)
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type BudgetSnapshot = WindowSnapshot
 
 const BudgetTypeId: unique symbol = Symbol.for("effect-llm-resilience/RetryBudget")
 
@@ -249,17 +262,7 @@ const OptionsSchema = Schema.Struct({
   )
 )
 
-interface Resolved {
-  readonly maxRetries: number
-  readonly backoff: Backoff.BackoffConfig
-  readonly retryOn: (error: LlmError.LlmError) => boolean
-  readonly honorRetryAfter: boolean
-  readonly maxRetryAfterMs: number
-  readonly budget: Budget | undefined
-  readonly onRetry: ((event: RetryEvent) => void | Effect.Effect<void>) | undefined
-}
-
-const toResolved = (o: typeof OptionsSchema.Type, raw: Options): Resolved => ({
+const toResolved = (o: typeof OptionsSchema.Type, raw: Options): Engine.Resolved => ({
   maxRetries: o.maxRetries ?? 3,
   backoff: {
     baseMs: Duration.toMillis(o.baseDelay ?? Duration.seconds(1)),
@@ -275,10 +278,10 @@ const toResolved = (o: typeof OptionsSchema.Type, raw: Options): Resolved => ({
 })
 
 // Options objects are validated once: a data-first `withRetry(effect, options)` in a hot loop pays a lookup.
-const resolvedCache = new WeakMap<Options, Resolved>()
+const resolvedCache = new WeakMap<Options, Engine.Resolved>()
 const defaults: Options = {}
 
-const resolveEither = (options: Options = defaults): Either.Either<Resolved, InvalidOptions> => {
+const resolveEither = (options: Options = defaults): Either.Either<Engine.Resolved, InvalidOptions> => {
   const cached = resolvedCache.get(options)
   if (cached !== undefined) return Either.right(cached)
   return Either.map(decode(OptionsSchema, "Retry", options), (decoded) => {
@@ -288,72 +291,7 @@ const resolveEither = (options: Options = defaults): Either.Either<Resolved, Inv
   })
 }
 
-const resolve = (options?: Options): Resolved => Either.getOrThrowWith(resolveEither(options), (error) => error)
-
-interface StepState {
-  readonly retry: number
-  readonly previousMs: number
-}
-
-const stop = (state: StepState) =>
-  Effect.succeed([state, Duration.zero, ScheduleDecision.done] as const)
-
-const announce = (r: Resolved, event: RetryEvent): Effect.Effect<void> => {
-  const counted = LlmMetrics.count(LlmMetrics.retries, { model: event.model, error: event.error._tag })
-  if (r.onRetry === undefined) return counted
-  const onRetry = r.onRetry
-  return Effect.zipRight(
-    counted,
-    Effect.suspend(() => {
-      const result = onRetry(event)
-      return Effect.isEffect(result) ? result : Effect.void
-    })
-  )
-}
-
-const retryAfterMs = (r: Resolved, error: LlmError.LlmError): number | undefined => {
-  if (!r.honorRetryAfter) return undefined
-  const after = LlmError.retryAfter(error)
-  return Option.isSome(after) ? Duration.toMillis(after.value) : undefined
-}
-
-const step = (r: Resolved, model: string | undefined, budget: Budget | undefined) =>
-(now: number, error: LlmError.LlmError, state: StepState) => {
-  const input: Backoff.DecisionInput = {
-    retry: state.retry + 1,
-    maxRetries: r.maxRetries,
-    retryable: r.retryOn(error),
-    retryAfterMs: retryAfterMs(r, error),
-    maxRetryAfterMs: r.maxRetryAfterMs
-  }
-  if (Backoff.precheck(input) !== undefined) return stop(state)
-  const random = r.backoff.jitter === "none" ? Effect.succeed(0) : Random.next
-  return Effect.flatMap(random, (u) => {
-    const verdict = Backoff.decide(r.backoff, input, state.previousMs, u)
-    if (verdict._tag === "Stop") return stop(state)
-    const granted = budget === undefined ? Effect.succeed(true) : budget.tryWithdraw
-    return Effect.flatMap(granted, (ok) => {
-      if (!ok) return stop(state)
-      const delay = Duration.millis(verdict.delayMs)
-      const event: RetryEvent = { retry: input.retry, error, delay, model: error.model ?? model ?? "unknown" }
-      const next: StepState = { retry: input.retry, previousMs: verdict.backoffMs }
-      return Effect.as(
-        announce(r, event),
-        [next, delay, ScheduleDecision.continueWith(ScheduleInterval.after(now + verdict.delayMs))] as const
-      )
-    })
-  })
-}
-
-const makeSchedule = (
-  r: Resolved,
-  model: string | undefined,
-  budget: Budget | undefined
-): Schedule.Schedule<Duration.Duration, LlmError.LlmError> =>
-  Schedule.makeWithState<StepState, LlmError.LlmError, Duration.Duration>(
-    { retry: 0, previousMs: r.backoff.baseMs },
-    step(r, model, budget)
-  )
+const resolve = (options?: Options): Engine.Resolved => Either.getOrThrowWith(resolveEither(options), (error) => error)
 
 /**
  * The retry decision of `options` as a Schedule over LlmErrors, for `Effect.retry`: backoff with jitter,
@@ -372,44 +310,7 @@ const makeSchedule = (
  */
 export const schedule = (
   options: Omit<Options, "budget"> = defaults
-): Schedule.Schedule<Duration.Duration, LlmError.LlmError> => makeSchedule(resolve(options), undefined, undefined)
-
-/** A failure to retry: a typed failure with no defect and no interruption in its cause. */
-const retryableFailure = <E>(cause: Cause.Cause<E>): Option.Option<E> =>
-  Cause.isDie(cause) || Cause.isInterrupted(cause) ? Option.none() : Cause.failureOption(cause)
-
-const retryLoop = <A, E extends LlmError.LlmError, R>(
-  self: Effect.Effect<A, E, R>,
-  r: Resolved,
-  model: string | undefined,
-  first: E
-): Effect.Effect<A, E, R> =>
-  Effect.flatMap(Schedule.driver(makeSchedule(r, model, r.budget)), (driver) => {
-    const loop = (error: E): Effect.Effect<A, E, R> =>
-      Effect.matchEffect(driver.next(error), {
-        onFailure: () => Effect.fail(error),
-        onSuccess: () => Effect.catchAllCause(self, (cause) => handle(cause, loop))
-      })
-    return loop(first)
-  })
-
-const handle = <A, E, R>(
-  cause: Cause.Cause<E>,
-  onFailure: (error: E) => Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> => {
-  const failure = retryableFailure(cause)
-  return Option.isSome(failure) ? onFailure(failure.value) : Effect.failCause(cause)
-}
-
-const retryEffect = <A, E extends LlmError.LlmError, R>(
-  self: Effect.Effect<A, E, R>,
-  r: Resolved,
-  model: string | undefined
-): Effect.Effect<A, E, R> => {
-  // Fast path: the first call runs with only a failure handler; the schedule is built on the first failure.
-  const attempt = Effect.catchAllCause(self, (cause) => handle(cause, (error) => retryLoop(self, r, model, error)))
-  return r.budget === undefined ? attempt : Effect.zipRight(r.budget.deposit, attempt)
-}
+): Schedule.Schedule<Duration.Duration, LlmError.LlmError> => Engine.makeSchedule(resolve(options), undefined, undefined)
 
 /**
  * Retries an Effect whose error is an LlmError (dual). Options are validated when the combinator is built (an
@@ -431,39 +332,10 @@ export const withRetry: {
 } = function<A, E extends LlmError.LlmError, R>(
   ...args: [options?: Options] | [self: Effect.Effect<A, E, R>, options?: Options]
 ) {
-  if (Effect.isEffect(args[0])) return retryEffect(args[0], resolve(args[1]), undefined)
+  if (Effect.isEffect(args[0])) return Engine.retryEffect(args[0], resolve(args[1]), undefined)
   const r = resolve(args[0] as Options | undefined)
-  return (self: Effect.Effect<A, E, R>) => retryEffect(self, r, undefined)
+  return (self: Effect.Effect<A, E, R>) => Engine.retryEffect(self, r, undefined)
 } as typeof withRetry
-
-const retryStream = <A, E extends LlmError.LlmError, R>(
-  self: Stream.Stream<A, E, R>,
-  r: Resolved,
-  model: string | undefined
-): Stream.Stream<A, E, R> =>
-  Stream.suspend(() => {
-    // Once an element has gone downstream, a retry would duplicate it: the error surfaces instead.
-    let emitted = false
-    const attempt = Stream.mapChunks(self, (chunk) => {
-      if (chunk.length > 0) emitted = true
-      return chunk
-    })
-    const guard = (cause: Cause.Cause<E>, onFailure: (error: E) => Stream.Stream<A, E, R>) => {
-      const failure = emitted ? Option.none() : retryableFailure(cause)
-      return Option.isSome(failure) ? onFailure(failure.value) : Stream.failCause(cause)
-    }
-    const slow = (first: E) =>
-      Stream.unwrap(Effect.map(Schedule.driver(makeSchedule(r, model, r.budget)), (driver) => {
-        const loop = (error: E): Stream.Stream<A, E, R> =>
-          Stream.unwrap(Effect.match(driver.next(error), {
-            onFailure: () => Stream.fail(error),
-            onSuccess: () => Stream.catchAllCause(attempt, (cause) => guard(cause, loop))
-          }))
-        return loop(first)
-      }))
-    const started = Stream.catchAllCause(attempt, (cause) => guard(cause, slow))
-    return r.budget === undefined ? started : Stream.unwrap(Effect.as(r.budget.deposit, started))
-  })
 
 /**
  * Retries a stream of an LlmError (dual), only before its first element has been emitted downstream: after
@@ -485,9 +357,9 @@ export const withStreamRetry: {
 } = function<A, E extends LlmError.LlmError, R>(
   ...args: [options?: Options] | [self: Stream.Stream<A, E, R>, options?: Options]
 ) {
-  if (isStream(args[0])) return retryStream(args[0], resolve(args[1]), undefined)
+  if (isStream(args[0])) return Engine.retryStream(args[0], resolve(args[1]), undefined)
   const r = resolve(args[0] as Options | undefined)
-  return (self: Stream.Stream<A, E, R>) => retryStream(self, r, undefined)
+  return (self: Stream.Stream<A, E, R>) => Engine.retryStream(self, r, undefined)
 } as typeof withStreamRetry
 
 const isStream = (u: unknown): u is Stream.Stream<unknown, unknown, unknown> =>
@@ -511,11 +383,11 @@ const isStream = (u: unknown): u is Stream.Stream<unknown, unknown, unknown> =>
  */
 export const policy = (options: Options = defaults): LlmClient.Policy => makePolicy(resolve(options))
 
-const makePolicy = (r: Resolved): LlmClient.Policy =>
+const makePolicy = (r: Engine.Resolved): LlmClient.Policy =>
   LlmClient.policy({
     name: "retry",
-    complete: (next) => (request) => retryEffect(next(request), r, request.model),
-    stream: (next) => (request) => retryStream(next(request), r, request.model)
+    complete: (next) => (request) => Engine.retryEffect(next(request), r, request.model),
+    stream: (next) => (request) => Engine.retryStream(next(request), r, request.model)
   })
 
 /**

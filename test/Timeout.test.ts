@@ -125,11 +125,15 @@ describe("Timeout.policy on streams", () => {
       return { exit: yield* Fiber.join(fiber), seen }
     })
 
-  it.effect("firstToken fires when the first chunk is late", () =>
+  it.effect("firstToken fires exactly when due (not late) when the first chunk is late", () =>
     Effect.gen(function* () {
-      const { exit, seen } = yield* run()
-      expect(seen).toEqual([])
+      const fiber = yield* Effect.fork(Effect.exit(Stream.runDrain(LlmClient.stream(request()))))
+      yield* TestClock.adjust("1999 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      const exit = yield* Fiber.join(fiber)
       expect(failureOf(exit)).toEqual(Option.some(timeoutError("firstToken", "2 seconds")))
+      expect((yield* FakeLlm.calls).length).toBe(1)
     }).pipe(Effect.provide(stack(
       FakeLlm.stream(["a", "b"], { firstChunkAfter: "5 seconds" }),
       Timeout.policy({ firstToken: "2 seconds" })
