@@ -7,9 +7,8 @@
  * `npm start -- --real` with OPENAI_API_KEY set sends a handful of requests to the real API instead.
  * `npm start -- --requests 500 --concurrency 32 --seed 7` changes the workload.
  */
-import { Chunk, Duration, Effect, Layer, Option, Queue, Redacted } from "effect"
-import OpenAI from "openai"
-import { callLlmWithRetry } from "../bench/naive.js"
+import { Chunk, Effect, Layer, Option, Queue, Redacted } from "effect"
+import { chaosFaults, libraryRun, naiveRun, resilience, users, workload } from "../bench/scenarios.js"
 import {
   ChaosServer,
   CircuitBreaker,
@@ -67,123 +66,15 @@ const progress = (label: string, total: number) => {
     })
   }
 }
+const withBar = <A>(label: string, total: number, f: (onDone: Effect.Effect<void>) => Effect.Effect<A>) =>
+  Effect.suspend(() => {
+    const bar = progress(label, total)
+    return Effect.zipLeft(f(bar.tick), bar.end)
+  })
 const heading = (text: string) => Effect.sync(() => console.log(`\n${text}\n${"-".repeat(text.length)}`))
 const say = (text: string) => Effect.sync(() => console.log(text))
 
-// ---------------------------------------------------------------------------------------------------------------
-// The workload: questions from 20 users, 30 % of them repeated (a cacheable, deterministic workload)
-
-const users = Array.from({ length: 20 }, (_, i) => `user-${i + 1}`)
-const workload = (n: number): ReadonlyArray<Llm.ChatRequest> => {
-  const questionOf: Array<number> = []
-  const requests: Array<Llm.ChatRequest> = []
-  for (let i = 0; i < n; i++) {
-    // 30 % of the requests repeat the question asked 10 requests earlier (same user, same words)
-    const question = i >= 10 && i % 10 < 3 ? questionOf[i - 10] : i
-    questionOf.push(question)
-    requests.push(
-      new Llm.ChatRequest({
-        model: "gpt-4o",
-        messages: [
-          { role: "system", content: "You are a concise assistant." },
-          { role: "user", content: `Question ${question}: what is a good name for project ${question}?` }
-        ],
-        maxTokens: 64,
-        temperature: 0,
-        user: users[question % users.length]
-      })
-    )
-  }
-  return requests
-}
-
-const chaosFaults: ChaosServer.Options["faults"] = {
-  errors: [
-    { status: 503, rate: 0.1, retryAfter: { ms: 150 } },
-    { status: 429, rate: 0.06, retryAfter: { ms: 250 } },
-    { status: 500, rate: 0.04 }
-  ],
-  latency: "5 millis",
-  jitter: "30 millis"
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// 1. The naive baseline: the tutorial's retry loop (delays scaled down 20x so the demo stays short)
-
-const naiveRun = (server: ChaosServer.Service, requests: ReadonlyArray<Llm.ChatRequest>, concurrency = CONCURRENCY) =>
-  Effect.gen(function* () {
-    yield* server.resetStats
-    // As the tutorial has it: a default SDK client (which retries twice on its own), inside a 3-attempt loop.
-    const client = new OpenAI({ apiKey: "sk-demo", baseURL: server.baseURL })
-    const bar = progress("naive    ", requests.length)
-    let ok = 0
-    yield* Effect.forEach(
-      requests,
-      (request) =>
-        Effect.promise(() =>
-          callLlmWithRetry(client, request.model, request.messages[1].content, 3, 0.05).then(
-            () => ok++,
-            () => undefined
-          )
-        ).pipe(Effect.zipRight(bar.tick)),
-      { concurrency, discard: true }
-    )
-    yield* bar.end
-    const stats = yield* server.stats
-    return { ok, upstream: stats.requests, seconds: 0 }
-  })
-
-// ---------------------------------------------------------------------------------------------------------------
-// 2. The library's stack
-
-// Fallback → Retry (with a shared retry budget) → CircuitBreaker per model → Timeout per attempt. Each scene builds
-// its own, so one scene's open breakers or spent retry budget do not leak into the next.
-const resilience = Effect.gen(function* () {
-  const breaker = yield* CircuitBreaker.policy({ per: "model", failureThreshold: 5, halfOpenAfter: "1 second" })
-  const retryBudget = yield* Retry.makeBudget({ ratio: 0.2, window: "10 seconds", minPerSecond: 10 })
-  const policies: ReadonlyArray<LlmClient.Policy> = [
-    Fallback.policy({ models: ["gpt-4o", "gpt-4o-mini"] }),
-    Retry.policy({ maxRetries: 3, baseDelay: "50 millis", maxDelay: "1 second", budget: retryBudget }),
-    breaker,
-    Timeout.policy({ attempt: "2 seconds" })
-  ]
-  return { breaker, policies }
-})
-
 const userBudget = TokenBudget.policy({ scope: "user", limit: { tokens: 2_500 }, period: "day", name: "user-day" })
-
-const libraryRun = (
-  server: ChaosServer.Service,
-  client: LlmClient.Service,
-  requests: ReadonlyArray<Llm.ChatRequest>,
-  concurrency = CONCURRENCY
-) =>
-  Effect.gen(function* () {
-    yield* server.resetStats
-    const bar = progress("library  ", requests.length)
-    let ok = 0
-    let refused = 0
-    yield* Effect.forEach(
-      requests,
-      (request) =>
-        client.complete(request).pipe(
-          Effect.match({
-            onSuccess: () => ok++,
-            onFailure: (e) => (e._tag === "BudgetExceeded" ? refused++ : undefined)
-          }),
-          Effect.zipRight(bar.tick)
-        ),
-      { concurrency, discard: true }
-    )
-    yield* bar.end
-    const stats = yield* server.stats
-    return { ok, refused, upstream: stats.requests }
-  })
-
-// ---------------------------------------------------------------------------------------------------------------
-
-const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.map(Effect.timed(effect), ([duration, a]) => ({ ...a, seconds: Duration.toSeconds(duration) }))
 
 const perCall = (upstream: number, n: number) => (upstream / n).toFixed(2)
 
@@ -200,8 +91,8 @@ const chaosDemo = Effect.gen(function* () {
 
   const requests = workload(REQUESTS)
   yield* heading("1. 20 % transient faults: the tutorial's patterns vs the library")
-  const naive = yield* timed(naiveRun(server, requests))
-  const library = yield* timed(libraryRun(server, full, requests))
+  const naive = yield* withBar("naive    ", requests.length, (onDone) => naiveRun(server, requests, { concurrency: CONCURRENCY, onDone }))
+  const library = yield* withBar("library  ", requests.length, (onDone) => libraryRun(server, full, requests, { concurrency: CONCURRENCY, onDone }))
   const cacheStats = yield* cache.stats
   yield* say("")
   yield* say(`  naive (retry loop + SDK retries): ${naive.ok}/${REQUESTS} answered, ` +
@@ -215,9 +106,10 @@ const chaosDemo = Effect.gen(function* () {
   const outageRequests = workload(OUTAGE).map((r, i) =>
     new Llm.ChatRequest({ ...r, user: `outage-${i}`, temperature: 0.7 })
   )
-  const naiveOutage = yield* timed(naiveRun(server, outageRequests, OUTAGE))
+  const naiveOutage = yield* withBar("naive    ", OUTAGE, (onDone) => naiveRun(server, outageRequests, { concurrency: OUTAGE, onDone }))
   const outageStack = yield* resilience
-  const libraryOutage = yield* timed(libraryRun(server, LlmClient.decorate(provider, ...outageStack.policies), outageRequests, OUTAGE))
+  const outageClient = LlmClient.decorate(provider, ...outageStack.policies)
+  const libraryOutage = yield* withBar("library  ", OUTAGE, (onDone) => libraryRun(server, outageClient, outageRequests, { concurrency: OUTAGE, onDone }))
   yield* say("")
   yield* say(`  naive:   ${naiveOutage.upstream} upstream calls (${perCall(naiveOutage.upstream, OUTAGE)} per request), ` +
     `${naiveOutage.seconds.toFixed(1)} s to give up`)
