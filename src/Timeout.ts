@@ -9,7 +9,8 @@
  *
  * @since 0.1.0
  */
-import { Cause, Duration, Effect, Either, Option, Schema, Stream } from "effect"
+import { withDeadline } from "./internal/deadline.js"
+import { Duration, Effect, Either, Option, Schema, Stream } from "effect"
 import { PositiveDuration, strict } from "./internal/optionSchemas.js"
 import { decode, type InvalidOptions } from "./InvalidOptions.js"
 import * as LlmClient from "./LlmClient.js"
@@ -119,7 +120,7 @@ const timeoutEffect = <A, E, R>(
 ): Effect.Effect<A, E | Timeout, R> => {
   const whole = r.whole
   if (whole === undefined) return self
-  return Effect.timeoutFail(self, { duration: whole.after, onTimeout: () => timeoutError(whole.phase, whole.after, model) })
+  return withDeadline(self, whole.after, () => timeoutError(whole.phase, whole.after, model))
 }
 
 /**
@@ -168,10 +169,7 @@ const timeoutPulls = <A, E, R>(
         if (chunk.length > 0) first = false
       })
       if (after === undefined) return pulled
-      return Effect.timeoutFailCause(pulled, {
-        duration: after,
-        onTimeout: () => Cause.fail(Option.some<E | Timeout>(timeoutError(phase, after, model)))
-      })
+      return withDeadline(pulled, after, () => Option.some<E | Timeout>(timeoutError(phase, after, model)))
     })
     return Stream.repeatEffectChunkOption(timedPull)
   }))
