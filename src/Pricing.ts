@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Context, Effect, Either, Layer, Option, Schema } from "effect"
+import { strict } from "./internal/optionSchemas.js"
 import { decode, type InvalidOptions } from "./InvalidOptions.js"
 import type { Usage } from "./Llm.js"
 
@@ -25,7 +26,7 @@ export const ModelPrice = Schema.Struct({
   outputPerMillion: Schema.Number.pipe(Schema.nonNegative(), Schema.finite()),
   contextWindow: Schema.Int.pipe(Schema.positive()),
   maxOutputTokens: Schema.Int.pipe(Schema.positive())
-})
+}).annotations(strict)
 
 /**
  * @since 0.1.0
@@ -107,11 +108,11 @@ const snapshotSuffix = /^-(\d{4}-\d{2}-\d{2}|\d{4})$/
  * @category Accessors
  */
 export const find = (table: PriceTable, model: string): Option.Option<ModelPrice> => {
-  const exact = table[model]
-  if (exact !== undefined) return Option.some(exact)
+  // Own keys only: "constructor" or "toString" is an unknown model, not a property of Object.prototype.
+  if (Object.hasOwn(table, model)) return Option.some(table[model])
   const slash = model.lastIndexOf("/")
   const name = slash >= 0 ? model.slice(slash + 1) : model
-  if (table[name] !== undefined) return Option.some(table[name])
+  if (Object.hasOwn(table, name)) return Option.some(table[name])
   let best: string | undefined
   for (const family of Object.keys(table)) {
     if (name.startsWith(family) && snapshotSuffix.test(name.slice(family.length))) {
@@ -169,7 +170,7 @@ const defaultService = makeService(defaultTable)
 
 /**
  * The default table, or the default table extended and overridden by `overrides` (validated: every failing
- * path is listed in the {@link InvalidOptions}).
+ * path is listed in the {@link InvalidOptions}, a misspelt field included).
  *
  * @example
  * ```ts
@@ -181,7 +182,7 @@ const defaultService = makeService(defaultTable)
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (overrides: unknown = {}): Layer.Layer<Pricing, InvalidOptions> =>
+export const layer = (overrides: { readonly [model: string]: ModelPrice } = {}): Layer.Layer<Pricing, InvalidOptions> =>
   Layer.effect(
     Pricing,
     Either.match(decode(PriceTable, "Pricing", overrides), {

@@ -17,6 +17,10 @@ describe("Pricing", () => {
     expect(Pricing.find(t, "llama-3.1-8b")).toEqual(Option.none())
     expect(Pricing.find(t, "gpt-4o-audio-preview")).toEqual(Option.none())
     expect(Pricing.find(t, "gpt-4-custom")).toEqual(Option.none())
+    // Names of Object.prototype members are unknown models too, not a function priced as NaN.
+    for (const name of ["constructor", "toString", "__proto__", "hasOwnProperty", "openai/valueOf"]) {
+      expect(Pricing.find(t, name)).toEqual(Option.none())
+    }
   })
 
   it("prices usage per million tokens", () => {
@@ -55,12 +59,19 @@ describe("Pricing", () => {
           Effect.provide(
             Pricing.layer({
               a: { inputPerMillion: -1, outputPerMillion: 1, contextWindow: 0, maxOutputTokens: 10 },
-              b: { inputPerMillion: 1, outputPerMillion: "x", contextWindow: 10, maxOutputTokens: 10 }
+              b: { inputPerMillion: 1, outputPerMillion: "x" as never, contextWindow: 10, maxOutputTokens: 10 },
+              // a misspelt field is reported, not ignored
+              c: { inputPerMillion: 1, outputPerMillion: 1, contextWindow: 10, maxOutputTokens: 10, cachedPerMillion: 0.5 } as never
             })
           )
         )
       )
       expect(error._tag).toBe("InvalidOptions")
-      expect(error.issues.map((i) => i.path).sort()).toEqual(["a.contextWindow", "a.inputPerMillion", "b.outputPerMillion"])
+      expect(error.issues.map((i) => i.path).sort()).toEqual([
+        "a.contextWindow",
+        "a.inputPerMillion",
+        "b.outputPerMillion",
+        "c.cachedPerMillion"
+      ])
     }))
 })
