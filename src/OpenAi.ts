@@ -69,7 +69,8 @@ const validate = (options: Options): Either.Either<typeof OptionsSchema.Type, In
   const keyIssues = Redacted.isRedacted(apiKey)
     ? []
     : [{ path: "apiKey", message: "Expected a Redacted<string> (Redacted.make(key) or Config.redacted(\"OPENAI_API_KEY\"))" }]
-  const decoded = Schema.decodeUnknownEither(OptionsSchema, { errors: "all" })(rest)
+  // Unknown keys are errors: a misspelt `baseUrl` must not silently send the calls to api.openai.com.
+  const decoded = Schema.decodeUnknownEither(OptionsSchema, { errors: "all", onExcessProperty: "error" })(rest)
   if (Either.isRight(decoded) && keyIssues.length === 0) return Either.right(decoded.right)
   const schemaIssues = Either.isLeft(decoded) ? InvalidOptions.fromParseError("OpenAi", decoded.left).issues : []
   return Either.left(new InvalidOptions({ target: "OpenAi", issues: [...keyIssues, ...schemaIssues] }))
@@ -179,6 +180,9 @@ const makePull = (
 const streamChunks = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam, request: ChatRequest) =>
   Stream.unwrapScoped(Effect.gen(function* () {
     const controller = new AbortController()
+    // Registered before the request is sent: an interruption that lands after the headers arrive but before the
+    // iterator below is acquired still aborts the response body instead of leaving the connection open.
+    yield* Effect.addFinalizer(() => Effect.sync(() => controller.abort()))
     const body = { ...Mapping.toBody(request, maxTokensParam), stream: true as const, stream_options: { include_usage: true } }
     const sdkStream = yield* Effect.tryPromise({
       try: (signal) => {
@@ -199,7 +203,7 @@ const streamWith = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam) =>
 
 /**
  * Builds an `LlmClient` service over a new `openai` SDK client. Fails with InvalidOptions listing every bad
- * option.
+ * option (an unknown key, such as a misspelt `baseUrl`, is one).
  *
  * Requests map to Chat Completions (`max_tokens` by default, see `maxTokensParam`); `metadata` is never sent
  * and `idempotencyKey` travels as an `Idempotency-Key` header. Streams ask for `stream_options.include_usage`

@@ -45,7 +45,8 @@ const perModel: Record<string, ChaosServer.Faults> = {
   malformed: { malformedRate: 1 },
   cut: { cutRate: 1, cutAfterChunks: 3 },
   hang: { hangRate: 1 },
-  filtered: { contentFilterRate: 1 }
+  filtered: { contentFilterRate: 1 },
+  drip: { chunkDelay: 50 }
 }
 
 const Chaos = ChaosServer.layer({ seed: 7, words: 8, perModel })
@@ -276,6 +277,18 @@ layer(Chaos, { excludeTestServices: true })("OpenAi over the ChaosServer", (it) 
         })
       ))
 
+    it.effect("a consumer that stops early closes the connection", () =>
+      Effect.gen(function* () {
+        const server = yield* ChaosServer.ChaosServer
+        const client = yield* OpenAi.make({ apiKey, baseURL: server.baseURL })
+        const before = (yield* server.stats).aborted
+        const chunks = yield* collect(Stream.take(client.stream(request("drip")), 2))
+        expect(chunks).toHaveLength(2)
+        const stats = yield* waitFor(server, (s) => s.aborted > before)
+        expect(stats.aborted).toBe(before + 1)
+        expect(stats.inFlight).toBe(0)
+      }))
+
     it.effect("interrupting a stream closes its connection", () =>
       Effect.gen(function* () {
         const server = yield* ChaosServer.ChaosServer
@@ -477,6 +490,14 @@ describe("OpenAi request mapping", () => {
       expect(error._tag).toBe("InvalidOptions")
       expect(error.issues.map((i) => i.path)).toEqual(["apiKey", "baseURL", "maxTokensParam"])
       expect(error.message).not.toContain("sk-plain")
+    }))
+
+  it.effect("rejects a misspelt option instead of ignoring it", () =>
+    Effect.gen(function* () {
+      const options = { apiKey, baseUrl: "http://127.0.0.1:1/v1" } as unknown as OpenAi.Options
+      const error = yield* Effect.flip(OpenAi.make(options))
+      expect(error.issues.map((i) => i.path)).toEqual(["baseUrl"])
+      expect(error.message).not.toContain(Redacted.value(apiKey))
     }))
 
   it.live("layerConfig reads OPENAI_API_KEY and OPENAI_BASE_URL", () =>
