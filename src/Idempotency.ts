@@ -19,7 +19,8 @@
 import { Context, Duration, Effect, Layer, type Option, Schema } from "effect"
 import * as internal from "./internal/idempotency.js"
 import { defaultScope } from "./internal/requestKey.js"
-import { decode, DurationInput, type InvalidOptions } from "./InvalidOptions.js"
+import { FiniteDuration, strict } from "./internal/optionSchemas.js"
+import { decode, decodeOrThrow, type InvalidOptions } from "./InvalidOptions.js"
 import type { ChatRequest } from "./Llm.js"
 import type { Policy } from "./LlmClient.js"
 
@@ -35,7 +36,7 @@ import type { Policy } from "./LlmClient.js"
  * @category Models
  */
 export interface Options {
-  /** How long a final outcome is replayed. Defaults to "24 hours". */
+  /** How long a final outcome is replayed (positive and finite). Defaults to "24 hours". */
   readonly ttl?: Duration.DurationInput | undefined
   /**
    * What a duplicate does while the first call runs: "wait" shares its outcome, "reject" fails at once with
@@ -43,13 +44,13 @@ export interface Options {
    */
   readonly onInFlight?: "wait" | "reject" | undefined
   /**
-   * How long a claim blocks duplicates when its holder never settles it (the process died). Defaults to
-   * "10 minutes"; keep it above your longest call.
+   * How long a claim blocks duplicates when its holder never settles it (the process died); positive and finite.
+   * Defaults to "10 minutes"; keep it above your longest call.
    */
   readonly lease?: Duration.DurationInput | undefined
   /**
    * With "wait", how often a duplicate re-checks a claim held by another process (a claim held in this process
-   * wakes it at once). Defaults to "500 millis".
+   * wakes it at once); positive and finite. Defaults to "500 millis".
    */
   readonly pollInterval?: Duration.DurationInput | undefined
   /**
@@ -64,11 +65,16 @@ export interface Options {
   readonly requireKey?: boolean | undefined
 }
 
+// Every store entry expires (a shared store keeps nothing forever), and a zero poll interval would spin.
+const PositiveFiniteDuration = FiniteDuration.pipe(
+  Schema.filter((d) => Duration.greaterThan(d, Duration.zero) || "Expected a positive, finite duration")
+)
+
 const OptionsSchema = Schema.Struct({
-  ttl: Schema.optionalWith(DurationInput, { default: () => Duration.hours(24) }),
+  ttl: Schema.optionalWith(PositiveFiniteDuration, { default: () => Duration.hours(24) }),
   onInFlight: Schema.optionalWith(Schema.Literal("wait", "reject"), { default: () => "wait" as const }),
-  lease: Schema.optionalWith(DurationInput, { default: () => Duration.minutes(10) }),
-  pollInterval: Schema.optionalWith(DurationInput, { default: () => Duration.millis(500) }),
+  lease: Schema.optionalWith(PositiveFiniteDuration, { default: () => Duration.minutes(10) }),
+  pollInterval: Schema.optionalWith(PositiveFiniteDuration, { default: () => Duration.millis(500) }),
   scope: Schema.optional(
     Schema.declare((u: unknown): u is (request: ChatRequest) => string => typeof u === "function", {
       identifier: "ScopeFunction",
@@ -76,7 +82,11 @@ const OptionsSchema = Schema.Struct({
     })
   ),
   requireKey: Schema.optionalWith(Schema.Boolean, { default: () => false })
-})
+}).annotations(strict)
+
+const StoreOptionsSchema = Schema.Struct({
+  capacity: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 10_000 })
+}).annotations(strict)
 
 /**
  * What a store holds for a settled key: the request fingerprint and the outcome as an encoded `Exit` (plain JSON,
@@ -179,8 +189,8 @@ export class IdempotencyStore extends Context.Tag("effect-llm-resilience/Idempot
 >() {}
 
 /**
- * A fresh in-memory store. Beyond `capacity` entries (defaults to 10,000) the oldest settled or expired entry is
- * evicted; a live claim never is.
+ * A fresh in-memory store. Beyond `capacity` entries (an integer ≥ 1, defaults to 10,000) the oldest settled or
+ * expired entry is evicted; a live claim never is. A bad or misspelt option throws `InvalidOptions` at the call.
  *
  * @example
  * ```ts
@@ -191,8 +201,10 @@ export class IdempotencyStore extends Context.Tag("effect-llm-resilience/Idempot
  * @since 0.1.0
  * @category Constructors
  */
-export const makeStoreMemory = (options?: { readonly capacity?: number | undefined }): Effect.Effect<Store> =>
-  Effect.sync(() => internal.makeMemoryStore(options?.capacity ?? 10_000))
+export const makeStoreMemory = (options?: { readonly capacity?: number | undefined }): Effect.Effect<Store> => {
+  const { capacity } = decodeOrThrow(StoreOptionsSchema, "Idempotency.makeStoreMemory", options ?? {})
+  return Effect.sync(() => internal.makeMemoryStore(capacity))
+}
 
 /**
  * The in-memory store as a layer (one store per layer build, capacity 10,000; for another capacity use

@@ -16,7 +16,8 @@
 import { Context, Duration, Effect, Layer, type Option, Schema } from "effect"
 import * as internal from "./internal/responseCache.js"
 import { defaultScope, isDeterministic, requestHash, scopedKey } from "./internal/requestKey.js"
-import { decode, DurationInput, type InvalidOptions } from "./InvalidOptions.js"
+import { FiniteDuration, strict } from "./internal/optionSchemas.js"
+import { decode, decodeOrThrow, type InvalidOptions } from "./InvalidOptions.js"
 import type { ChatRequest, ChatResponse } from "./Llm.js"
 import type { Policy } from "./LlmClient.js"
 
@@ -36,7 +37,7 @@ import type { Policy } from "./LlmClient.js"
  * @category Models
  */
 export interface Options {
-  /** How long an entry lives, on the Effect clock. Defaults to "1 hour". */
+  /** How long an entry lives, on the Effect clock (positive and finite). Defaults to "1 hour". */
   readonly ttl?: Duration.DurationInput | undefined
   /**
    * The most entries this policy keeps; beyond it the least recently used entry it wrote is deleted from the store.
@@ -62,13 +63,22 @@ export interface Options {
 const isFunction = <F>(name: string) =>
   Schema.declare((u: unknown): u is F => typeof u === "function", { identifier: name, description: "a function" })
 
+const PositiveFiniteDuration = FiniteDuration.pipe(
+  Schema.filter((d) => Duration.greaterThan(d, Duration.zero) || "Expected a positive, finite duration")
+)
+const Capacity = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))
+
 const OptionsSchema = Schema.Struct({
-  ttl: Schema.optionalWith(DurationInput, { default: () => Duration.hours(1) }),
-  capacity: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 1000 }),
+  ttl: Schema.optionalWith(PositiveFiniteDuration, { default: () => Duration.hours(1) }),
+  capacity: Schema.optionalWith(Capacity, { default: () => 1000 }),
   scope: Schema.optional(isFunction<(request: ChatRequest) => string>("ScopeFunction")),
   cacheable: Schema.optional(isFunction<(request: ChatRequest) => boolean>("CacheableFunction")),
   cacheFallbackAnswers: Schema.optionalWith(Schema.Boolean, { default: () => false })
-})
+}).annotations(strict)
+
+const StoreOptionsSchema = Schema.Struct({
+  capacity: Schema.optionalWith(Capacity, { default: () => 10_000 })
+}).annotations(strict)
 
 /**
  * Counters of one cache: `hits` (including concurrent duplicates that shared a call), `misses` (upstream calls),
@@ -188,6 +198,7 @@ export class ResponseCacheStore extends Context.Tag("effect-llm-resilience/Respo
 
 /**
  * A fresh in-memory store: a Map kept in least-recently-used order, entries expire at their `expiresAt`.
+ * `capacity` (an integer ≥ 1) defaults to 10,000; a bad or misspelt option throws `InvalidOptions` at the call.
  *
  * @example
  * ```ts
@@ -198,8 +209,10 @@ export class ResponseCacheStore extends Context.Tag("effect-llm-resilience/Respo
  * @since 0.1.0
  * @category Constructors
  */
-export const makeStoreMemory = (options?: { readonly capacity?: number | undefined }): Effect.Effect<Store> =>
-  Effect.sync(() => internal.makeMemoryStore(options?.capacity ?? 10_000))
+export const makeStoreMemory = (options?: { readonly capacity?: number | undefined }): Effect.Effect<Store> => {
+  const { capacity } = decodeOrThrow(StoreOptionsSchema, "ResponseCache.makeStoreMemory", options ?? {})
+  return Effect.sync(() => internal.makeMemoryStore(capacity))
+}
 
 /**
  * The in-memory store as a layer (one store per layer build). `capacity` bounds the store as a whole (least

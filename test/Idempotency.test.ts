@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Fiber, Option, Ref, Stream, TestClock } from "effect"
+import { Chunk, Duration, Effect, Exit, Fiber, Option, Ref, Stream, TestClock } from "effect"
 import * as FakeLlm from "../src/FakeLlm.js"
 import * as Idempotency from "../src/Idempotency.js"
 import { ChatRequest, ChatResponse } from "../src/Llm.js"
@@ -330,5 +330,18 @@ describe("Idempotency.policy", () => {
       )
       expect(error._tag).toBe("InvalidOptions")
       expect(error.issues.map((i) => i.path).sort()).toEqual(["lease", "onInFlight", "ttl"])
+    }))
+
+  it.effect("a misspelt option, a zero or infinite duration is refused; so is a bad store capacity", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        Idempotency.policy({ tll: "1 hour", pollInterval: 0, lease: Duration.infinity, ttl: "0 millis" } as never).pipe(
+          Effect.provide(Idempotency.layerStoreMemory)
+        )
+      )
+      expect(error.issues.map((i) => i.path).sort()).toEqual(["lease", "pollInterval", "tll", "ttl"])
+      expect(() => Idempotency.makeStoreMemory({ capacity: 0 })).toThrow(/capacity/)
+      expect(() => Idempotency.makeStoreMemory({ capacity: Number.NaN })).toThrow(/capacity/)
+      expect(() => Idempotency.makeStoreMemory({ capasity: 5 } as never)).toThrow(/capasity/)
     }))
 })

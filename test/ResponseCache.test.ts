@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Layer, Option, Ref, Stream, TestClock } from "effect"
+import { Chunk, Duration, Effect, Fiber, Layer, Option, Ref, Stream, TestClock } from "effect"
 import * as FakeLlm from "../src/FakeLlm.js"
 import { ChatRequest, type ChatResponse } from "../src/Llm.js"
 import * as LlmClient from "../src/LlmClient.js"
@@ -329,6 +329,25 @@ describe("ResponseCache.policy", () => {
       )
       expect(error._tag).toBe("InvalidOptions")
       expect(error.issues.map((i) => i.path).sort()).toEqual(["cacheable", "capacity", "ttl"])
+    }))
+
+  it.effect("a misspelt option, a zero or infinite ttl is refused; so is a bad store capacity", () =>
+    Effect.gen(function* () {
+      const misspelt = yield* Effect.flip(
+        ResponseCache.policy({ tll: "1 hour", cacheFallbackAnswer: true } as never).pipe(
+          Effect.provide(ResponseCache.layerStoreMemory())
+        )
+      )
+      expect(misspelt.issues.map((i) => i.path).sort()).toEqual(["cacheFallbackAnswer", "tll"])
+      for (const ttl of [0, Duration.infinity]) {
+        const error = yield* Effect.flip(
+          ResponseCache.policy({ ttl }).pipe(Effect.provide(ResponseCache.layerStoreMemory()))
+        )
+        expect(error.issues.map((i) => i.path)).toEqual(["ttl"])
+      }
+      expect(() => ResponseCache.layerStoreMemory({ capacity: 0 })).toThrow(/capacity/)
+      expect(() => ResponseCache.makeStoreMemory({ capacity: 1.5 })).toThrow(/capacity/)
+      expect(() => ResponseCache.makeStoreMemory({ capasity: 5 } as never)).toThrow(/capasity/)
     }))
 
   it.effect("a store entry that no longer decodes is a miss and is replaced", () =>
