@@ -45,3 +45,5 @@ export * as Fallback from "./Fallback.js"
 export * as CircuitBreaker from "./CircuitBreaker.js"
 /** @since 0.1.0 */
 export * as Bulkhead from "./Bulkhead.js"
+/** @since 0.1.0 */
+export * as Pipeline from "./Pipeline.js"
