@@ -109,8 +109,9 @@ export interface Faults {
 }
 
 /**
- * The fault settings: `faults` applies to every model, `perModel[model]` overrides it field by field.
- * `POST /_chaos/config` and `setConfig` replace these settings as a whole.
+ * The fault settings: `faults` applies to every model, `perModel[model]` overrides it field by field (the merged
+ * rates of a model must add up to at most 1 too). `POST /_chaos/config` and `setConfig` replace these settings as a
+ * whole.
  *
  * @example
  * ```ts

@@ -316,6 +316,16 @@ describe("ChaosServer faults", () => {
       expect(yield* server.stats).toEqual({ requests: 0, byModel: {}, byOutcome: {}, aborted: 0, inFlight: 0 })
     })))
 
+  it.live("counts models named like Object.prototype keys like any other", () =>
+    Effect.scoped(Effect.gen(function* () {
+      const server = yield* ChaosServer.make()
+      for (const model of ["constructor", "__proto__", "constructor"]) expect((yield* chat(server, model)).status).toBe(200)
+      const stats = yield* server.stats
+      expect(stats.requests).toBe(3)
+      expect(Object.entries(stats.byModel)).toEqual([["constructor", 2], ["__proto__", 1]])
+      expect(JSON.parse(JSON.stringify(yield* getJson(`${server.url}/_chaos/stats`))).byModel.constructor).toBe(2)
+    })))
+
   it.live("the CLI starts a server with the given faults and stops on SIGINT", () =>
     Effect.gen(function* () {
       const child = spawn(process.execPath, ["bin/cli.js", "chaos-server", "--port", "0", "--seed", "3", "--outage", "502"], {

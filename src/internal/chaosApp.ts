@@ -23,8 +23,9 @@ export class ChaosState {
   config: Faults.FaultConfig
   private index = 0
   private requests = 0
-  private byModel: Record<string, number> = {}
-  private byOutcome: Record<string, number> = {}
+  // Keyed by whatever model name a client sends: null-prototype, so "__proto__" or "constructor" count like any name.
+  private byModel: Record<string, number> = Object.create(null)
+  private byOutcome: Record<string, number> = Object.create(null)
   private aborted = 0
   private inFlight = 0
 
@@ -71,8 +72,8 @@ export class ChaosState {
 
   resetStats(): void {
     this.requests = 0
-    this.byModel = {}
-    this.byOutcome = {}
+    this.byModel = Object.create(null)
+    this.byOutcome = Object.create(null)
     this.aborted = 0
   }
 }

@@ -83,11 +83,27 @@ export const Faults = FaultFields.pipe(
 /** @internal */
 export type Faults = typeof Faults.Type
 
-/** The fault settings `/_chaos/config` replaces: defaults for every model and per-model overrides. */
-export const FaultConfig = Schema.Struct({
+const faultConfigFields = {
   faults: optional(Faults),
   perModel: optional(Schema.Record({ key: Schema.String, value: Faults }))
-})
+}
+
+// A model's overrides are merged over `faults` field by field, so each merged set must add up to at most 1 too
+// (else the outcomes drawn last would silently get less than their rate).
+const mergedRates = (config: {
+  readonly faults?: Faults
+  readonly perModel?: { readonly [model: string]: Faults }
+}): ReadonlyArray<Schema.FilterIssue> =>
+  Object.keys(config.perModel ?? {}).flatMap((model) => {
+    const total = totalRate(resolve(config, model))
+    return total <= 1 + 1e-9 ? [] : [{
+      path: ["perModel", model],
+      message: `Expected the rates merged over "faults" to add up to at most 1, actual ${total}`
+    }]
+  })
+
+/** The fault settings `/_chaos/config` replaces: defaults for every model and per-model overrides. */
+export const FaultConfig = Schema.Struct(faultConfigFields).pipe(Schema.filter(mergedRates))
 
 /** @internal */
 export type FaultConfig = typeof FaultConfig.Type
@@ -98,17 +114,20 @@ export const Options = Schema.Struct({
   seed: optional(Schema.Int),
   models: optional(Schema.Array(Schema.NonEmptyString)),
   words: optional(Schema.Int.pipe(Schema.between(1, 100_000))),
-  faults: optional(Faults),
-  perModel: optional(Schema.Record({ key: Schema.String, value: Faults }))
-})
+  ...faultConfigFields
+}).pipe(Schema.filter(mergedRates))
 
 /** @internal */
 export type Options = typeof Options.Type
 
 /** The fault set of one model: the defaults with the model's overrides on top, field by field. */
-export const resolve = (config: FaultConfig, model: string): Faults => ({
+export const resolve = (
+  config: { readonly faults?: Faults; readonly perModel?: { readonly [model: string]: Faults } },
+  model: string
+): Faults => ({
   ...config.faults,
-  ...config.perModel?.[model]
+  // Own keys only: a request for model "constructor" must not pick up Object.prototype's.
+  ...(config.perModel !== undefined && Object.hasOwn(config.perModel, model) ? config.perModel[model] : undefined)
 })
 
 /** What the server does with one request. */

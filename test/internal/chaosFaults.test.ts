@@ -95,6 +95,25 @@ describe("chaosFaults validation", () => {
     expect(Either.isLeft(result) && result.left.issues.map((i) => i.path)).toEqual(["faults.hangrate"])
   })
 
+  it("rejects per-model overrides whose rates, merged over the defaults, add up to more than 1", () => {
+    const input = {
+      faults: { errors: [{ status: 503, rate: 0.3 }] },
+      perModel: { fine: { hangRate: 0.7 }, over: { hangRate: 0.8 }, replaced: { errors: [], hangRate: 0.9 } }
+    }
+    for (const schema of [Faults.FaultConfig, Faults.Options]) {
+      const result = Faults.decodeStrict(schema, input)
+      expect(Either.isLeft(result) && result.left.issues.map((i) => i.path)).toEqual(["perModel.over"])
+      expect(Either.isLeft(result) && result.left.message).toContain("merged")
+    }
+  })
+
+  it("a model named like an Object.prototype key gets the defaults", () => {
+    const config = Either.getOrThrow(Faults.decodeStrict(Faults.FaultConfig, { faults: { hangRate: 0.5 } }))
+    for (const model of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+      expect(Faults.resolve(config, model)).toEqual({ hangRate: 0.5 })
+    }
+  })
+
   it("a Retry-After names exactly one of seconds, ms or date", () => {
     const result = Faults.decodeStrict(Faults.Faults, { errors: [{ status: 503, rate: 0.1, retryAfter: { seconds: 1, ms: 5 } }] })
     expect(Either.isLeft(result) && result.left.issues.map((i) => i.path)).toEqual(["errors.0.retryAfter"])
