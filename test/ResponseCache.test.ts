@@ -200,6 +200,28 @@ describe("ResponseCache.policy", () => {
       expect(yield* providerCalls).toBe(4)
     }))
 
+  it.effect("capacity bounds only the entries a policy wrote: hits on another policy's entries never evict them", () =>
+    Effect.gen(function* () {
+      const store = yield* ResponseCache.makeStoreMemory()
+      const onStore = <A, E>(effect: Effect.Effect<A, E, ResponseCache.ResponseCacheStore>) =>
+        Effect.provideService(effect, ResponseCache.ResponseCacheStore, store)
+      const writer = yield* FakeLlm.make(({ request: r }) => FakeLlm.reply(r.messages[0].content))
+      const reader = yield* FakeLlm.make(({ request: r }) => FakeLlm.reply(r.messages[0].content))
+      const a = LlmClient.decorate(writer.client, yield* onStore(ResponseCache.policy({ capacity: 10 })))
+      const b = LlmClient.decorate(reader.client, yield* onStore(ResponseCache.policy({ capacity: 1 })))
+      const ask = (client: LlmClient.Service, q: string) =>
+        client.complete(request({ messages: [{ role: "user", content: q }] }))
+      for (const q of ["q1", "q2", "q3"]) yield* ask(a, q)
+      for (const q of ["q1", "q2", "q3"]) expect((yield* ask(b, q)).servedFrom).toBe("cache")
+      yield* ask(b, "q4") // b's own write: within b's capacity of 1, nothing of a's is deleted
+      expect(yield* store.size(0)).toBe(4)
+      for (const q of ["q1", "q2", "q3"]) expect((yield* ask(a, q)).servedFrom).toBe("cache")
+      yield* ask(b, "q5") // b evicts its own least recently used entry, q4
+      expect((yield* ask(a, "q4")).servedFrom).toBe("provider")
+      expect((yield* writer.recorder.calls).length).toBe(4)
+      expect((yield* reader.recorder.calls).length).toBe(2)
+    }))
+
   it.effect("a stream miss streams through and is stored; a hit replays it as chunks (no provider call)", () =>
     Effect.gen(function* () {
       const { client, providerCalls } = yield* setup({}, FakeLlm.stream(["The capital ", "is ", "Paris."]))

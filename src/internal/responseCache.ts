@@ -144,8 +144,10 @@ export class StreamAssembly {
 /** Builds the engine over a store. */
 export const make = (store: Store, config: Config): Engine => {
   const ttlMillis = Duration.toMillis(config.ttl)
-  const flights = SingleFlight.make<Outcome, undefined>()
-  // This policy's own LRU index: beyond `capacity`, the least recently used entry it wrote is deleted.
+  const flights = SingleFlight.make<Outcome, true>()
+  // This policy's own LRU index: beyond `capacity`, the least recently used entry it wrote is deleted. Only a write
+  // adds a key (and trims the index), so it never holds more than `capacity` keys, and a hit on an entry another
+  // process or policy wrote never makes this policy delete that entry.
   const owned = new Map<string, true>()
   let hits = 0
   let misses = 0
@@ -155,6 +157,9 @@ export const make = (store: Store, config: Config): Engine => {
   const touch = (key: string): void => {
     owned.delete(key)
     owned.set(key, true)
+  }
+  const touchIfOwned = (key: string): void => {
+    if (owned.has(key)) touch(key)
   }
 
   const evictBeyondCapacity: Effect.Effect<void> = Effect.suspend(() => {
@@ -173,8 +178,11 @@ export const make = (store: Store, config: Config): Engine => {
         if (Option.isNone(stored)) return Effect.succeed(Option.none())
         const decoded = decodeStored(stored.value)
         // An entry that no longer decodes (written by another version) is a miss, and is dropped.
-        if (Option.isNone(decoded)) return Effect.as(store.delete(key), Option.none())
-        touch(key)
+        if (Option.isNone(decoded)) {
+          owned.delete(key)
+          return Effect.as(store.delete(key), Option.none())
+        }
+        touchIfOwned(key)
         return Effect.succeed(decoded)
       }))
 
@@ -215,7 +223,7 @@ export const make = (store: Store, config: Config): Engine => {
 
   /** Joins or starts the flight for `key`; joiners that get an answer count as hits (they cost no call). */
   const viaFlight = (key: string, request: ChatRequest, next: Complete): Effect.Effect<ChatResponse, LlmError> =>
-    Effect.flatMap(flights.run(key, undefined, fill(key, request, next)), ({ leader, value }) => {
+    Effect.flatMap(flights.run(key, true, fill(key, request, next)), ({ leader, value }) => {
       const hit = Exit.isSuccess(value.exit) && (value.fromStore || !leader)
       return Effect.zipRight(
         record(request.model, hit),
@@ -227,7 +235,8 @@ export const make = (store: Store, config: Config): Engine => {
     if (!config.cacheable(request)) return next(request)
     return Effect.suspend(() => {
       const key = keyOf(request)
-      if (flights.meta(key) !== undefined) return viaFlight(key, request, next)
+      // A call for this key is running: join it (the store cannot have the answer yet).
+      if (flights.meta(key) === true) return viaFlight(key, request, next)
       // Fast path: a hit needs no fiber. A miss re-reads inside the flight, which closes the race.
       return Effect.flatMap(read(key), (cached) =>
         Option.isSome(cached)
