@@ -18,6 +18,7 @@
 import { Effect, Either, Option, Schema, Stream } from "effect"
 import { dual } from "effect/Function"
 import { InvalidOptions, decode } from "./InvalidOptions.js"
+import { strict } from "./internal/optionSchemas.js"
 import * as Trim from "./internal/trim.js"
 import { type ChatMessage, ChatRequest } from "./Llm.js"
 import * as LlmClient from "./LlmClient.js"
@@ -134,7 +135,7 @@ const TrimOptionsSchema = Schema.Struct({
   model: Schema.NonEmptyString,
   strategy: Schema.optional(Strategy),
   marker: Schema.optional(MarkerSchema)
-})
+}).annotations(strict)
 
 /**
  * The outcome of {@link trim}: the messages to send, how many messages and tokens were removed, the removed
@@ -303,7 +304,7 @@ const PolicyOptionsSchema = Schema.Struct({
   strategy: Schema.optional(Strategy),
   maxInputTokens: Schema.optional(Schema.Int.pipe(Schema.positive())),
   marker: Schema.optional(MarkerSchema)
-})
+}).annotations(strict)
 
 /** Prompt room for a request: the window minus the output reserve and tool definitions, capped by maxInputTokens. */
 const roomFor = (

@@ -12,6 +12,7 @@
 import * as RateLimiter from "@effect/experimental/RateLimiter"
 import { Duration, Effect, Either, Layer, Option, Schema, Stream } from "effect"
 import { approximateMessageTokens } from "./internal/approximateTokens.js"
+import { strict } from "./internal/optionSchemas.js"
 import { DurationInput } from "./internal/durationInput.js"
 import { decode, InvalidOptions } from "./InvalidOptions.js"
 import type { ChatRequest } from "./Llm.js"
@@ -81,7 +82,7 @@ const OptionsSchema = Schema.Struct({
   onLimit: Schema.optional(Schema.Literal("wait", "fail")),
   maxWait: Schema.optional(DurationInput),
   name: Schema.optional(Schema.NonEmptyString)
-})
+}).annotations(strict)
 
 /**
  * The in-memory store of `@effect/experimental`'s RateLimiter (one process). For limits shared by many

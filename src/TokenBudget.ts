@@ -14,6 +14,7 @@ import { dual } from "effect/Function"
 import type { Scope } from "effect"
 import * as Ledger from "./internal/budgetLedger.js"
 import type { Period } from "./internal/budgetPeriod.js"
+import { strict } from "./internal/optionSchemas.js"
 import * as internal from "./internal/tokenBudget.js"
 import { DurationInput, decode, InvalidOptions } from "./InvalidOptions.js"
 import type { ChatRequest } from "./Llm.js"
@@ -108,7 +109,7 @@ const Fraction = Schema.Number.pipe(
 const Limit = Schema.Struct({
   tokens: optional(Schema.Int.pipe(Schema.nonNegative())),
   usd: optional(Schema.Number.pipe(Schema.nonNegative(), Schema.finite()))
-}).pipe(
+}).annotations(strict).pipe(
   Schema.filter((limit) =>
     limit.tokens !== undefined || limit.usd !== undefined || "Expected at least one limit: tokens or usd"
   )
@@ -123,7 +124,7 @@ const CalendarPeriod = Schema.Literal(...calendarUnits)
 const RollingPeriod = Schema.Struct({
   rolling: PositiveDuration,
   buckets: optional(Schema.Int.pipe(Schema.between(1, 10_000)))
-})
+}).annotations(strict)
 
 // One clear message for a bad period kind, and nested paths (period.rolling) for a bad rolling window.
 type PeriodValue = typeof CalendarPeriod.Type | typeof RollingPeriod.Type
@@ -157,7 +158,7 @@ const OptionsSchema = Schema.Struct({
   reservationTtl: optional(PositiveDuration),
   defaultMaxOutputTokens: optional(Schema.Int.pipe(Schema.positive())),
   onUnpriced: optional(Schema.Literal("fail", "ignoreUsd"))
-})
+}).annotations(strict)
 
 const periodOf = (input: typeof PeriodSchema.Type): Period =>
   typeof input === "string"

@@ -178,6 +178,11 @@ describe("PromptTrim.trim", () => {
     ))) as InvalidOptions
     expect(error._tag).toBe("InvalidOptions")
     expect(error.issues.map((i) => i.path).sort()).toEqual(["marker", "maxInputTokens", "model", "strategy"])
+    const typo = Effect.runSync(Effect.flip(Effect.provide(
+      PromptTrim.trim([], { maxInputTokens: 10, model: MODEL, stratgy: "middle-out" } as never),
+      Tokenizer.layer
+    ))) as InvalidOptions
+    expect(typo.issues.map((i) => i.path)).toEqual(["stratgy"])
   })
 })
 
@@ -370,5 +375,7 @@ describe("PromptTrim.policy", () => {
         maxInputTokens: 0
       }))
       expect(error.issues.map((i) => i.path).sort()).toEqual(["maxInputTokens", "reserveForOutput", "strategy"])
+      const typo = yield* Effect.flip(PromptTrim.policy({ reserveForOuput: 512 } as never))
+      expect(typo.issues.map((i) => i.path)).toEqual(["reserveForOuput"])
     }).pipe(Effect.provide(Tokenizer.layer)))
 })

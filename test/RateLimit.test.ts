@@ -212,5 +212,8 @@ describe("RateLimit options", () => {
       expect(error.issues.map((i) => i.path).sort()).toEqual(["maxWait", "onLimit", "per", "rpm", "tpm"])
       const neither = yield* Effect.flip(RateLimit.policy({ per: "model" }))
       expect(neither.issues.map((i) => i.path)).toEqual(["rpm"])
+      // A misspelt option is reported (here it would have silently switched "fail" back to the default "wait").
+      const typo = yield* Effect.flip(RateLimit.policy({ rpm: 10, onlimit: "fail" } as never))
+      expect(typo.issues.map((i) => i.path)).toEqual(["onlimit"])
     }).pipe(Effect.provide(RateLimit.layerStoreMemory)))
 })

@@ -567,6 +567,14 @@ describe("TokenBudget options", () => {
       )
       expect(noLimit.issues.map((i) => i.path)).toEqual(["limit", "period.rolling", "period.buckets"])
       expect(noLimit.issues[0].message).toContain("at least one limit")
+      // A misspelt option is reported, not silently ignored (here it would have dropped the alerts to the default).
+      const typo = yield* Effect.flip(TokenBudget.policy({
+        scope: "user",
+        limit: { tokens: 100, usdd: 1 },
+        period: { rolling: "1 hour", bucket: 10 },
+        alertsAt: [0.5]
+      } as never))
+      expect(typo.issues.map((i) => i.path).sort()).toEqual(["alertsAt", "limit.usdd", "period.bucket"])
     }).pipe(Effect.provide(services)))
 
   it.effect("defaults: name from scope and period, alerts at 80 % and 100 %", () =>
