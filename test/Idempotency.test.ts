@@ -293,6 +293,17 @@ describe("Idempotency.policy", () => {
       expect(yield* providerCalls).toBe(1)
     }))
 
+  it.effect("streams: a tool-call answer is not recorded (its calls are not in the chunks); the claim is released", () =>
+    Effect.gen(function* () {
+      const { client, providerCalls } = yield* setup({}, [
+        FakeLlm.stream([""], { finishReason: "tool_calls" }),
+        FakeLlm.reply("", { finishReason: "tool_calls" })
+      ])
+      yield* Stream.runCollect(client.stream(request()))
+      expect((yield* client.complete(request())).servedFrom).toBe("provider")
+      expect(yield* providerCalls).toBe(2)
+    }))
+
   it.effect("streams: a consumer that stops early releases the claim", () =>
     Effect.gen(function* () {
       const { client, providerCalls } = yield* setup({}, FakeLlm.stream(["a ", "b ", "c"]))

@@ -257,6 +257,17 @@ describe("ResponseCache.policy", () => {
       expect((yield* client.complete(request())).servedFrom).toBe("cache")
     }))
 
+  it.effect("a streamed tool-call answer is not stored (chunks carry no tool calls, so it would replay without them)", () =>
+    Effect.gen(function* () {
+      const { client, providerCalls } = yield* setup({}, [
+        FakeLlm.stream([""], { finishReason: "tool_calls" }),
+        FakeLlm.reply("", { finishReason: "tool_calls" })
+      ])
+      yield* Stream.runCollect(client.stream(request()))
+      expect((yield* client.complete(request())).servedFrom).toBe("provider")
+      expect(yield* providerCalls).toBe(2)
+    }))
+
   it.effect("a completion answer is replayed to a stream of the same request", () =>
     Effect.gen(function* () {
       const { client, providerCalls } = yield* setup({}, FakeLlm.reply("one two three"))

@@ -110,6 +110,8 @@ export const replayChunks = (response: ChatResponse, servedFrom: "cache" | "idem
     }, true)
   ])
 
+const TOOL_CALL_FINISH: ReadonlySet<string> = new Set(["tool_calls", "function_call"])
+
 /** Accumulates a stream's chunks into the response they add up to (when it finished). */
 export class StreamAssembly {
   content = ""
@@ -125,9 +127,12 @@ export class StreamAssembly {
     if (chunk.finishReason !== undefined) this.finishReason = chunk.finishReason
     if (chunk.usage !== undefined) this.usage = chunk.usage
   }
-  /** The assembled response, or None when no finish reason arrived (a truncated or abandoned stream). */
+  /**
+   * The assembled response, or None when no finish reason arrived (a truncated or abandoned stream), or when the
+   * answer was a tool call: chunks carry text only, so the assembly would be a `tool_calls` answer without its calls.
+   */
   response(): Option.Option<ChatResponse> {
-    if (this.finishReason === undefined) return Option.none()
+    if (this.finishReason === undefined || TOOL_CALL_FINISH.has(this.finishReason)) return Option.none()
     return Option.some(
       new ChatResponse({
         id: this.id,
