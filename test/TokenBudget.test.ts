@@ -606,8 +606,16 @@ describe("TokenBudget under concurrency", () => {
         peakReserved = Math.max(peakReserved, result.snapshot.reserved.tokens)
         return result
       }
+      // A refusal is checked against the snapshot read in the same atomic step, not against the store's own
+      // `remaining`: the request must really not have fitted next to what was used and reserved at that moment.
+      let refusedWithRoom = 0
       const watched: TokenBudget.StoreService = {
-        reserve: (input) => Effect.map(memory.reserve(input), watch),
+        reserve: (input) =>
+          Effect.map(memory.reserve(input), (result) => {
+            const free = limit - result.snapshot.used.tokens - result.snapshot.reserved.tokens
+            if (result._tag === "Rejected" && input.amount.tokens <= free) refusedWithRoom++
+            return watch(result)
+          }),
         commit: (input) => Effect.map(memory.commit(input), watch),
         refund: (input) => Effect.map(memory.refund(input), watch),
         usage: memory.usage
@@ -653,6 +661,7 @@ describe("TokenBudget under concurrency", () => {
       expect(charged).toBeLessThanOrEqual(limit)
       expect(charged).toBeGreaterThan(limit * 0.6) // later waves reused what earlier calls released
       expect(peak).toBeLessThanOrEqual(limit)
+      expect(refusedWithRoom).toBe(0)
       expect(peakReserved).toBeGreaterThan(limit / 2) // many calls were in flight at once
       expect(refused).toBeGreaterThan(0)
       expect(outcomes.length - refused).toBeGreaterThan(100)

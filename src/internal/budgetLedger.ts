@@ -11,8 +11,10 @@
  * - `fired`: the alert thresholds already reported in this period.
  *
  * Invariant (what makes budgets exact): a reservation is admitted only if `used + reserved + amount <= limit`
- * for every limited unit, and a commit replaces a reservation by the actual usage, which callers keep at or below
- * the reservation. So `used + reserved` never exceeds the limit, in any period, under any interleaving.
+ * for every limited unit, and a commit replaces a reservation by the actual usage. As long as the actual usage is
+ * at most the reservation (the worst case: counted prompt + max output), `used + reserved` never exceeds the limit,
+ * in any period, under any interleaving. A commit above its reservation (a provider reporting more prompt tokens
+ * than were counted, a pricier model answering) is still charged in full: the ledger records what was spent.
  */
 import { bucketIndex, oldestLiveBucket, reportedBounds, thresholdAmount, type Window } from "./budgetPeriod.js"
 
@@ -222,6 +224,22 @@ const charge = (state: KeyState, window: Window, now: number, actual: Amount): v
   }
 }
 
+/**
+ * Re-arms the thresholds that `used` no longer reaches. Called with the usage *before* a charge: in a rolling
+ * window, usage that expired since the last commit lets a threshold fire again even when this one commit carries
+ * usage back over it. (In a calendar period usage only grows and `fired` is cleared at each new period, so this
+ * changes nothing there.)
+ */
+const rearm = (state: KeyState, used: Amount, limits: Limits, alertAt: ReadonlyArray<number>): void => {
+  for (const [unit, field] of units) {
+    const limit = limits[field]
+    if (limit === undefined) continue
+    for (const threshold of alertAt) {
+      if (used[field] < thresholdAmount(limit, threshold)) state.fired.delete(`${unit}@${threshold}`)
+    }
+  }
+}
+
 const evaluateAlerts = (state: KeyState, used: Amount, limits: Limits, alertAt: ReadonlyArray<number>) => {
   const crossed: Array<Crossing> = []
   const thresholds = [...alertAt].sort((a, b) => a - b)
@@ -252,6 +270,7 @@ const evaluateAlerts = (state: KeyState, used: Amount, limits: Limits, alertAt: 
 export const commit = (state: KeyState, input: CommitInput): CommitResult => {
   prepare(state, input.window, input.now)
   const found = state.reservations.delete(input.reservationId)
+  rearm(state, usedOf(state, input.window), input.limits, input.alertAt)
   charge(state, input.window, input.now, input.actual)
   const crossed = evaluateAlerts(state, usedOf(state, input.window), input.limits, input.alertAt)
   touch(state, input.window)

@@ -215,6 +215,17 @@ export const tokenBudgetStoreContract = (name: string, layer: Layer.Layer<TokenB
         expect((yield* commit(key, "d", tokens(75), limits, hourRolling, later + 1, [0.8])).crossed).toHaveLength(1)
       }).pipe(Effect.provide(layer)))
 
+    it.effect("in a rolling window a threshold fires again when one commit carries usage back over it after expiry", () =>
+      Effect.gen(function* () {
+        const key = uniqueKey("alerts-rolling-jump")
+        const limits = limitTokens(100)
+        expect((yield* commit(key, "a", tokens(90), limits, hourRolling, T0, [0.8])).crossed).toHaveLength(1)
+        // Two hours later the 90 tokens have expired; a single commit of 85 crosses 80 % again.
+        const again = yield* commit(key, "b", tokens(85), limits, hourRolling, T0 + 2 * 3_600_000, [0.8])
+        expect(again.crossed).toEqual([{ unit: "tokens", threshold: 0.8 }])
+        expect(again.snapshot.used.tokens).toBe(85)
+      }).pipe(Effect.provide(layer)))
+
     it.effect("concurrent reservations are atomic: exactly as many as fit are admitted", () =>
       Effect.gen(function* () {
         const key = uniqueKey("atomic")
