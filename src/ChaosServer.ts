@@ -290,7 +290,7 @@ export const layer = (options: Options = {}): Layer.Layer<ChaosServer, InvalidOp
   Layer.scoped(ChaosServer, make(options))
 
 /**
- * Runs a ChaosServer until interrupted, calling `onStart` once it listens (the CLI prints its address).
+ * Runs a ChaosServer until interrupted, calling `onStart` once it listens (e.g. to print its address).
  *
  * @example
  * ```ts

@@ -13,9 +13,9 @@ import * as Cli from "./internal/chaosCli.js"
 const fail = (message: string) =>
   Effect.zipRight(Console.error(`${message}\n\n${Cli.usage}`), Effect.sync(() => void (process.exitCode = 2)))
 
-const readConfig = (file: string): Either.Either<ChaosServer.FaultConfig, string> =>
+const readConfig = (file: string): Either.Either<unknown, string> =>
   Either.try({
-    try: () => JSON.parse(readFileSync(file, "utf8")) as ChaosServer.FaultConfig,
+    try: () => JSON.parse(readFileSync(file, "utf8")) as unknown,
     catch: (error) => `Cannot read --config ${file}: ${error instanceof Error ? error.message : String(error)}`
   })
 
@@ -44,16 +44,10 @@ const main = (argv: ReadonlyArray<string>) =>
     onLeft: fail,
     onRight: (command) => {
       if (command._tag === "help") return Console.log(Cli.usage)
-      const file: Either.Either<ChaosServer.FaultConfig, string> = command.configFile === undefined
-        ? Either.right({})
-        : readConfig(command.configFile)
-      if (Either.isLeft(file)) return fail(file.left)
-      const options = {
-        ...command.server,
-        perModel: file.right.perModel,
-        faults: { ...file.right.faults, ...command.faults }
-      } as ChaosServer.Options
-      return serve(options)
+      const file = command.configFile === undefined ? Either.right(undefined) : readConfig(command.configFile)
+      const options = Either.flatMap(file, (json) => Cli.toOptions(command, json))
+      // The values are validated (every failing path listed) by ChaosServer.make.
+      return Either.isLeft(options) ? fail(options.left) : serve(options.right as ChaosServer.Options)
     }
   })
 

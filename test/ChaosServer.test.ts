@@ -327,10 +327,16 @@ describe("ChaosServer faults", () => {
     })))
 
   it.live("the CLI starts a server with the given faults and stops on SIGINT", () =>
-    Effect.gen(function* () {
-      const child = spawn(process.execPath, ["bin/cli.js", "chaos-server", "--port", "0", "--seed", "3", "--outage", "502"], {
-        stdio: ["ignore", "pipe", "pipe"]
-      })
+    Effect.scoped(Effect.gen(function* () {
+      // Killed on the way out if an assertion fails first, so a failing run leaves no server behind.
+      const child = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          spawn(process.execPath, ["bin/cli.js", "chaos-server", "--port", "0", "--seed", "3", "--outage", "502"], {
+            stdio: ["ignore", "pipe", "pipe"]
+          })
+        ),
+        (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
+      )
       const baseURL = yield* Effect.async<string, Error>((resume) => {
         let out = ""
         child.stdout.on("data", (data) => {
@@ -347,5 +353,5 @@ describe("ChaosServer faults", () => {
         child.kill("SIGINT")
       })
       expect(code).toBe(0)
-    }), 20_000)
+    })), 20_000)
 })

@@ -93,7 +93,24 @@ interface Draft {
 const retryAfterOf = (error: Record<string, number>) =>
   error.ms !== undefined ? { ms: error.ms } : error.seconds !== undefined ? { seconds: error.seconds } : undefined
 
-const finish = (draft: Draft): Command => {
+// Flags that only shape another flag's error must not be dropped silently when that flag is missing.
+const unusedFlag = (draft: Draft): string | undefined => {
+  const hasRate = draft.error.rate !== undefined
+  if (!hasRate && draft.error.status !== undefined) return "--status applies to --error-rate: add --error-rate R"
+  if (!hasRate && draft.code !== undefined) return "--code applies to --error-rate: add --error-rate R"
+  const hasRetryAfter = draft.error.seconds !== undefined || draft.error.ms !== undefined
+  if (draft.error.seconds !== undefined && draft.error.ms !== undefined) {
+    return "--retry-after and --retry-after-ms exclude each other: give one"
+  }
+  if (hasRetryAfter && !hasRate && draft.outage === undefined) {
+    return "--retry-after / --retry-after-ms apply to --error-rate and --outage: add one of them (or use --error S:R:SECONDS)"
+  }
+  return undefined
+}
+
+const finish = (draft: Draft): Either.Either<Command, string> => {
+  const unused = unusedFlag(draft)
+  if (unused !== undefined) return Either.left(unused)
   const retryAfter = retryAfterOf(draft.error)
   const errors = [...draft.errors]
   if (draft.error.rate !== undefined) {
@@ -112,7 +129,7 @@ const finish = (draft: Draft): Command => {
       ...(retryAfter === undefined ? {} : { retryAfter })
     }
   }
-  return { _tag: "chaos-server", server: draft.server, faults, configFile: draft.configFile }
+  return Either.right({ _tag: "chaos-server", server: draft.server, faults, configFile: draft.configFile })
 }
 
 // One flag at `i`; returns how many arguments it consumed.
@@ -175,5 +192,32 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, strin
     if (Either.isLeft(consumed)) return Either.left(consumed.left)
     i += consumed.right
   }
-  return Either.right(finish(draft))
+  return finish(draft)
+}
+
+const isPlainObject = (u: unknown): u is Record<string, unknown> =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * The ChaosServer options of a command: the server flags, the `--config` file's `perModel`, and its `faults` with
+ * the fault flags on top. The file must be a JSON object with only `faults` and `perModel` (a misspelt key is an
+ * error, not an ignored setting); the values themselves are validated by the ChaosServer.
+ */
+export const toOptions = (
+  command: Extract<Command, { readonly _tag: "chaos-server" }>,
+  file: unknown
+): Either.Either<Record<string, unknown>, string> => {
+  if (file === undefined) return Either.right({ ...command.server, faults: command.faults })
+  const where = `--config ${command.configFile ?? ""}`.trim()
+  if (!isPlainObject(file)) return Either.left(`${where}: expected a JSON object { "faults": …, "perModel": … }`)
+  const unknown = Object.keys(file).filter((key) => key !== "faults" && key !== "perModel")
+  if (unknown.length > 0) {
+    return Either.left(`${where}: unknown key(s) ${unknown.map((k) => JSON.stringify(k)).join(", ")} (expected "faults", "perModel")`)
+  }
+  if (file.faults !== undefined && !isPlainObject(file.faults)) return Either.left(`${where}: "faults" must be an object`)
+  return Either.right({
+    ...command.server,
+    ...(file.perModel === undefined ? {} : { perModel: file.perModel }),
+    faults: { ...file.faults, ...command.faults }
+  })
 }

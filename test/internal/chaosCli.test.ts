@@ -60,3 +60,44 @@ describe("chaosCli.parse", () => {
     expect(Either.isLeft(parse("chaos-server --error 503"))).toBe(true)
   })
 })
+
+describe("chaosCli: flags that would be ignored are errors", () => {
+  it("--status, --code and --retry-after need the flag they shape", () => {
+    expect(parse("chaos-server --status 429")).toEqual(Either.left("--status applies to --error-rate: add --error-rate R"))
+    expect(parse("chaos-server --code insufficient_quota")).toEqual(Either.left("--code applies to --error-rate: add --error-rate R"))
+    expect(Either.isLeft(parse("chaos-server --retry-after 2 --error 503:0.2"))).toBe(true)
+    expect(Either.isLeft(parse("chaos-server --error-rate 0.1 --retry-after 2 --retry-after-ms 300"))).toBe(true)
+    // with the flag they shape, they are fine
+    expect(Either.isRight(parse("chaos-server --outage --retry-after 2"))).toBe(true)
+    expect(Either.isRight(parse("chaos-server --error-rate 0.1 --status 429 --code x --retry-after-ms 300"))).toBe(true)
+  })
+})
+
+describe("chaosCli.toOptions", () => {
+  const command = (line: string) => {
+    const parsed = Either.getOrThrow(parse(line))
+    if (parsed._tag !== "chaos-server") throw new Error("expected a chaos-server command")
+    return parsed
+  }
+
+  it("merges the --config file under the flags", () => {
+    const file = { faults: { hangRate: 0.1, latency: 5 }, perModel: { a: { outage: {} } } }
+    expect(Either.getOrThrow(Cli.toOptions(command("chaos-server --seed 3 --latency 50 --config f.json"), file))).toEqual({
+      seed: 3,
+      perModel: { a: { outage: {} } },
+      faults: { hangRate: 0.1, latency: 50 }
+    })
+    expect(Either.getOrThrow(Cli.toOptions(command("chaos-server --port 1"), undefined))).toEqual({ port: 1, faults: {} })
+  })
+
+  it("rejects a file that is not an object of faults and perModel", () => {
+    const c = command("chaos-server --config f.json")
+    for (const file of [null, [1], "x", 3]) {
+      expect(Cli.toOptions(c, file)).toEqual(Either.left("--config f.json: expected a JSON object { \"faults\": …, \"perModel\": … }"))
+    }
+    expect(Cli.toOptions(c, { fault: { hangRate: 1 }, perModel: {} })).toEqual(
+      Either.left("--config f.json: unknown key(s) \"fault\" (expected \"faults\", \"perModel\")")
+    )
+    expect(Either.isLeft(Cli.toOptions(c, { faults: "none" }))).toBe(true)
+  })
+})
