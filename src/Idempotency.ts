@@ -1,7 +1,8 @@
 /**
  * Exactly-once upstream calls per idempotency key. The first call with a key runs; its final outcome (a success, or a
- * final non-retryable failure) is stored and replayed to every later call with that key (`servedFrom:
- * "idempotency"`). A concurrent duplicate waits for the running call (or is refused with `onInFlight: "reject"`); the
+ * failure that answers the request itself: `BadRequest`, `ContextTooLong`, `ContentFiltered`) is stored and replayed
+ * to every later call with that key (`servedFrom: "idempotency"`). Retryable failures, defects, interruptions and
+ * passing states (an open circuit, a spent budget, …) release the key instead. A concurrent duplicate waits for the running call (or is refused with `onInFlight: "reject"`); the
  * same explicit key with a different request fails with `IdempotencyConflict { reason: "payload-mismatch" }`.
  *
  * The key is `request.idempotencyKey` when given, else derived from the request's canonical hash; both are scoped by

@@ -4,7 +4,19 @@ import * as FakeLlm from "../src/FakeLlm.js"
 import * as Idempotency from "../src/Idempotency.js"
 import { ChatRequest, ChatResponse } from "../src/Llm.js"
 import * as LlmClient from "../src/LlmClient.js"
-import { BadRequest, ServerError } from "../src/LlmError.js"
+import {
+  AllModelsFailed,
+  AuthError,
+  BadRequest,
+  BudgetExceeded,
+  BulkheadRejected,
+  CircuitOpen,
+  ContentFiltered,
+  ContextTooLong,
+  ModelNotFound,
+  QuotaExhausted,
+  ServerError
+} from "../src/LlmError.js"
 import * as LlmMetrics from "../src/LlmMetrics.js"
 
 const request = (extra: Partial<ConstructorParameters<typeof ChatRequest>[0]> = {}) =>
@@ -109,6 +121,38 @@ describe("Idempotency.policy", () => {
       const retried = yield* client.complete(request())
       expect(retried).toMatchObject({ content: "refunded", servedFrom: "provider" })
       expect((yield* client.complete(request())).servedFrom).toBe("idempotency")
+      expect(yield* providerCalls).toBe(2)
+    }))
+
+  it.effect("a non-retryable but passing state (open circuit, bulkhead, budget, quota, auth, missing model) is not stored", () =>
+    Effect.gen(function* () {
+      const passing = [
+        new CircuitOpen({ key: "gpt-4o", retryAfter: Duration.seconds(30) }),
+        new BulkheadRejected({ key: "gpt-4o", maxConcurrent: 1, maxQueue: 0 }),
+        new BudgetExceeded({ scope: "user", requested: 100, remaining: 0 }),
+        new QuotaExhausted({}),
+        new AuthError({}),
+        new ModelNotFound({}),
+        new AllModelsFailed({ failures: [] })
+      ]
+      const { client, providerCalls } = yield* setup({}, [...passing.map(FakeLlm.fail), FakeLlm.reply("refunded")])
+      for (const error of passing) expect((yield* Effect.flip(client.complete(request())))._tag).toBe(error._tag)
+      expect((yield* client.complete(request())).servedFrom).toBe("provider")
+      expect((yield* client.complete(request())).servedFrom).toBe("idempotency")
+      expect(yield* providerCalls).toBe(passing.length + 1)
+    }))
+
+  it.effect("ContextTooLong and ContentFiltered are answers to the request: recorded and replayed", () =>
+    Effect.gen(function* () {
+      const { client, providerCalls } = yield* setup({}, [
+        FakeLlm.fail(new ContextTooLong({ contextWindow: 8192 })),
+        FakeLlm.fail(new ContentFiltered({}))
+      ])
+      expect((yield* Effect.flip(client.complete(request())))._tag).toBe("ContextTooLong")
+      expect((yield* Effect.flip(client.complete(request())))._tag).toBe("ContextTooLong")
+      const other = request({ idempotencyKey: "order-43" })
+      expect((yield* Effect.flip(client.complete(other)))._tag).toBe("ContentFiltered")
+      expect((yield* Effect.flip(client.complete(other)))._tag).toBe("ContentFiltered")
       expect(yield* providerCalls).toBe(2)
     }))
 

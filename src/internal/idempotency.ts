@@ -81,11 +81,25 @@ type Outcome = { readonly exit: Exit.Exit<ChatResponse, LlmError>; readonly repl
 const encodeRecord = Schema.encodeEither(RecordSchema)
 const decodeRecord = Schema.decodeUnknownOption(RecordSchema)
 
-/** The record to store for an outcome, or None when it must not be stored (retryable, defect, interruption). */
+/**
+ * The failures that are an answer to the request itself: the same request gets them again, so they are final and
+ * replayed. Every other non-retryable error is a state of the system that passes (an open circuit, a full bulkhead, a
+ * spent budget, an exhausted quota, a bad API key, a missing deployment, a concurrent call): replaying it for the whole
+ * `ttl` would refuse a request that would now succeed, so it is not stored.
+ */
+const REQUEST_FINAL: ReadonlySet<string> = new Set(["BadRequest", "ContextTooLong", "ContentFiltered"])
+
+/** True for a failure that is recorded and replayed (see {@link REQUEST_FINAL}). */
+export const isFinalFailure = (error: LlmError): boolean => !isRetryable(error) && REQUEST_FINAL.has(error._tag)
+
+/**
+ * The record to store for an outcome, or None when it must not be stored (a retryable or transient failure, a
+ * defect, an interruption).
+ */
 export const recordOf = (fingerprint: string, exit: Exit.Exit<ChatResponse, LlmError>): Option.Option<StoredRecord> => {
   if (Exit.isFailure(exit)) {
     const failure = Cause.failureOption(exit.cause)
-    const final = Option.isSome(failure) && isLlmError(failure.value) && !isRetryable(failure.value) &&
+    const final = Option.isSome(failure) && isLlmError(failure.value) && isFinalFailure(failure.value) &&
       !Cause.isDie(exit.cause) && !Cause.isInterrupted(exit.cause)
     if (!final) return Option.none()
     return Option.getRight(encodeRecord({ fingerprint, exit: Exit.fail(failure.value) }))
