@@ -5,6 +5,9 @@
  * key join it. Each caller is a waiter: interrupting one waiter only removes it; the work is interrupted (and awaited)
  * when the last waiter leaves. A flight is forgotten as soon as it completes, so nothing is cached here: a caller
  * arriving after completion starts a new flight.
+ *
+ * Why not `effect/Cache`: it runs a lookup in the first caller's fiber (interrupting that caller interrupts every
+ * waiter) and memoizes failures for its whole time-to-live; the cache and idempotency policies need neither.
  */
 import { Deferred, Effect, Fiber, FiberId, Option } from "effect"
 
