@@ -12,6 +12,7 @@
 import * as RateLimiter from "@effect/experimental/RateLimiter"
 import { Duration, Effect, Either, Layer, Option, Schema, Stream } from "effect"
 import { approximateMessageTokens } from "./internal/approximateTokens.js"
+import { makeMemoryStore } from "./internal/rateLimitStore.js"
 import { strict } from "./internal/optionSchemas.js"
 import { DurationInput } from "./internal/durationInput.js"
 import { decode, InvalidOptions } from "./InvalidOptions.js"
@@ -85,8 +86,10 @@ const OptionsSchema = Schema.Struct({
 }).annotations(strict)
 
 /**
- * The in-memory store of `@effect/experimental`'s RateLimiter (one process). For limits shared by many
- * processes provide `@effect/experimental/RateLimiter/Redis.layerStore(...)` instead.
+ * An in-memory `RateLimiterStore` (one process): the token-bucket and fixed-window algorithms of
+ * `@effect/experimental`'s memory store, except that a key whose bucket has refilled completely is forgotten, so
+ * per-user keys do not accumulate for the life of the process. For limits shared by many processes provide
+ * `@effect/experimental/RateLimiter/Redis.layerStore(...)` instead.
  *
  * @example
  * ```ts
@@ -100,7 +103,10 @@ const OptionsSchema = Schema.Struct({
  * @since 0.1.0
  * @category Layers
  */
-export const layerStoreMemory: Layer.Layer<RateLimiter.RateLimiterStore> = RateLimiter.layerStoreMemory
+export const layerStoreMemory: Layer.Layer<RateLimiter.RateLimiterStore> = Layer.sync(
+  RateLimiter.RateLimiterStore,
+  () => makeMemoryStore().store
+)
 
 /**
  * The store Tag the policy requires (from `@effect/experimental/RateLimiter`).
@@ -236,56 +242,62 @@ const makeAdmission = (
     Effect.forEach(taken, (limit) => Effect.ignore(consume(key, limit, -costOf(limit, tokens), "delay")), {
       discard: true
     })
+  const storeFailed = (message: string) =>
+    Effect.logWarning("rate limit store failed; call let through").pipe(Effect.annotateLogs({ error: message }))
   const rejected = (request: ChatRequest, limit: Limit, retryAfter: Duration.Duration) =>
     Effect.zipRight(
       record(limit, "rejected"),
       Effect.fail(new RateLimited({ model: request.model, source: "client", retryAfter }))
     )
 
+  // The slots are taken uninterruptibly and `taken` lists them, so a caller interrupted at any point before its
+  // call starts (while it waits its turn, or right after admission) gives back exactly what it took.
   const failMode = (request: ChatRequest, key: string, tokens: number) =>
-    Effect.gen(function* () {
-      const taken: Array<Limit> = []
-      for (const limit of options.limits) {
-        const result = yield* Effect.either(consume(key, limit, costOf(limit, tokens), "fail"))
-        if (Either.isLeft(result)) {
-          yield* refund(key, taken, tokens)
-          if (result.left.reason === "Exceeded") return yield* rejected(request, limit, result.left.retryAfter)
-          return yield* Effect.logWarning("rate limit store failed; call let through").pipe(
-            Effect.annotateLogs({ error: result.left.message })
-          )
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function* () {
+        const taken: Array<Limit> = []
+        for (const limit of options.limits) {
+          const result = yield* Effect.either(consume(key, limit, costOf(limit, tokens), "fail"))
+          if (Either.isLeft(result)) {
+            yield* refund(key, taken, tokens)
+            if (result.left.reason === "Exceeded") return yield* rejected(request, limit, result.left.retryAfter)
+            return yield* storeFailed(result.left.message)
+          }
+          taken.push(limit)
         }
-        taken.push(limit)
-      }
-    })
+        yield* Effect.onInterrupt(restore(Effect.void), () => refund(key, taken, tokens))
+      })
+    )
 
   const waitMode = (request: ChatRequest, key: string, tokens: number) =>
-    Effect.gen(function* () {
-      let delay = Duration.zero
-      let longest: Limit = options.limits[0]
-      const taken: Array<Limit> = []
-      for (const limit of options.limits) {
-        const result = yield* Effect.either(consume(key, limit, costOf(limit, tokens), "delay"))
-        if (Either.isLeft(result)) {
-          return yield* Effect.logWarning("rate limit store failed; call let through").pipe(
-            Effect.annotateLogs({ error: result.left.message })
-          )
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function* () {
+        let delay = Duration.zero
+        let longest: Limit = options.limits[0]
+        const taken: Array<Limit> = []
+        for (const limit of options.limits) {
+          const result = yield* Effect.either(consume(key, limit, costOf(limit, tokens), "delay"))
+          if (Either.isLeft(result)) return yield* storeFailed(result.left.message)
+          taken.push(limit)
+          if (Duration.greaterThan(result.right.delay, delay)) {
+            delay = result.right.delay
+            longest = limit
+          }
         }
-        taken.push(limit)
-        if (Duration.greaterThan(result.right.delay, delay)) {
-          delay = result.right.delay
-          longest = limit
+        if (options.maxWait !== undefined && Duration.greaterThan(delay, options.maxWait)) {
+          yield* refund(key, taken, tokens)
+          return yield* rejected(request, longest, delay)
         }
-      }
-      if (Duration.isZero(delay)) return
-      if (options.maxWait !== undefined && Duration.greaterThan(delay, options.maxWait)) {
-        yield* refund(key, taken, tokens)
-        return yield* rejected(request, longest, delay)
-      }
-      yield* record(longest, "waited")
-      yield* Effect.annotateCurrentSpan("llm.rate_limit.wait_ms", Duration.toMillis(delay))
-      // A caller that gives up while waiting gives its slot back.
-      yield* Effect.onInterrupt(Effect.sleep(delay), () => refund(key, taken, tokens))
-    })
+        if (!Duration.isZero(delay)) {
+          yield* record(longest, "waited")
+          yield* Effect.annotateCurrentSpan("llm.rate_limit.wait_ms", Duration.toMillis(delay))
+        }
+        yield* Effect.onInterrupt(
+          restore(Duration.isZero(delay) ? Effect.void : Effect.sleep(delay)),
+          () => refund(key, taken, tokens)
+        )
+      })
+    )
 
   return (request: ChatRequest): Effect.Effect<void, RateLimited | BadRequest> =>
     Effect.flatMap(needsTokens ? estimate(tokenizer, request) : Effect.succeed(0), (tokens): Effect.Effect<

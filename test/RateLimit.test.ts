@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Layer, Metric, Option, Stream, TestClock } from "effect"
 import * as FakeLlm from "../src/FakeLlm.js"
+import { makeMemoryStore } from "../src/internal/rateLimitStore.js"
 import { ChatRequest } from "../src/Llm.js"
 import * as LlmClient from "../src/LlmClient.js"
 import * as LlmMetrics from "../src/LlmMetrics.js"
@@ -139,6 +140,33 @@ describe("RateLimit requests per minute", () => {
       expect(yield* callTimes).toEqual([0, 60_000])
     }).pipe(Effect.provide(limited({ rpm: 1 }))))
 
+  it.effect("a caller interrupted during admission, before its call, gives back every slot it took", () => {
+    // A store whose tpm step is slow: the caller is interrupted after its rpm slot is taken, mid tpm step.
+    const { store } = makeMemoryStore()
+    const slowTpm = Layer.succeed(RateLimit.RateLimiterStore, {
+      fixedWindow: store.fixedWindow,
+      tokenBucket: (o) =>
+        o.key.includes(":tpm:") && o.tokens > 0 ? Effect.delay(store.tokenBucket(o), "1 second") : store.tokenBucket(o)
+    })
+    const fake = FakeLlm.layer(FakeLlm.reply("ok"))
+    const decorated = LlmClient.layerWith(RateLimit.policy({ rpm: 1, tpm: 1000, onLimit: "fail" })).pipe(
+      Layer.provide(fake)
+    )
+    return Effect.gen(function* () {
+      const fiber = yield* Effect.fork(LlmClient.complete(request()))
+      yield* TestClock.adjust("500 millis")
+      const interrupting = yield* Effect.fork(Fiber.interrupt(fiber))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(interrupting)
+      expect(yield* FakeLlm.calls).toHaveLength(0)
+      // rpm 1: the next call is admitted only if the interrupted one gave its request slot back
+      const next = yield* Effect.fork(LlmClient.complete(request()))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(next)
+      expect(yield* callTimes).toEqual([2_500])
+    }).pipe(Effect.provide(Layer.merge(fake, decorated).pipe(Layer.provide(slowTpm))))
+  })
+
   it.effect("streams are limited when they start", () =>
     Effect.gen(function* () {
       yield* Stream.runDrain(LlmClient.stream(request()))
@@ -196,6 +224,38 @@ describe("RateLimit tokens per minute", () => {
       if (error._tag === "BadRequest") expect(error.code).toBe("request_too_large")
       expect(yield* FakeLlm.calls).toHaveLength(0)
     }).pipe(Effect.provide(limited({ tpm: 100 }))))
+})
+
+describe("RateLimit memory store", () => {
+  it.effect("forgets keys whose bucket has refilled, so per-user keys do not pile up", () =>
+    Effect.gen(function* () {
+      const { size, store } = makeMemoryStore()
+      const take = (key: string) =>
+        store.tokenBucket({ key, tokens: 1, limit: 10, refillRate: Duration.seconds(6), allowOverflow: false })
+      for (let minute = 0; minute < 10; minute++) {
+        for (let user = 0; user < 3000; user++) yield* take(`user:${minute}-${user}`)
+        yield* TestClock.adjust("1 minute")
+      }
+      // 30,000 users over ten minutes; at most two minutes' worth (live keys, plus one doubling) are held.
+      expect(size()).toBeLessThanOrEqual(6000)
+      // A forgotten key starts full again: exactly `limit` tokens, then a refusal.
+      const results = yield* Effect.forEach(Array.from({ length: 11 }), () => take("user:0-0"))
+      expect(results.slice(0, 10).every((remaining) => remaining >= 0)).toBe(true)
+      expect(results[10]).toBeLessThan(0)
+    }))
+
+  it.effect("a refund never fills a bucket beyond its limit", () =>
+    Effect.gen(function* () {
+      const { store } = makeMemoryStore()
+      const bucket = (tokens: number) =>
+        store.tokenBucket({ key: "k", tokens, limit: 2, refillRate: Duration.seconds(30), allowOverflow: true })
+      yield* bucket(1)
+      yield* TestClock.adjust("1 minute")
+      yield* bucket(-1) // a late refund after the bucket refilled
+      expect(yield* bucket(1)).toBe(1)
+      expect(yield* bucket(1)).toBe(0)
+      expect(yield* bucket(1)).toBe(-1)
+    }))
 })
 
 describe("RateLimit options", () => {
