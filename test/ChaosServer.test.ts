@@ -189,6 +189,11 @@ layer(Chaos, { excludeTestServices: true })("ChaosServer", (it) => {
       expect(error.type).toBe("invalid_request_error")
       expect(error.message).toContain("model")
       expect(error.message).toContain("messages")
+      for (const limit of [0, -5, 1.5]) {
+        const reply = yield* chat(server, "alpha", { max_tokens: limit })
+        expect(reply.status).toBe(400)
+        expect(JSON.parse(reply.text ?? "").error.param).toBe("max_tokens")
+      }
     }))
 
   it.effect("counts client aborts of a hanging request", () =>

@@ -83,8 +83,9 @@ const ChatBody = Schema.Struct({
   messages: Schema.Array(Schema.Struct({ role: Schema.String, content: Schema.optional(Schema.Unknown) })),
   stream: Schema.optional(Schema.NullOr(Schema.Boolean)),
   stream_options: Schema.optional(Schema.NullOr(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) }))),
-  max_tokens: Schema.optional(Schema.NullOr(Schema.Int)),
-  max_completion_tokens: Schema.optional(Schema.NullOr(Schema.Int)),
+  // OpenAI answers 400 to a limit below 1; so does the ChaosServer, rather than slicing the answer oddly.
+  max_tokens: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.positive()))),
+  max_completion_tokens: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.positive()))),
   response_format: Schema.optional(Schema.NullOr(Schema.Struct({ type: Schema.String }))),
   tools: Schema.optional(Schema.NullOr(Schema.Array(Schema.Struct({
     function: Schema.optional(Schema.Struct({ name: Schema.String }))
