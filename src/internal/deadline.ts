@@ -9,7 +9,9 @@
  *
  * Semantics (the same as `Effect.timeoutFail`): when the deadline passes the effect is interrupted and awaited (so
  * an HTTP request is aborted and a bulkhead slot is only freed once the work has stopped), then `onTimeout` fails.
- * A caller's interruption interrupts the effect and is an interruption, never a timeout.
+ * A caller's interruption interrupts the effect, waits for it to stop, and is an interruption, never a timeout;
+ * that holds too when the caller is interrupted while a timed-out effect is still stopping. On success the
+ * effect's FiberRef changes are kept, as if it had run in the caller's fiber.
  */
 import { Clock, Duration, Effect, Exit, Fiber } from "effect"
 
@@ -48,6 +50,10 @@ const startTimer = (clock: Clock.Clock, duration: Duration.Duration, onFire: () 
     ? hostTimer(Duration.toMillis(duration), onFire)
     : clockTimer(clock, duration, onFire)
 
+// Like `Fiber.join`: a success brings the child's FiberRef changes into the caller.
+const joined = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, exit: Exit.Exit<A, E>): Effect.Effect<A, E> =>
+  Exit.isSuccess(exit) ? Effect.zipRight(fiber.inheritAll, exit) : exit
+
 /**
  * Runs `self` with a deadline of `duration`; on expiry interrupts it, waits for it to stop, and fails with
  * `onTimeout()`. An infinite duration runs `self` as is.
@@ -63,7 +69,7 @@ export const withDeadline = <A, E, R, E2>(
       Effect.flatMap(Effect.fork(restore(self)), (fiber) =>
         restore(Effect.async<A, E | E2>((resume) => {
           const done = fiber.unsafePoll()
-          if (done !== null) return resume(done)
+          if (done !== null) return resume(joined(fiber, done))
           let settled = false
           const cancel = startTimer(clock, duration, () => {
             if (settled) return
@@ -74,9 +80,11 @@ export const withDeadline = <A, E, R, E2>(
             if (settled) return
             settled = true
             cancel()
-            resume(exit)
+            resume(joined(fiber, exit))
           })
-          // The caller was interrupted: stop the timer and the effect, and wait for the effect to stop.
+          // The caller was interrupted: stop the timer and the effect, and wait for the effect to stop. Effect.async
+          // also runs this when the interruption comes while a timed-out effect is still stopping (the resumed
+          // effect runs inside the same interruption handler), so the caller never gets ahead of the work.
           return Effect.suspend(() => {
             settled = true
             cancel()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Fiber, Option, Ref, TestClock } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, FiberRef, Option, Ref, TestClock } from "effect"
 import { withDeadline } from "../../src/internal/deadline.js"
 
 const timedOut = () => "timed out" as const
@@ -53,6 +53,49 @@ describe("withDeadline", () => {
       yield* TestClock.adjust("1 minute")
     }))
 
+  it.effect("a caller's interruption waits for an effect whose interruption takes time", () =>
+    Effect.gen(function* () {
+      const log: Array<string> = []
+      const slow = Effect.never.pipe(Effect.onInterrupt(() => Effect.zipRight(Effect.sleep("500 millis"), Effect.sync(() => log.push("stopped")))))
+      const guarded = withDeadline(slow, Duration.seconds(10), timedOut).pipe(
+        Effect.onExit((exit) => Effect.sync(() => log.push(Exit.isInterrupted(exit) ? "caller interrupted" : "other")))
+      )
+      const fiber = yield* Effect.fork(guarded)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.interruptFork(fiber)
+      yield* TestClock.adjust("499 millis")
+      expect(log).toEqual([])
+      yield* TestClock.adjust("1 millis")
+      expect(Exit.isInterrupted(yield* Fiber.await(fiber))).toBe(true)
+      expect(log).toEqual(["stopped", "caller interrupted"])
+    }))
+
+  it.effect("a caller interrupted while a timed-out effect is still stopping still waits for it to stop", () =>
+    Effect.gen(function* () {
+      const log: Array<string> = []
+      const slow = Effect.never.pipe(Effect.onInterrupt(() => Effect.zipRight(Effect.sleep("500 millis"), Effect.sync(() => log.push("stopped")))))
+      const guarded = withDeadline(slow, Duration.seconds(1), timedOut).pipe(
+        Effect.onExit((exit) => Effect.sync(() => log.push(Exit.isInterrupted(exit) ? "caller interrupted" : "other")))
+      )
+      const fiber = yield* Effect.fork(guarded)
+      yield* TestClock.adjust("1 second") // the deadline passes: the effect starts stopping (500 ms)
+      yield* TestClock.adjust("200 millis")
+      yield* Fiber.interruptFork(fiber) // the caller gives up meanwhile
+      yield* TestClock.adjust("299 millis")
+      expect(log).toEqual([])
+      yield* TestClock.adjust("1 millis")
+      expect(Exit.isInterrupted(yield* Fiber.await(fiber))).toBe(true)
+      // the caller's finalizers (a bulkhead slot, say) run only once the effect has stopped
+      expect(log).toEqual(["stopped", "caller interrupted"])
+    }))
+
+  it.effect("keeps the effect's FiberRef changes on success, like Fiber.join", () =>
+    Effect.gen(function* () {
+      const ref = FiberRef.unsafeMake(0)
+      yield* withDeadline(FiberRef.set(ref, 7), Duration.seconds(1), timedOut)
+      expect(yield* FiberRef.get(ref)).toBe(7)
+    }))
+
   it.effect("an infinite duration runs the effect as is", () =>
     Effect.gen(function* () {
       expect(yield* withDeadline(Effect.succeed(1), Duration.infinity, timedOut)).toBe(1)
@@ -65,6 +108,17 @@ describe("withDeadline", () => {
       for (let i = 0; i < 1000; i++) {
         yield* withDeadline(Effect.promise(() => Promise.resolve(i)), Duration.seconds(30), timedOut)
       }
+      expect(timers()).toBe(before)
+    }))
+
+  it.live("on the live clock, a caller's interruption clears the host timer", () =>
+    Effect.gen(function* () {
+      const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length
+      const before = timers()
+      const fiber = yield* Effect.fork(withDeadline(Effect.never, Duration.seconds(30), timedOut))
+      yield* Effect.yieldNow()
+      expect(timers()).toBe(before + 1)
+      expect(Exit.isInterrupted(yield* Fiber.interrupt(fiber))).toBe(true)
       expect(timers()).toBe(before)
     }))
 
