@@ -55,19 +55,25 @@ export interface CombinatorOptions extends Options {
   readonly model?: string | undefined
 }
 
-const OptionsSchema = Schema.Struct({
+const deadlineFields = {
   attempt: Schema.optional(PositiveDuration),
   total: Schema.optional(PositiveDuration),
   firstToken: Schema.optional(PositiveDuration),
-  idle: Schema.optional(PositiveDuration),
-  model: Schema.optional(Schema.String)
-}).annotations(strict).pipe(
-  Schema.filter((o) =>
-    o.attempt === undefined && o.total === undefined && o.firstToken === undefined && o.idle === undefined
-      ? { path: [], message: "Expected at least one of attempt, total, firstToken, idle" }
-      : undefined
-  )
-)
+  idle: Schema.optional(PositiveDuration)
+}
+
+const noDeadline = (o: { readonly attempt?: unknown; readonly total?: unknown; readonly firstToken?: unknown; readonly idle?: unknown }) =>
+  o.attempt === undefined && o.total === undefined && o.firstToken === undefined && o.idle === undefined
+    ? { path: [], message: "Expected at least one of attempt, total, firstToken, idle" }
+    : undefined
+
+// The policy names the request's model in its errors: a `model` option there would be ignored, so it is rejected.
+const PolicyOptionsSchema = Schema.Struct(deadlineFields).annotations(strict).pipe(Schema.filter(noDeadline))
+
+const CombinatorOptionsSchema = Schema.Struct({ ...deadlineFields, model: Schema.optional(Schema.String) })
+  .annotations(strict).pipe(Schema.filter(noDeadline))
+
+type DecodedOptions = typeof PolicyOptionsSchema.Type
 
 interface Deadline {
   readonly phase: TimeoutPhase
@@ -84,7 +90,7 @@ interface Resolved {
 const finite = (d: Duration.Duration | undefined): Duration.Duration | undefined =>
   d !== undefined && Duration.isFinite(d) ? d : undefined
 
-const toResolved = (o: typeof OptionsSchema.Type): Resolved => {
+const toResolved = (o: DecodedOptions): Resolved => {
   const attempt = finite(o.attempt)
   const total = finite(o.total)
   const whole: Deadline | undefined = attempt !== undefined && (total === undefined || Duration.lessThanOrEqualTo(attempt, total))
@@ -95,20 +101,26 @@ const toResolved = (o: typeof OptionsSchema.Type): Resolved => {
   return { whole, firstToken: finite(o.firstToken), idle: finite(o.idle) }
 }
 
-const cache = new WeakMap<object, Resolved>()
+// Options objects are validated once per schema (a data-first call in a hot loop pays a lookup).
+const policyCache = new WeakMap<object, Resolved>()
+const combinatorCache = new WeakMap<object, Resolved>()
 
-const resolveEither = (target: string, options: CombinatorOptions): Either.Either<Resolved, InvalidOptions> => {
+const resolveEither = <A extends DecodedOptions, I>(
+  schema: Schema.Schema<A, I>,
+  cache: WeakMap<object, Resolved>,
+  options: CombinatorOptions
+): Either.Either<Resolved, InvalidOptions> => {
   const cached = cache.get(options)
   if (cached !== undefined) return Either.right(cached)
-  return Either.map(decode(OptionsSchema, target, options), (decoded) => {
+  return Either.map(decode(schema, "Timeout", options), (decoded) => {
     const resolved = toResolved(decoded)
     cache.set(options, resolved)
     return resolved
   })
 }
 
-const resolve = (target: string, options: CombinatorOptions): Resolved =>
-  Either.getOrThrowWith(resolveEither(target, options), (error) => error)
+const resolve = (options: CombinatorOptions): Resolved =>
+  Either.getOrThrowWith(resolveEither(CombinatorOptionsSchema, combinatorCache, options), (error) => error)
 
 const timeoutError = (phase: TimeoutPhase, after: Duration.Duration, model: string | undefined) =>
   model === undefined ? new Timeout({ phase, after }) : new Timeout({ phase, after, model })
@@ -145,11 +157,11 @@ export const withTimeout: {
   ...args: [CombinatorOptions] | [Effect.Effect<A, E, R>, CombinatorOptions]
 ) {
   if (args.length === 1) {
-    const r = resolve("Timeout", args[0])
+    const r = resolve(args[0])
     const model = args[0].model
     return (self: Effect.Effect<A, E, R>) => timeoutEffect(self, r, model)
   }
-  return timeoutEffect(args[0], resolve("Timeout", args[1]), args[1].model)
+  return timeoutEffect(args[0], resolve(args[1]), args[1].model)
 } as typeof withTimeout
 
 /** Per pull: the first chunk within `firstToken`, each later one within `idle` of the previous. */
@@ -211,11 +223,11 @@ export const withStreamTimeout: {
   ...args: [CombinatorOptions] | [Stream.Stream<A, E, R>, CombinatorOptions]
 ) {
   if (args.length === 1) {
-    const r = resolve("Timeout", args[0])
+    const r = resolve(args[0])
     const model = args[0].model
     return (self: Stream.Stream<A, E, R>) => timeoutStream(self, r, model)
   }
-  return timeoutStream(args[0], resolve("Timeout", args[1]), args[1].model)
+  return timeoutStream(args[0], resolve(args[1]), args[1].model)
 } as typeof withStreamTimeout
 
 /**
@@ -236,7 +248,7 @@ export const withStreamTimeout: {
  * @category Constructors
  */
 export const policy = (options: Options): LlmClient.Policy => {
-  const r = resolve("Timeout", options)
+  const r = Either.getOrThrowWith(resolveEither(PolicyOptionsSchema, policyCache, options), (error) => error)
   return LlmClient.policy({
     name: "timeout",
     complete: (next) => (request) => timeoutEffect(next(request), r, request.model),

@@ -223,4 +223,10 @@ describe("Timeout options", () => {
     expect(() => Timeout.policy({ atempt: "1 second" } as Timeout.Options)).toThrow(/atempt/)
     expect(() => Timeout.withTimeout({ attempt: -1 })).toThrow(InvalidOptions)
   })
+
+  it("`model` is a combinator option: the policy names the request's model and rejects it", () => {
+    expect(() => Timeout.policy({ attempt: "1 second", model: "x" } as Timeout.Options)).toThrow(/model/)
+    expect(() => Timeout.withTimeout({ attempt: "1 second", model: "x" })).not.toThrow()
+    expect(() => Timeout.withStreamTimeout({ idle: "1 second", model: "x" })).not.toThrow()
+  })
 })
