@@ -10,8 +10,9 @@
  * - `"middle-out"`: every system message is kept; messages go from the middle of the conversation outwards, so
  *   the first turns (the task statement) and the most recent turns stay longest.
  *
- * In every strategy the current turn — the last user message and everything after it — is never dropped, and an
- * assistant message with `toolCalls` goes together with the `tool` messages answering it.
+ * In every strategy the current turn — the last user message and everything after it, or the last message when
+ * there is no user message — is never dropped, and an assistant message with `toolCalls` goes together with the
+ * `tool` messages answering it.
  *
  * @since 0.1.0
  */

@@ -26,8 +26,8 @@ export interface Unit {
 /**
  * Groups messages into units: an assistant message with tool calls takes every later tool message answering one
  * of its calls; any other message is a unit of its own. A unit is pinned (never dropped) when it holds a pinned
- * message: the current turn (the last user message and everything after it) and, by strategy, the system
- * messages ("keep-recent" pins only the first one).
+ * message: the current turn (the last user message and everything after it; the last message when there is no
+ * user message) and, by strategy, the system messages ("keep-recent" pins only the first one).
  */
 export const groupUnits = (
   messages: ReadonlyArray<MessageShape>,
@@ -40,8 +40,10 @@ export const groupUnits = (
     if (messages[i].role === "user") lastUser = i
     if (firstSystem < 0 && messages[i].role === "system") firstSystem = i
   }
+  // Without a user message the last message is the current turn: a prompt is never trimmed to nothing.
+  const currentTurn = lastUser >= 0 ? lastUser : messages.length - 1
   const isPinned = (i: number): boolean =>
-    (lastUser >= 0 && i >= lastUser) ||
+    i >= currentTurn ||
     (messages[i].role === "system" && (strategy !== "keep-recent" || i === firstSystem))
 
   const units: Array<{ indices: Array<number>; tokens: number; pinned: boolean }> = []
