@@ -30,7 +30,7 @@ const workload: ReadonlyArray<ChatRequest> = (() => {
   )
 })()
 
-/** Sends the workload through `policies` over the OpenAI adapter and returns the upstream request count. */
+/** Sends the workload through `policies` over the OpenAI adapter; the upstream request count is `/_chaos/stats`'s. */
 const upstreamRequests = (policies: ReadonlyArray<LlmClient.Policy>, concurrency: number) =>
   Effect.gen(function* () {
     const server = yield* ChaosServer.ChaosServer
@@ -38,7 +38,10 @@ const upstreamRequests = (policies: ReadonlyArray<LlmClient.Policy>, concurrency
     const base = yield* OpenAi.make({ apiKey: Redacted.make("sk-chaos"), baseURL: server.baseURL })
     const client = LlmClient.decorate(base, ...policies)
     const responses = yield* Effect.forEach(workload, (request) => client.complete(request), { concurrency })
-    const stats = yield* server.stats
+    // The server's own count, read over HTTP like any operator would.
+    const statsUrl = `${server.baseURL.replace(/\/v1$/, "")}/_chaos/stats`
+    const stats = yield* Effect.promise(() => fetch(statsUrl).then((r) => r.json() as Promise<{ requests: number }>))
+    expect(stats.requests).toBe((yield* server.stats).requests)
     return { responses, upstream: stats.requests }
   })
 
