@@ -357,6 +357,25 @@ describe("Idempotency.policy", () => {
       expect(yield* providerCalls).toBe(2)
     }))
 
+  it.effect("streams: interrupting the consumer mid-stream releases the claim; a waiting duplicate then runs", () =>
+    Effect.gen(function* () {
+      const { client, providerCalls } = yield* setup(
+        { pollInterval: "1 hour" },
+        FakeLlm.stream(["a ", "b ", "c"], { interval: "1 second" })
+      )
+      const first = yield* Effect.fork(Stream.runCollect(client.stream(request())))
+      yield* TestClock.adjust("1500 millis")
+      const duplicate = yield* Effect.fork(Stream.runCollect(client.stream(request())))
+      yield* TestClock.adjust("10 millis")
+      yield* Fiber.interrupt(first)
+      // The duplicate is woken by the release (not by its one-hour poll), claims the key and streams it itself.
+      yield* TestClock.adjust("3 seconds")
+      const chunks = Chunk.toReadonlyArray(yield* Fiber.join(duplicate))
+      expect(chunks.map((c) => c.content).join("")).toBe("a b c")
+      expect(chunks.every((c) => c.servedFrom === undefined)).toBe(true)
+      expect(yield* providerCalls).toBe(2)
+    }))
+
   it.effect("a defect is not stored and reaches every waiter", () =>
     Effect.gen(function* () {
       let calls = 0
