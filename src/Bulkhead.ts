@@ -13,6 +13,7 @@ import { Duration, Effect, Either, Schema, Stream } from "effect"
 import { dual } from "effect/Function"
 import { acquire, Compartment, type Refusal } from "./internal/bulkhead.js"
 import { DurationInput } from "./internal/durationInput.js"
+import { strict } from "./internal/optionSchemas.js"
 import { keyFunction } from "./internal/policyKey.js"
 import { decode, type InvalidOptions } from "./InvalidOptions.js"
 import type { ChatRequest } from "./Llm.js"
@@ -99,13 +100,14 @@ const Per = Schema.Union(
     message: () => "Expected \"model\", \"provider\" or a function of the request"
   })
 )
-const OptionsSchema = Schema.Struct({
-  key: Schema.optional(Schema.NonEmptyString),
+const limitFields = {
   maxConcurrent: NonNegativeInt,
   maxQueue: Schema.optional(NonNegativeInt),
-  maxWait: Schema.optional(DurationInput),
-  per: Schema.optional(Per)
-})
+  maxWait: Schema.optional(DurationInput)
+}
+// Misspelt names are reported, not ignored; `make` takes a `key`, `policy` a `per`.
+const MakeSchema = Schema.Struct({ ...limitFields, key: Schema.optional(Schema.NonEmptyString) }).annotations(strict)
+const PolicySchema = Schema.Struct({ ...limitFields, per: Schema.optional(Per) }).annotations(strict)
 
 interface Limits {
   readonly key: string | undefined
@@ -115,14 +117,16 @@ interface Limits {
   readonly per: PolicyOptions["per"]
 }
 
-const decodeOptions = (input: unknown): Either.Either<Limits, InvalidOptions> =>
-  Either.map(decode(OptionsSchema, "Bulkhead", input), (o) => ({
-    key: o.key,
-    maxConcurrent: o.maxConcurrent,
-    maxQueue: o.maxQueue ?? 0,
-    maxWait: o.maxWait,
-    per: o.per
-  }))
+const decodeOptions = (input: unknown, kind: "make" | "policy"): Either.Either<Limits, InvalidOptions> =>
+  kind === "make"
+    ? Either.map(decode(MakeSchema, "Bulkhead", input), (o) => limitsOf(o, o.key, undefined))
+    : Either.map(decode(PolicySchema, "Bulkhead", input), (o) => limitsOf(o, undefined, o.per))
+
+const limitsOf = (
+  o: { readonly maxConcurrent: number; readonly maxQueue?: number | undefined; readonly maxWait?: Duration.Duration | undefined },
+  key: string | undefined,
+  per: PolicyOptions["per"]
+): Limits => ({ key, maxConcurrent: o.maxConcurrent, maxQueue: o.maxQueue ?? 0, maxWait: o.maxWait, per })
 
 const fromEither = <A, E>(either: Either.Either<A, E>): Effect.Effect<A, E> =>
   Either.isRight(either) ? Effect.succeed(either.right) : Effect.fail(either.left)
@@ -215,7 +219,7 @@ export interface Bulkhead {
  * @category Constructors
  */
 export const make = (options: MakeOptions): Effect.Effect<Bulkhead, InvalidOptions> =>
-  Effect.flatMap(fromEither(decodeOptions(options)), (limits) =>
+  Effect.flatMap(fromEither(decodeOptions(options, "make")), (limits) =>
     Effect.sync(() => {
       const key = limits.key ?? "default"
       const compartment = new Compartment(limits.maxConcurrent, limits.maxQueue, () => {})
@@ -284,7 +288,7 @@ export interface Policy extends LlmClient.Policy {
  * @category Constructors
  */
 export const policy = (options: PolicyOptions): Effect.Effect<Policy, InvalidOptions> =>
-  Effect.flatMap(fromEither(decodeOptions(options)), (limits) =>
+  Effect.flatMap(fromEither(decodeOptions(options, "policy")), (limits) =>
     Effect.sync(() => {
       const keyOf = keyFunction(limits.per)
       const compartments = new Map<string, Compartment>()

@@ -176,6 +176,16 @@ describe("Bulkhead.make / withBulkhead", () => {
       const policyError = yield* Effect.flip(Bulkhead.policy({ maxConcurrent: 1, per: "region" as "model" }))
       expect(policyError.issues.map((i) => i.path)).toEqual(["per"])
     }))
+
+  it.effect("a misspelt option is reported, not ignored", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(Bulkhead.make({ maxConcurrent: 1, maxQueu: 10 } as Bulkhead.MakeOptions))
+      expect(error.issues.map((i) => i.path)).toEqual(["maxQueu"])
+      const policyError = yield* Effect.flip(Bulkhead.policy({ maxConcurrent: 1, key: "k" } as Bulkhead.PolicyOptions))
+      expect(policyError.issues.map((i) => i.path)).toEqual(["key"])
+      const makeError = yield* Effect.flip(Bulkhead.make({ maxConcurrent: 1, per: "model" } as Bulkhead.MakeOptions))
+      expect(makeError.issues.map((i) => i.path)).toEqual(["per"])
+    }))
 })
 
 describe("Compartment", () => {
@@ -214,7 +224,7 @@ describe("Bulkhead slot accounting (scenario table)", () => {
   for (const s of scenarios) {
     it.effect(`${JSON.stringify(s)}`, () =>
       Effect.gen(function* () {
-        const bulkhead = yield* Bulkhead.make(s)
+        const bulkhead = yield* Bulkhead.make({ maxConcurrent: s.maxConcurrent, maxQueue: s.maxQueue })
         const gate = yield* Deferred.make<void>()
         const fibers: Array<Fiber.RuntimeFiber<void, LlmError.BulkheadRejected>> = []
         for (let i = 0; i < s.load; i++) {

@@ -7,6 +7,7 @@ import type * as Llm from "../Llm.js"
 import { type Issue, InvalidOptions } from "../InvalidOptions.js"
 import type { Config, WindowConfig } from "./breaker.js"
 import { DurationInput } from "./durationInput.js"
+import { strict } from "./optionSchemas.js"
 
 /** Defaults, in one place (the docs quote them). */
 export const defaults = {
@@ -18,6 +19,19 @@ export const defaults = {
   halfOpenProbes: 1,
   probeTimeoutMs: 5 * 60_000
 } as const
+
+/** Upper bounds of the window sizes. */
+export const limits = { calls: 10_000, buckets: 1_000 } as const
+
+/** The option names each object accepts; any other name is reported (a misspelt option would be ignored). */
+const known = {
+  common: ["failureThreshold", "failureRate", "slowCall", "halfOpenAfter", "halfOpenProbes", "probeTimeout", "countAsFailure"],
+  failureRate: ["threshold", "minimumCalls", "window"],
+  slowCall: ["duration", "rateThreshold", "minimumCalls", "window"]
+} as const
+
+/** Which constructor the options are for: `make` takes a `key`, `policy` a `per`. */
+export type Target = "make" | "policy"
 
 const AtLeastOne = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))
 const Ratio = Schema.Number.pipe(
@@ -37,12 +51,13 @@ const Fn = Schema.declare((u: unknown): u is (...args: ReadonlyArray<never>) => 
   identifier: "Function",
   message: () => "Expected a function"
 })
+// Upper bounds keep every state update small: a window is copied on each recorded outcome.
 const WindowShape = Schema.Struct({
-  calls: Schema.optional(AtLeastOne),
+  calls: Schema.optional(AtLeastOne.pipe(Schema.lessThanOrEqualTo(limits.calls))),
   duration: Schema.optional(Positive),
-  buckets: Schema.optional(AtLeastOne)
-})
-const BackoffShape = Schema.Struct({ initial: Positive, max: Positive, factor: Schema.optional(Factor) })
+  buckets: Schema.optional(AtLeastOne.pipe(Schema.lessThanOrEqualTo(limits.buckets)))
+}).annotations(strict)
+const BackoffShape = Schema.Struct({ initial: Positive, max: Positive, factor: Schema.optional(Factor) }).annotations(strict)
 const Per = Schema.Union(Schema.Literal("model", "provider"), Fn)
 const ObjectShape = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 
@@ -66,6 +81,14 @@ class Collector {
   }
   add(path: string, message: string): void {
     this.issues.push({ path, message })
+  }
+  /** Reports every key of `fields` (with a defined value) that is not in `allowed`. */
+  unknown(prefix: string, fields: Fields | undefined, allowed: ReadonlyArray<string>): void {
+    if (fields === undefined) return
+    for (const name of Object.keys(fields)) {
+      if (fields[name] === undefined || allowed.includes(name)) continue
+      this.add(prefix === "" ? name : `${prefix}.${name}`, `Unknown option; expected one of: ${allowed.join(", ")}`)
+    }
   }
 }
 
@@ -127,10 +150,15 @@ const optional = <A, I>(c: Collector, schema: Schema.Schema<A, I, never>, path: 
 const section = (c: Collector, path: string, input: unknown): Fields | undefined =>
   input === undefined ? undefined : c.field(ObjectShape, path, input)
 
-/** Decodes breaker options (of `make` or `policy`) into a Config, listing every failing path. */
-export const decodeOptions = (target: string, input: unknown): Either.Either<Decoded, InvalidOptions> => {
+/**
+ * Decodes breaker options into a Config, listing every failing path. `kind` says which constructor they are for
+ * (`make` accepts `key`, `policy` accepts `per`; without it both are accepted).
+ */
+export const decodeOptions = (target: string, input: unknown, kind?: Target): Either.Either<Decoded, InvalidOptions> => {
   const c = new Collector()
   const top = c.field(ObjectShape, "", input ?? {}) ?? {}
+  const extra = kind === "make" ? ["key"] : kind === "policy" ? ["per"] : ["key", "per"]
+  c.unknown("", top, [...known.common, ...extra])
   const key = optional(c, Schema.NonEmptyString, "key", top.key)
   const per = optional(c, Per, "per", top.per)
   const failureThreshold = optional(c, AtLeastOne, "failureThreshold", top.failureThreshold)
@@ -139,6 +167,8 @@ export const decodeOptions = (target: string, input: unknown): Either.Either<Dec
   const countAsFailure = optional(c, Fn, "countAsFailure", top.countAsFailure)
   const rate = section(c, "failureRate", top.failureRate)
   const slow = section(c, "slowCall", top.slowCall)
+  c.unknown("failureRate", rate, known.failureRate)
+  c.unknown("slowCall", slow, known.slowCall)
   const threshold = rate === undefined ? undefined : c.field(Ratio, "failureRate.threshold", rate.threshold)
   const slowDuration = slow === undefined ? undefined : c.field(Positive, "slowCall.duration", slow.duration)
   const slowRate = slow === undefined ? undefined : c.field(Ratio, "slowCall.rateThreshold", slow.rateThreshold)

@@ -547,6 +547,34 @@ describe("options", () => {
     ].sort())
   })
 
+  it("reports misspelt or misplaced option names instead of ignoring them", () => {
+    expect(issues({ failureTreshold: 3, halfOpenAfter: "1 second" })).toEqual(["failureTreshold"])
+    expect(issues({
+      failureRate: { threshold: 0.5, minCalls: 5, window: { call: 10 } },
+      slowCall: { duration: "1 second", rateThreshold: 0.5, treshold: 1 },
+      halfOpenAfter: { initial: "1 second", max: "10 seconds", factr: 3 }
+    }).sort()).toEqual([
+      "failureRate.minCalls",
+      "failureRate.window.call",
+      "halfOpenAfter.factr",
+      "slowCall.treshold"
+    ])
+    // `make` takes a key, `policy` a per: the other one is a mistake.
+    const pathsFor = (kind: "make" | "policy", input: unknown) =>
+      Either.match(decodeOptions("CircuitBreaker", input, kind), { onLeft: (e) => e.issues.map((i) => i.path), onRight: () => [] })
+    expect(pathsFor("make", { key: "k", per: "provider" })).toEqual(["per"])
+    expect(pathsFor("policy", { key: "k", per: "provider" })).toEqual(["key"])
+    expect(pathsFor("policy", { per: "provider", failureThreshold: undefined })).toEqual([])
+  })
+
+  it("bounds the window sizes", () => {
+    expect(issues({ failureRate: { threshold: 0.5, window: { calls: 10_001 } } })).toEqual(["failureRate.window.calls"])
+    expect(issues({ failureRate: { threshold: 0.5, window: { duration: "1 hour", buckets: 1_001 } } })).toEqual([
+      "failureRate.window.buckets"
+    ])
+    expect(issues({ failureRate: { threshold: 0.5, window: { calls: 10_000 } } })).toEqual([])
+  })
+
   it("rejects impossible combinations", () => {
     expect(issues({ failureRate: { threshold: 0.5, minimumCalls: 20, window: { calls: 10 } } })).toEqual([
       "failureRate.minimumCalls"
