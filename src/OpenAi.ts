@@ -92,19 +92,25 @@ const usageAttributes = (model: string, usage: { readonly inputTokens: number; r
 })
 
 const completeWith = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam) =>
-(request: ChatRequest): Effect.Effect<ChatResponse, LlmError> =>
-  LlmMetrics.trackCompletion(
-    request.model,
-    Effect.tryPromise({
-      try: (signal) =>
-        client.chat.completions.create(Mapping.toBody(request, maxTokensParam), requestOptions(request, signal)),
-      catch: (error) => error
-    }).pipe(
-      Effect.catchAll((error) => failWith(error, request.model)),
-      Effect.flatMap((body) => Mapping.fromCompletion(body, request.model)),
-      Effect.tap((response) => Effect.annotateCurrentSpan(usageAttributes(response.model, response.usage)))
+(request: ChatRequest): Effect.Effect<ChatResponse, LlmError> => {
+  // Not a provider call: nothing is sent, so nothing is recorded as one.
+  const unsendable = Mapping.unsendable(request)
+  const call: Effect.Effect<ChatResponse, LlmError> = unsendable !== undefined
+    ? Effect.fail(unsendable)
+    : LlmMetrics.trackCompletion(
+      request.model,
+      Effect.tryPromise({
+        try: (signal) =>
+          client.chat.completions.create(Mapping.toBody(request, maxTokensParam), requestOptions(request, signal)),
+        catch: (error) => error
+      }).pipe(
+        Effect.catchAll((error) => failWith(error, request.model)),
+        Effect.flatMap((body) => Mapping.fromCompletion(body, request.model)),
+        Effect.tap((response) => Effect.annotateCurrentSpan(usageAttributes(response.model, response.usage)))
+      )
     )
-  ).pipe(Effect.withSpan("llm.complete", { kind: "client", attributes: { "llm.model": request.model } }))
+  return Effect.withSpan(call, "llm.complete", { kind: "client", attributes: { "llm.model": request.model } })
+}
 
 type SdkChunk = OpenAI.Chat.ChatCompletionChunk
 
@@ -196,17 +202,21 @@ const streamChunks = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam, re
   }))
 
 const streamWith = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam) =>
-(request: ChatRequest): Stream.Stream<ChatChunk, LlmError> =>
-  LlmMetrics.trackStream(request.model, streamChunks(client, maxTokensParam, request)).pipe(
-    Stream.withSpan("llm.stream", { kind: "client", attributes: { "llm.model": request.model } })
-  )
+(request: ChatRequest): Stream.Stream<ChatChunk, LlmError> => {
+  const unsendable = Mapping.unsendable(request)
+  const chunks: Stream.Stream<ChatChunk, LlmError> = unsendable !== undefined
+    ? Stream.fail(unsendable)
+    : LlmMetrics.trackStream(request.model, streamChunks(client, maxTokensParam, request))
+  return Stream.withSpan(chunks, "llm.stream", { kind: "client", attributes: { "llm.model": request.model } })
+}
 
 /**
  * Builds an `LlmClient` service over a new `openai` SDK client. Fails with InvalidOptions listing every bad
  * option (an unknown key, such as a misspelt `baseUrl`, is one).
  *
  * Requests map to Chat Completions (`max_tokens` by default, see `maxTokensParam`); `metadata` is never sent
- * and `idempotencyKey` travels as an `Idempotency-Key` header. Streams ask for `stream_options.include_usage`
+ * and `idempotencyKey` travels as an `Idempotency-Key` header (a key that cannot be a header value fails with
+ * BadRequest before anything is sent). Streams ask for `stream_options.include_usage`
  * and end with one chunk carrying the finish reason and usage; a stream that ends before a finish reason fails
  * with StreamTruncated. A response without usage counts 0 / 0 tokens.
  *

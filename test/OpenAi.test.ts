@@ -461,6 +461,19 @@ describe("OpenAi request mapping", () => {
       })
     }))
 
+  it.scopedLive("an idempotency key that cannot be a header fails with BadRequest before any request is sent", () =>
+    Effect.gen(function* () {
+      const recorder = yield* recordingServer
+      const client = yield* OpenAi.make({ apiKey, baseURL: recorder.url })
+      const bad = request("gpt-4o", { idempotencyKey: "order\n42" })
+      const error = yield* Effect.flip(client.complete(bad))
+      expect(error).toMatchObject({ _tag: "BadRequest", param: "idempotencyKey" })
+      expect(LlmError.isRetryable(error)).toBe(false)
+      const streamError = yield* Effect.flip(collect(client.stream(bad)))
+      expect(streamError._tag).toBe("BadRequest")
+      expect(recorder.seen).toHaveLength(0)
+    }))
+
   it.scopedLive("maxTokensParam: max_completion_tokens", () =>
     Effect.gen(function* () {
       const recorder = yield* recordingServer

@@ -1,7 +1,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import type OpenAI from "openai"
 import { ChatChunk, type ChatMessage, type ChatRequest, ChatResponse, type Usage } from "../Llm.js"
-import { ContentFiltered, MalformedResponse, type ModelFailure, StreamTruncated } from "../LlmError.js"
+import { BadRequest, ContentFiltered, MalformedResponse, type ModelFailure, StreamTruncated } from "../LlmError.js"
 
 /** Which body field carries `maxTokens`. */
 export type MaxTokensParam = "max_tokens" | "max_completion_tokens"
@@ -71,6 +71,20 @@ export const toBody = (request: ChatRequest, maxTokensParam: MaxTokensParam): Bo
   if (request.user !== undefined) body.user = request.user
   return body
 }
+
+// What fetch's Headers refuses (CR, LF, NUL or a character beyond Latin-1). Sent anyway, it throws a TypeError
+// that reads as a network failure, which would be retried for ever in vain.
+const invalidHeaderValue = /[\0\r\n]|[^\0-\u00ff]/
+
+/** Why a request cannot be sent at all (an idempotency key that cannot travel as a header), if it cannot. */
+export const unsendable = (request: ChatRequest): ModelFailure | undefined =>
+  request.idempotencyKey !== undefined && invalidHeaderValue.test(request.idempotencyKey)
+    ? new BadRequest({
+      model: request.model,
+      param: "idempotencyKey",
+      reason: "not a valid HTTP header value (CR, LF, NUL or a character beyond Latin-1)"
+    })
+    : undefined
 
 const UsageBody = Schema.Struct({ prompt_tokens: Schema.Number, completion_tokens: Schema.Number })
 

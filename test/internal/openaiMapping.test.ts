@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import type OpenAI from "openai"
 import * as Mapping from "../../src/internal/openaiMapping.js"
+import { ChatRequest } from "../../src/Llm.js"
 
 const chunk = (choices: OpenAI.Chat.ChatCompletionChunk["choices"], usage?: OpenAI.CompletionUsage): OpenAI.Chat.ChatCompletionChunk => ({
   id: "c",
@@ -62,5 +63,23 @@ describe("openaiMapping stream state", () => {
     Mapping.onChunk(state, delta(undefined, "content_filter"))
     const result = Mapping.onEnd(state, "gpt-4o")
     expect(Either.isLeft(result) && result.left._tag).toBe("ContentFiltered")
+  })
+})
+
+describe("openaiMapping.unsendable", () => {
+  const withKey = (idempotencyKey: string) =>
+    new ChatRequest({ model: "m", messages: [{ role: "user", content: "hi" }], idempotencyKey })
+
+  it("an idempotency key fetch would refuse as a header is a BadRequest, never quoting the key", () => {
+    for (const key of ["a\nb", "a\rb", "a\u0000b", "ключ-42", "emoji-\u{1F600}"]) {
+      const error = Mapping.unsendable(withKey(key))
+      expect(error).toMatchObject({ _tag: "BadRequest", param: "idempotencyKey", model: "m" })
+      expect(error?.message).not.toContain(key)
+    }
+  })
+
+  it("any key made of printable Latin-1 passes, as does no key", () => {
+    for (const key of ["order-42", "a b\tc", "caf\u00e9", "x".repeat(300)]) expect(Mapping.unsendable(withKey(key))).toBeUndefined()
+    expect(Mapping.unsendable(new ChatRequest({ model: "m", messages: [] }))).toBeUndefined()
   })
 })
