@@ -74,20 +74,22 @@ const cl100kPrefixes = ["gpt-4", "gpt-3.5", "gpt-35", "text-embedding-3", "text-
 /**
  * The encoding of a model: o200k_base for the gpt-4o, gpt-4.1, gpt-4.5, gpt-5 and o-series families,
  * cl100k_base for gpt-4 (incl. gpt-4-turbo) and gpt-3.5, o200k_base for anything else. A provider prefix
- * ("openai/gpt-4") is ignored.
+ * ("openai/gpt-4") is ignored, and a fine-tuned model ("ft:gpt-3.5-turbo-0125:acme::abc123") uses its base model's.
  *
  * @example
  * ```ts
  * import { Tokenizer } from "effect-llm-resilience"
  * Tokenizer.encodingFor("gpt-4o-mini") // "o200k_base"
  * Tokenizer.encodingFor("gpt-4-0613") // "cl100k_base"
+ * Tokenizer.encodingFor("ft:gpt-3.5-turbo-0125:acme::abc123") // "cl100k_base"
  * ```
  * @since 0.1.0
  * @category Accessors
  */
 export const encodingFor = (model: string): Encoding => {
   const slash = model.lastIndexOf("/")
-  const name = (slash >= 0 ? model.slice(slash + 1) : model).toLowerCase()
+  let name = (slash >= 0 ? model.slice(slash + 1) : model).toLowerCase()
+  if (name.startsWith("ft:")) name = name.slice(3).split(":")[0]
   if (o200kPrefixes.some((prefix) => name.startsWith(prefix))) return "o200k_base"
   if (cl100kPrefixes.some((prefix) => name.startsWith(prefix))) return "cl100k_base"
   return "o200k_base"

@@ -45,6 +45,9 @@ describe("Tokenizer", () => {
     expect(Tokenizer.encodingFor("gpt-4-turbo")).toBe("cl100k_base")
     expect(Tokenizer.encodingFor("gpt-3.5-turbo-0125")).toBe("cl100k_base")
     expect(Tokenizer.encodingFor("llama-3-70b")).toBe("o200k_base")
+    // fine-tuned models count with their base model's encoding
+    expect(Tokenizer.encodingFor("ft:gpt-3.5-turbo-0125:acme::abc123")).toBe("cl100k_base")
+    expect(Tokenizer.encodingFor("ft:gpt-4o-mini-2024-07-18:acme:support:xyz")).toBe("o200k_base")
   })
 
   it.effect("text counts equal gpt-tokenizer's for both encodings", () =>
