@@ -109,10 +109,13 @@ export type BudgetSnapshot = WindowSnapshot
 const BudgetTypeId: unique symbol = Symbol.for("effect-llm-resilience/RetryBudget")
 
 /**
- * A retry budget (Finagle/Envoy style), shared by every call that uses it: over a sliding `window`, retries may
- * be at most the larger of `ratio` × the logical calls of the window and `minPerSecond` × the window in seconds.
- * When it is spent, a failing call returns its error without retrying. This is what keeps a full outage from
- * multiplying traffic: with the defaults, 1000 calls against a dead provider send at most ~1.2 calls each.
+ * A retry budget, shared by every call that uses it: over a sliding `window`, the retries granted may be at most
+ * **max(`ratio` × the logical calls of the window, `minPerSecond` × the window in seconds)**. The floor is the
+ * larger of the two, not added to the ratio (Envoy's rule; Finagle adds them): under heavy traffic retries stay
+ * within `ratio` of it, and a quiet service can still retry. When the budget is spent, a failing call returns its
+ * error without retrying. This is what keeps a full outage from multiplying traffic: with the defaults (0.2,
+ * "10 seconds", 10 a second) the ratio governs from 500 calls a window up, and 1000 calls of one window against a
+ * dead provider send 1.2 calls each (a sum would allow 1.3).
  *
  * @example
  * ```ts
@@ -150,9 +153,13 @@ export interface Budget {
 export interface BudgetOptions {
   /** Retries allowed per logical call of the window, in [0, 1000]. Defaults to 0.2. */
   readonly ratio?: number | undefined
-  /** The sliding window. Defaults to "10 seconds". */
+  /** The sliding window (kept in ten buckets). Defaults to "10 seconds". */
   readonly window?: Duration.DurationInput | undefined
-  /** Retries per second always allowed, however little traffic there is. Defaults to 10. */
+  /**
+   * The floor: `minPerSecond` × window seconds retries per window are allowed however little traffic there is.
+   * The allowance is the larger of this floor and `ratio` × calls, not their sum. Defaults to 10 (100 retries per
+   * 10-second window).
+   */
   readonly minPerSecond?: number | undefined
 }
 
@@ -229,6 +236,23 @@ const unsafeMakeBudget = (o: typeof BudgetOptionsSchema.Type): Budget => {
  */
 export const layerBudget = (options: BudgetOptions = {}): Layer.Layer<RetryBudget, InvalidOptions> =>
   Layer.effect(RetryBudget, makeBudget(options))
+
+/**
+ * The retry budget service's layer: the same as {@link layerBudget}.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmClient, Retry } from "effect-llm-resilience"
+ * const Live = LlmClient.layerWith(Retry.policyWithBudget()).pipe(
+ *   Layer.provide(Retry.layer({ ratio: 0.1, minPerSecond: 5 })),
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok")))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer: (options?: BudgetOptions) => Layer.Layer<RetryBudget, InvalidOptions> = layerBudget
 
 /**
  * True for a retry budget.
@@ -310,7 +334,18 @@ const resolve = (options?: Options): Engine.Resolved => Either.getOrThrowWith(re
  */
 export const schedule = (
   options: Omit<Options, "budget"> = defaults
-): Schedule.Schedule<Duration.Duration, LlmError.LlmError> => Engine.makeSchedule(resolve(options), undefined, undefined)
+): Schedule.Schedule<Duration.Duration, LlmError.LlmError> => {
+  const unaccepted = budgetNotAccepted(options, "a Schedule cannot count logical calls: use withRetry or policy")
+  if (unaccepted !== undefined) throw unaccepted
+  return Engine.makeSchedule(resolve(options), undefined, undefined)
+}
+
+// For the constructors whose type leaves `budget` out: one passed anyway (from JavaScript, or through a cast)
+// would be ignored or overridden, so it is reported instead.
+const budgetNotAccepted = (options: object, why: string): InvalidOptions | undefined =>
+  "budget" in options && (options as Options).budget !== undefined
+    ? InvalidOptions.fromIssues("Retry", [{ path: "budget", message: `Not accepted here: ${why}` }])
+    : undefined
 
 /**
  * Retries an Effect whose error is an LlmError (dual). Options are validated when the combinator is built (an
@@ -409,5 +444,12 @@ const makePolicy = (r: Engine.Resolved): LlmClient.Policy =>
 export const policyWithBudget = (
   options: Omit<Options, "budget"> = defaults
 ): Effect.Effect<LlmClient.Policy, InvalidOptions, RetryBudget> =>
-  Effect.flatMap(RetryBudget, (budget) =>
-    Either.match(resolveEither({ ...options, budget }), { onLeft: Effect.fail, onRight: (r) => Effect.succeed(makePolicy(r)) }))
+  Effect.suspend(() => {
+    const unaccepted = budgetNotAccepted(options, "the budget is the RetryBudget service's")
+    if (unaccepted !== undefined) return Effect.fail(unaccepted)
+    return Effect.flatMap(RetryBudget, (budget) =>
+      Either.match(resolveEither({ ...options, budget }), {
+        onLeft: Effect.fail,
+        onRight: (r) => Effect.succeed(makePolicy(r))
+      }))
+  })

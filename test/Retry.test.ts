@@ -233,6 +233,30 @@ describe("Retry budget", () => {
       expect(sent / 50).toBe(4)
     }))
 
+  it.effect("the allowance is max(ratio × calls, minPerSecond × window seconds), not their sum", () =>
+    Effect.gen(function* () {
+      const budget = yield* Retry.makeBudget({ ratio: 0.2, window: "10 seconds", minPerSecond: 1 })
+      const spend = Effect.gen(function* () {
+        let granted = 0
+        while (yield* budget.tryWithdraw) granted++
+        return granted
+      })
+      // 10 calls: the floor (1 / s × 10 s = 10) is larger than 0.2 × 10 = 2, and is not added to it
+      yield* Effect.repeatN(budget.deposit, 9)
+      expect(yield* spend).toBe(10)
+      expect(yield* budget.snapshot).toEqual({ requests: 10, retries: 10, allowance: 10 })
+      // 100 calls: 0.2 × 100 = 20 is larger than the floor; a sum would allow 30
+      yield* Effect.repeatN(budget.deposit, 89)
+      expect(yield* spend).toBe(10)
+      expect(yield* budget.snapshot).toEqual({ requests: 100, retries: 20, allowance: 20 })
+    }))
+
+  it.effect("Retry.layer is the RetryBudget service's layer", () =>
+    Effect.gen(function* () {
+      const budget = yield* Retry.RetryBudget
+      expect(yield* budget.snapshot).toEqual({ requests: 0, retries: 0, allowance: 50 })
+    }).pipe(Effect.provide(Retry.layer({ window: "5 seconds" }))))
+
   it.effect("low traffic can still retry (minPerSecond floor), and the window slides", () =>
     Effect.gen(function* () {
       const budget = yield* Retry.makeBudget({ ratio: 0, window: "10 seconds", minPerSecond: 0.2 })
@@ -468,5 +492,15 @@ describe("Retry: combinator, schedule and validation", () => {
     Effect.gen(function* () {
       const error = yield* Effect.flip(Retry.policyWithBudget({ maxRetries: 1.5 }))
       expect(error.issues.map((i) => i.path)).toEqual(["maxRetries"])
+    }).pipe(Effect.provide(Retry.layerBudget())))
+
+  it.effect("schedule and policyWithBudget report a budget option instead of ignoring it", () =>
+    Effect.gen(function* () {
+      const budget = yield* Retry.makeBudget()
+      const options = { maxRetries: 1, budget } as Omit<Retry.Options, "budget">
+      expect(() => Retry.schedule(options)).toThrow(/budget: Not accepted here/)
+      const error = yield* Effect.flip(Retry.policyWithBudget(options))
+      expect(error).toBeInstanceOf(InvalidOptions)
+      expect(error.issues.map((i) => i.path)).toEqual(["budget"])
     }).pipe(Effect.provide(Retry.layerBudget())))
 })

@@ -59,6 +59,7 @@ export interface BudgetSnapshot {
 /**
  * A retry budget: retries granted over the window may be at most the larger of `ratio` × the logical calls of
  * the window and `minPerSecond` × the window in seconds (a floor so that low-traffic callers can still retry).
+ * The larger, not the sum (Envoy's rule, where Finagle adds them): a busy service's retries stay within `ratio`.
  */
 export class BudgetState {
   private readonly requests: WindowCounter
