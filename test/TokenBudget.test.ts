@@ -126,6 +126,22 @@ describe("TokenBudget.policy", () => {
       expect(yield* budget.usage()).toMatchObject({ used: 0, reserved: 0 })
     }).pipe(Effect.provide(services)))
 
+  it.effect("a reservation nobody settles stops holding budget after reservationTtl (default 10 minutes)", () =>
+    Effect.gen(function* () {
+      const { budgets: [budget], client } = yield* setup(FakeLlm.hang, {
+        scope: "global",
+        limit: { tokens: 1000 },
+        period: "day"
+      })
+      const fiber = yield* Effect.fork(client.complete(request()))
+      yield* TestClock.adjust("599999 millis")
+      expect((yield* budget.usage()).reserved).toBe(promptOf(request()) + 100)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* budget.usage()).toMatchObject({ used: 0, reserved: 0, remaining: 1000 })
+      yield* Fiber.interrupt(fiber) // the late refund finds nothing and changes nothing
+      expect(yield* budget.usage()).toMatchObject({ used: 0, reserved: 0, remaining: 1000 })
+    }).pipe(Effect.provide(services)))
+
   it.effect("a cut stream is charged its prompt and the output it produced", () =>
     Effect.gen(function* () {
       const { budgets: [budget], client } = yield* setup(
