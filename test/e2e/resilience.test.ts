@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Redacted } from "effect"
+import { Duration, Effect, Fiber, Redacted, TestClock, TestServices } from "effect"
 import * as ChaosServer from "../../src/ChaosServer.js"
 import * as Fallback from "../../src/Fallback.js"
 import { ChatRequest } from "../../src/Llm.js"
@@ -89,4 +89,45 @@ describe("e2e: Retry + Timeout + Fallback through the OpenAI adapter against Cha
       expect(toDeadModel).toBeLessThanOrEqual(REQUESTS + 0.1 * 2 * REQUESTS)
       expect(stats.byModel["gpt-4o"]).toBe(REQUESTS)
     })), 30_000)
+})
+
+// The same HTTP path on the TestClock: the server writes Retry-After from the Effect clock and the adapter reads it
+// back against it, so each form's wait is exact. Only the waiting for real I/O uses the live clock.
+describe("e2e: each Retry-After form, through the OpenAI adapter, beats a shorter backoff", () => {
+  const forms = [
+    { form: "retry-after-ms: 1500", status: 503, retryAfter: { ms: 1500 }, waitMs: 1500 },
+    { form: "retry-after: 2 (seconds)", status: 429, retryAfter: { seconds: 2 }, waitMs: 2000 },
+    { form: "retry-after: an HTTP date 5 s ahead", status: 503, retryAfter: { date: 5 }, waitMs: 5000 }
+  ] as const
+
+  /** The TestClock instants that fibers sleep until, once some fiber sleeps (after real HTTP round trips). */
+  const pendingSleeps = Effect.gen(function* () {
+    for (let i = 0; i < 400; i++) {
+      const sleeps = [...(yield* TestClock.sleeps())]
+      if (sleeps.length > 0) return sleeps
+      yield* TestServices.provideLive(Effect.sleep("5 millis"))
+    }
+    return yield* Effect.dieMessage("no retry wait was scheduled")
+  })
+
+  for (const { form, retryAfter, status, waitMs } of forms) {
+    it.scoped(`${form}: the retry waits exactly ${waitMs} ms, not the 100 ms backoff`, () =>
+      Effect.gen(function* () {
+        const model = "after"
+        const server = yield* ChaosServer.make({ seed: 3, perModel: { [model]: { errors: [{ status, rate: 1, retryAfter }] } } })
+        const base = yield* OpenAi.make({ apiKey: Redacted.make("sk-chaos"), baseURL: server.baseURL })
+        const client = LlmClient.decorate(base, Retry.policy({ maxRetries: 1, baseDelay: "100 millis", jitter: "none" }))
+        const fiber = yield* Effect.fork(Effect.flip(client.complete(new ChatRequest({ model, messages: [{ role: "user", content: "hi" }] }))))
+
+        expect(yield* pendingSleeps).toEqual([waitMs])
+        expect((yield* server.stats).byModel[model]).toBe(1)
+        yield* TestClock.adjust(waitMs - 1)
+        expect([...(yield* TestClock.sleeps())]).toEqual([waitMs]) // still waiting: no second call yet
+        expect((yield* server.stats).byModel[model]).toBe(1)
+        yield* TestClock.adjust(1)
+        const error = yield* Fiber.join(fiber) // the second call fails the same way; maxRetries is 1
+        expect(error._tag).toBe(status === 429 ? "RateLimited" : "ServerError")
+        expect((yield* server.stats).byModel[model]).toBe(2)
+      }))
+  }
 })
