@@ -71,7 +71,7 @@ const program = Effect.gen(function* () {
 const Live = Layer.mergeAll(
   Layer.unwrapEffect(Effect.map(ChaosServer.ChaosServer, (s) => OpenAi.layer({ apiKey: Redacted.make("sk-bench"), baseURL: s.baseURL }))),
   CircuitBreaker.layerStoreMemory,
-  ResponseCache.layerStoreMemory()
+  ResponseCache.layerStoreMemory
 ).pipe(Layer.provideMerge(ChaosServer.layer({ seed: 11, words: 8, faults: chaosFaults })))
 
 Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(Live))).catch((error) => {

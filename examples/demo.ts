@@ -190,7 +190,7 @@ const OpenAiOverChaos = Layer.unwrapEffect(
   Effect.map(ChaosServer.ChaosServer, (server) => OpenAi.layer({ apiKey: Redacted.make("sk-demo"), baseURL: server.baseURL }))
 )
 const Stores = Layer.mergeAll(
-  ResponseCache.layerStoreMemory(),
+  ResponseCache.layerStoreMemory,
   TokenBudget.layerStoreMemory,
   CircuitBreaker.layerStoreMemory,
   Tokenizer.layer

@@ -39,7 +39,7 @@ const program = Effect.gen(function* () {
   console.log(LlmMetrics.formatTable(yield* LlmMetrics.snapshot))
 })
 
-const Cache = ResponseCache.layer({ ttl: "1 hour", capacity: 1000 }).pipe(Layer.provide(ResponseCache.layerStoreMemory()))
+const Cache = ResponseCache.layer({ ttl: "1 hour", capacity: 1000 }).pipe(Layer.provide(ResponseCache.layerStoreMemory))
 const Live = LlmClient.layerWith(ResponseCache.current).pipe(
   Layer.provideMerge(FakeLlm.layer(FakeLlm.delay("200 millis", FakeLlm.reply("Paris.")))),
   Layer.provideMerge(Cache)

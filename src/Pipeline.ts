@@ -202,7 +202,7 @@ export const layerStoresMemory: Layer.Layer<
   | CircuitBreaker.CircuitBreakerStore
   | RateLimiterStore
 > = Layer.mergeAll(
-  ResponseCache.layerStoreMemory(),
+  ResponseCache.layerStoreMemory,
   Idempotency.layerStoreMemory,
   TokenBudget.layerStoreMemory,
   Tokenizer.layer,

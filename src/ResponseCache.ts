@@ -7,7 +7,7 @@
  * ```ts
  * const Live = LlmClient.layerWith(ResponseCache.policy({ ttl: "1 hour", capacity: 1000 })).pipe(
  *   Layer.provide(OpenAi.layerConfig()),
- *   Layer.provide(ResponseCache.layerStoreMemory())
+ *   Layer.provide(ResponseCache.layerStoreMemory)
  * )
  * ```
  *
@@ -109,7 +109,7 @@ export interface Stats {
  * const program = Effect.gen(function* () {
  *   const cache = yield* ResponseCache.policy({ ttl: "5 minutes" })
  *   return yield* cache.stats
- * }).pipe(Effect.provide(ResponseCache.layerStoreMemory()))
+ * }).pipe(Effect.provide(ResponseCache.layerStoreMemory))
  * ```
  * @since 0.1.0
  * @category Models
@@ -215,18 +215,36 @@ export const makeStoreMemory = (options?: { readonly capacity?: number | undefin
 }
 
 /**
- * The in-memory store as a layer (one store per layer build). `capacity` bounds the store as a whole (least
- * recently used evicted first); defaults to 10,000.
+ * The in-memory store as a layer (one store per layer build) with the default capacity of 10,000 entries (least
+ * recently used evicted first). Use {@link layerStoreMemoryWith} for another capacity.
  *
  * @example
  * ```ts
- * import { ResponseCache } from "effect-llm-resilience"
- * const stores = ResponseCache.layerStoreMemory({ capacity: 50_000 })
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmClient, ResponseCache } from "effect-llm-resilience"
+ * const Live = LlmClient.layerWith(ResponseCache.policy({ ttl: "1 hour" })).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
+ *   Layer.provide(ResponseCache.layerStoreMemory)
+ * )
  * ```
  * @since 0.1.0
  * @category Layers
  */
-export const layerStoreMemory = (options?: { readonly capacity?: number | undefined }): Layer.Layer<ResponseCacheStore> =>
+export const layerStoreMemory: Layer.Layer<ResponseCacheStore> = Layer.effect(ResponseCacheStore, makeStoreMemory())
+
+/**
+ * The in-memory store as a layer with a given `capacity` (bounds the store as a whole; least recently used evicted
+ * first). Throws `InvalidOptions` for a capacity that is not a positive integer.
+ *
+ * @example
+ * ```ts
+ * import { ResponseCache } from "effect-llm-resilience"
+ * const stores = ResponseCache.layerStoreMemoryWith({ capacity: 50_000 })
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerStoreMemoryWith = (options: { readonly capacity?: number | undefined }): Layer.Layer<ResponseCacheStore> =>
   Layer.effect(ResponseCacheStore, makeStoreMemory(options))
 
 /**
@@ -254,7 +272,7 @@ export const keyOf = (
  * ```ts
  * import { Effect } from "effect"
  * import { ResponseCache } from "effect-llm-resilience"
- * const cache = ResponseCache.make({ ttl: "1 hour" }).pipe(Effect.provide(ResponseCache.layerStoreMemory()))
+ * const cache = ResponseCache.make({ ttl: "1 hour" }).pipe(Effect.provide(ResponseCache.layerStoreMemory))
  * ```
  * @since 0.1.0
  * @category Constructors
@@ -291,7 +309,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, InvalidOptio
  * import { FakeLlm, LlmClient, ResponseCache } from "effect-llm-resilience"
  * const Live = LlmClient.layerWith(ResponseCache.policy({ ttl: "1 hour", capacity: 1000 })).pipe(
  *   Layer.provide(FakeLlm.layer(FakeLlm.reply("cached answer"))),
- *   Layer.provide(ResponseCache.layerStoreMemory())
+ *   Layer.provide(ResponseCache.layerStoreMemory)
  * )
  * ```
  * @since 0.1.0
@@ -307,7 +325,7 @@ export const policy: (options?: Options) => Effect.Effect<Service, InvalidOption
  * ```ts
  * import { Layer } from "effect"
  * import { FakeLlm, LlmClient, ResponseCache } from "effect-llm-resilience"
- * const Cache = ResponseCache.layer({ ttl: "1 hour" }).pipe(Layer.provide(ResponseCache.layerStoreMemory()))
+ * const Cache = ResponseCache.layer({ ttl: "1 hour" }).pipe(Layer.provide(ResponseCache.layerStoreMemory))
  * const Live = LlmClient.layerWith(ResponseCache.current).pipe(
  *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
  *   Layer.provideMerge(Cache)

@@ -25,7 +25,7 @@ const setup = (options: ResponseCache.Options, script: FakeLlm.Script) =>
       cache,
       providerCalls: Effect.map(recorder.calls, (calls) => calls.length)
     }
-  }).pipe(Effect.provide(ResponseCache.layerStoreMemory()))
+  }).pipe(Effect.provide(ResponseCache.layerStoreMemory))
 
 const content = (chunks: Chunk.Chunk<{ readonly content: string }>) => Chunk.toReadonlyArray(chunks).map((c) => c.content).join("")
 
@@ -300,7 +300,7 @@ describe("ResponseCache.policy", () => {
           ),
         stream: () => Stream.empty
       }
-      const cache = yield* ResponseCache.policy({}).pipe(Effect.provide(ResponseCache.layerStoreMemory()))
+      const cache = yield* ResponseCache.policy({}).pipe(Effect.provide(ResponseCache.layerStoreMemory))
       const client = LlmClient.decorate(upstream, cache)
       const waiters = yield* Effect.all(Array.from({ length: 3 }, () => Effect.fork(client.complete(request()))))
       yield* TestClock.adjust("100 millis")
@@ -348,7 +348,7 @@ describe("ResponseCache.policy", () => {
         LlmClient.layerWith(ResponseCache.current).pipe(
           Layer.provide(FakeLlm.layer(FakeLlm.reply("x"))),
           Layer.provideMerge(ResponseCache.layer({ ttl: "1 hour" })),
-          Layer.provide(ResponseCache.layerStoreMemory())
+          Layer.provide(ResponseCache.layerStoreMemory)
         )
       )
     ))
@@ -357,7 +357,7 @@ describe("ResponseCache.policy", () => {
     Effect.gen(function* () {
       const error = yield* Effect.flip(
         ResponseCache.policy({ ttl: "soon" as never, capacity: 0, cacheable: "yes" as never }).pipe(
-          Effect.provide(ResponseCache.layerStoreMemory())
+          Effect.provide(ResponseCache.layerStoreMemory)
         )
       )
       expect(error._tag).toBe("InvalidOptions")
@@ -368,17 +368,17 @@ describe("ResponseCache.policy", () => {
     Effect.gen(function* () {
       const misspelt = yield* Effect.flip(
         ResponseCache.policy({ tll: "1 hour", cacheFallbackAnswer: true } as never).pipe(
-          Effect.provide(ResponseCache.layerStoreMemory())
+          Effect.provide(ResponseCache.layerStoreMemory)
         )
       )
       expect(misspelt.issues.map((i) => i.path).sort()).toEqual(["cacheFallbackAnswer", "tll"])
       for (const ttl of [0, Duration.infinity]) {
         const error = yield* Effect.flip(
-          ResponseCache.policy({ ttl }).pipe(Effect.provide(ResponseCache.layerStoreMemory()))
+          ResponseCache.policy({ ttl }).pipe(Effect.provide(ResponseCache.layerStoreMemory))
         )
         expect(error.issues.map((i) => i.path)).toEqual(["ttl"])
       }
-      expect(() => ResponseCache.layerStoreMemory({ capacity: 0 })).toThrow(/capacity/)
+      expect(() => ResponseCache.layerStoreMemoryWith({ capacity: 0 })).toThrow(/capacity/)
       expect(() => ResponseCache.makeStoreMemory({ capacity: 1.5 })).toThrow(/capacity/)
       expect(() => ResponseCache.makeStoreMemory({ capasity: 5 } as never)).toThrow(/capasity/)
     }))

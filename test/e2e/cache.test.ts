@@ -57,7 +57,7 @@ layer(ChaosServer.layer({ seed: 3 }))("e2e: ResponseCache and Idempotency throug
     it.effect("the response cache cuts upstream requests by the duplicate share (sequential and concurrent)", () =>
       Effect.gen(function* () {
         const sequentialCache = yield* ResponseCache.policy({ ttl: "1 hour" }).pipe(
-          Effect.provide(ResponseCache.layerStoreMemory())
+          Effect.provide(ResponseCache.layerStoreMemory)
         )
         const sequential = yield* upstreamRequests([sequentialCache], 1)
         expect(sequential.upstream).toBe(UNIQUE)
@@ -65,7 +65,7 @@ layer(ChaosServer.layer({ seed: 3 }))("e2e: ResponseCache and Idempotency throug
         expect(yield* sequentialCache.stats).toMatchObject({ hits: DUPLICATES, misses: UNIQUE })
 
         const concurrentCache = yield* ResponseCache.policy({ ttl: "1 hour" }).pipe(
-          Effect.provide(ResponseCache.layerStoreMemory())
+          Effect.provide(ResponseCache.layerStoreMemory)
         )
         const concurrent = yield* upstreamRequests([concurrentCache], 16)
         expect(concurrent.upstream).toBe(UNIQUE)

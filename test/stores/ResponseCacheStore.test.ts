@@ -1,7 +1,7 @@
 import * as ResponseCache from "../../src/ResponseCache.js"
 import { responseCacheStoreContract } from "./ResponseCacheStore.contract.js"
 
-responseCacheStoreContract("memory", ResponseCache.layerStoreMemory(), {
+responseCacheStoreContract("memory", ResponseCache.layerStoreMemory, {
   capacity: 3,
-  layer: ResponseCache.layerStoreMemory({ capacity: 3 })
+  layer: ResponseCache.layerStoreMemoryWith({ capacity: 3 })
 })
