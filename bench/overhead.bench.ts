@@ -17,11 +17,15 @@ import {
   wrap
 } from "cockatiel"
 import { Effect, Layer, ManagedRuntime } from "effect"
-import { CircuitBreaker, Llm, LlmClient, Retry, Timeout } from "../src/index.js"
+import { CircuitBreaker, Llm, LlmClient, ResponseCache, Retry, Timeout } from "../src/index.js"
 import { measure, printTable, type Row } from "./harness.js"
 
 const OPS = 20_000
-const request = new Llm.ChatRequest({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] })
+const request = new Llm.ChatRequest({
+  model: "gpt-4o-mini",
+  messages: [{ role: "user", content: "What is the capital of France? Answer in one word." }],
+  temperature: 0
+})
 const response = new Llm.ChatResponse({
   id: "1",
   model: "gpt-4o-mini",
@@ -39,10 +43,14 @@ const base: LlmClient.Service = {
   }
 }
 
-const stackLayer = (...policies: ReadonlyArray<LlmClient.PolicyInput<unknown, CircuitBreaker.CircuitBreakerStore>>) =>
+const stackLayer = (
+  ...policies: ReadonlyArray<
+    LlmClient.PolicyInput<unknown, CircuitBreaker.CircuitBreakerStore | ResponseCache.ResponseCacheStore>
+  >
+) =>
   LlmClient.layerWith(...policies).pipe(
     Layer.provide(LlmClient.layer(base)),
-    Layer.provide(CircuitBreaker.layerStoreMemory)
+    Layer.provide(Layer.merge(CircuitBreaker.layerStoreMemory, ResponseCache.layerStoreMemory))
   )
 
 // Each Effect variant runs OPS sequential calls inside one Effect program (the way an Effect application calls).
@@ -77,7 +85,8 @@ async function main() {
         CircuitBreaker.policy({ per: "model" }),
         Timeout.policy({ attempt: "30 seconds" })
       )
-    ]
+    ],
+    ["effect: ResponseCache hit (temperature 0)", stackLayer(ResponseCache.policy({ ttl: "1 hour" }))]
   ]
   for (const [name, layer] of variants) {
     const loop = effectLoop(layer)

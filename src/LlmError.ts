@@ -396,9 +396,10 @@ export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>
 }) {
   override get message(): string {
     return describe(
+      // The key stays out of the message: it may carry user data (it is in the `key` field for programs).
       this.reason === "in-flight"
-        ? `A call with idempotency key "${this.key}" is already in flight`
-        : `Idempotency key "${this.key}" was used with a different request`,
+        ? "A call with the same idempotency key is already in flight"
+        : "The idempotency key was already used with a different request",
       this.model
     )
   }
