@@ -53,14 +53,34 @@ export interface Options {
 // setTimeout overflows above 2^31 - 1 ms (and then fires at once), so "no SDK timeout" is just under it.
 const SDK_TIMEOUT_MS = 2_000_000_000
 
+// Checked up front: fetch would throw on every call, and that TypeError reads as a (retryable) network failure.
+// The messages never quote the value, which may be a credential (`defaultHeaders: { Authorization }`).
+const headerName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+const headerValueMessage = "Expected an HTTP header value (no CR, LF, NUL or character beyond Latin-1)"
+const HeaderValue = Schema.String.pipe(
+  Schema.filter((s) => !Mapping.invalidHeaderValue.test(s), { message: () => headerValueMessage })
+)
+const Headers = Schema.Record({ key: Schema.String, value: Schema.String }).pipe(
+  Schema.filter((headers) =>
+    Object.entries(headers).flatMap(([name, value]) => [
+      ...(headerName.test(name) ? [] : [{ path: [name], message: "Expected an HTTP header name (letters, digits, -, …)" }]),
+      ...(Mapping.invalidHeaderValue.test(value) ? [{ path: [name], message: headerValueMessage }] : [])
+    ])
+  )
+)
+
+// Exact optional fields: a bad value is reported once, without an "Expected undefined, actual <the whole value>"
+// alternative (which would print every header). Explicit `undefined`s are dropped before decoding.
+const optional = <S extends Schema.Schema.All>(schema: S) => Schema.optionalWith(schema, { exact: true })
+
 const OptionsSchema = Schema.Struct({
-  baseURL: Schema.optional(
+  baseURL: optional(
     Schema.String.pipe(Schema.filter((s) => URL.canParse(s), { message: () => "Expected an absolute URL" }))
   ),
-  organization: Schema.optional(Schema.String),
-  project: Schema.optional(Schema.String),
-  defaultHeaders: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
-  maxTokensParam: Schema.optional(Schema.Literal("max_tokens", "max_completion_tokens"))
+  organization: optional(HeaderValue),
+  project: optional(HeaderValue),
+  defaultHeaders: optional(Headers),
+  maxTokensParam: optional(Schema.Literal("max_tokens", "max_completion_tokens"))
 })
 
 // The key is checked by hand: a Schema issue would print the actual value, i.e. the key itself.
@@ -69,8 +89,9 @@ const validate = (options: Options): Either.Either<typeof OptionsSchema.Type, In
   const keyIssues = Redacted.isRedacted(apiKey)
     ? []
     : [{ path: "apiKey", message: "Expected a Redacted<string> (Redacted.make(key) or Config.redacted(\"OPENAI_API_KEY\"))" }]
+  const given = Object.fromEntries(Object.entries(rest).filter(([, value]) => value !== undefined))
   // Unknown keys are errors: a misspelt `baseUrl` must not silently send the calls to api.openai.com.
-  const decoded = Schema.decodeUnknownEither(OptionsSchema, { errors: "all", onExcessProperty: "error" })(rest)
+  const decoded = Schema.decodeUnknownEither(OptionsSchema, { errors: "all", onExcessProperty: "error" })(given)
   if (Either.isRight(decoded) && keyIssues.length === 0) return Either.right(decoded.right)
   const schemaIssues = Either.isLeft(decoded) ? InvalidOptions.fromParseError("OpenAi", decoded.left).issues : []
   return Either.left(new InvalidOptions({ target: "OpenAi", issues: [...keyIssues, ...schemaIssues] }))

@@ -505,6 +505,19 @@ describe("OpenAi request mapping", () => {
       expect(error.message).not.toContain("sk-plain")
     }))
 
+  it.effect("rejects headers fetch would refuse, listing each and quoting none", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(OpenAi.make({
+        apiKey,
+        baseURL: undefined,
+        organization: "org-zq7\n1",
+        defaultHeaders: { "bad name": "x", Authorization: "Bearer sk-header-secret\r\n", "x-ok": "fine" }
+      }))
+      expect(error.issues.map((i) => i.path)).toEqual(["organization", "defaultHeaders.bad name", "defaultHeaders.Authorization"])
+      expect(error.message).not.toContain("sk-header-secret")
+      expect(error.message).not.toContain("org-zq7")
+    }))
+
   it.effect("rejects a misspelt option instead of ignoring it", () =>
     Effect.gen(function* () {
       const options = { apiKey, baseUrl: "http://127.0.0.1:1/v1" } as unknown as OpenAi.Options

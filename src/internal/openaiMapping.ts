@@ -74,7 +74,7 @@ export const toBody = (request: ChatRequest, maxTokensParam: MaxTokensParam): Bo
 
 // What fetch's Headers refuses (CR, LF, NUL or a character beyond Latin-1). Sent anyway, it throws a TypeError
 // that reads as a network failure, which would be retried for ever in vain.
-const invalidHeaderValue = /[\0\r\n]|[^\0-\u00ff]/
+export const invalidHeaderValue = /[\0\r\n]|[^\0-\u00ff]/
 
 /** Why a request cannot be sent at all (an idempotency key that cannot travel as a header), if it cannot. */
 export const unsendable = (request: ChatRequest): ModelFailure | undefined =>
