@@ -164,7 +164,11 @@ export const withTimeout: {
   return timeoutEffect(args[0], resolve(args[1]), args[1].model)
 } as typeof withTimeout
 
-/** Per pull: the first chunk within `firstToken`, each later one within `idle` of the previous. */
+/**
+ * Per wait for an element: the first within `firstToken` of the start, each later one within `idle` of the pull
+ * that followed the previous one (so a slow consumer never counts as an idle producer). Pulls that bring back no
+ * element (a filtered stream) do not restart the wait.
+ */
 const timeoutPulls = <A, E, R>(
   self: Stream.Stream<A, E, R>,
   r: Resolved,
@@ -174,14 +178,22 @@ const timeoutPulls = <A, E, R>(
   if (firstToken === undefined && idle === undefined) return self
   return Stream.unwrapScoped(Effect.map(Stream.toPull(self), (pull) => {
     let first = true
-    const timedPull = Effect.suspend(() => {
+    // When the current wait began: the stream's first pull, or the first pull after an element.
+    let since: number | undefined
+    const pulled = Effect.tap(pull, (chunk) => {
+      if (chunk.length === 0) return
+      first = false
+      since = undefined
+    })
+    const timedPull = Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      if (since === undefined) since = now
       const after = first ? firstToken : idle
-      const phase: TimeoutPhase = first ? "firstToken" : "idle"
-      const pulled = Effect.tap(pull, (chunk) => {
-        if (chunk.length > 0) first = false
-      })
       if (after === undefined) return pulled
-      return withDeadline(pulled, after, () => Option.some<E | Timeout>(timeoutError(phase, after, model)))
+      const phase: TimeoutPhase = first ? "firstToken" : "idle"
+      const onTimeout = () => Option.some<E | Timeout>(timeoutError(phase, after, model))
+      const remaining = Duration.toMillis(after) - (now - since)
+      return remaining > 0 ? withDeadline(pulled, Duration.millis(remaining), onTimeout) : Effect.fail(onTimeout())
     })
     return Stream.repeatEffectChunkOption(timedPull)
   }))

@@ -198,6 +198,37 @@ describe("Timeout.policy on streams", () => {
       expect(Option.isNone(failureOf(exit))).toBe(true)
     }).pipe(Effect.provide(stack(FakeLlm.hang, Timeout.policy({ firstToken: "1 second", total: "5 seconds" })))))
 
+  it.effect("pulls that bring back no element (a filtered stream) do not restart the firstToken or idle wait", () =>
+    Effect.gen(function* () {
+      const failedAt = <A, E>(stream: Stream.Stream<A, E>) =>
+        Effect.fork(Effect.zip(Effect.exit(Stream.runDrain(stream)), TestClock.currentTimeMillis))
+      const ticks = Stream.fromSchedule(Schedule.spaced("1 second")) // 0, 1, 2, … one a second
+      const none = yield* failedAt(ticks.pipe(Stream.filter((n) => n > 100), Timeout.withStreamTimeout({ firstToken: "2500 millis" })))
+      const one = yield* failedAt(ticks.pipe(Stream.filter((n) => n === 0), Timeout.withStreamTimeout({ idle: "2500 millis" })))
+      yield* TestClock.adjust("1 minute")
+      const [noneExit, noneAt] = yield* Fiber.join(none)
+      expect(Option.map(failureOf(noneExit), (e) => e.phase)).toEqual(Option.some("firstToken"))
+      expect(noneAt).toBe(2500)
+      const [oneExit, oneAt] = yield* Fiber.join(one)
+      expect(Option.map(failureOf(oneExit), (e) => e.phase)).toEqual(Option.some("idle"))
+      expect(oneAt).toBe(1000 + 2500) // the only element comes at 1 s
+    }))
+
+  it.effect("idle does not count the consumer's own time between chunks", () =>
+    Effect.gen(function* () {
+      const { exit } = yield* Effect.gen(function* () {
+        const fiber = yield* Effect.fork(Effect.exit(LlmClient.stream(request()).pipe(
+          Stream.runForEach(() => Effect.sleep("3 seconds")) // a slow consumer: 3 s per chunk
+        )))
+        yield* TestClock.adjust("1 minute")
+        return { exit: yield* Fiber.join(fiber) }
+      })
+      expect(Exit.isSuccess(exit)).toBe(true)
+    }).pipe(Effect.provide(stack(
+      FakeLlm.stream(["a", "b", "c"], { interval: "100 millis" }),
+      Timeout.policy({ idle: "1 second" })
+    ))))
+
   it.effect("withStreamTimeout is dual", () =>
     Effect.gen(function* () {
       const ticks = Stream.fromSchedule(Schedule.spaced("3 seconds")).pipe(Stream.take(3))
