@@ -19,10 +19,14 @@ const ErrorStatus = Schema.Int.pipe(
 )
 
 /** How an error response says when to retry: `retry-after` seconds, `retry-after-ms`, or an HTTP date `date` seconds ahead. */
+// Finite, and a date within about 30 years: `Infinity` or a date past Date's range would send "Infinity" or
+// "Invalid Date" as the header.
+const Wait = Schema.NonNegative.pipe(Schema.finite())
+
 export const RetryAfterSpec = Schema.Struct({
-  seconds: optional(Schema.NonNegative),
-  ms: optional(Schema.NonNegative),
-  date: optional(Schema.NonNegative)
+  seconds: optional(Wait),
+  ms: optional(Wait),
+  date: optional(Wait.pipe(Schema.lessThanOrEqualTo(1e9)))
 }).pipe(
   Schema.filter((spec) =>
     [spec.seconds, spec.ms, spec.date].filter((v) => v !== undefined).length === 1 ||

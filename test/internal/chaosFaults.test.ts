@@ -114,6 +114,21 @@ describe("chaosFaults validation", () => {
     }
   })
 
+  it("a Retry-After is finite (and a date within Date's range)", () => {
+    const result = Faults.decodeStrict(Faults.Faults, {
+      errors: [
+        { status: 503, rate: 0.1, retryAfter: { seconds: Infinity } },
+        { status: 503, rate: 0.1, retryAfter: { date: 1e20 } },
+        { status: 503, rate: 0.1, retryAfter: { ms: Number.NaN } }
+      ]
+    })
+    expect(Either.isLeft(result) && result.left.issues.map((i) => i.path)).toEqual([
+      "errors.0.retryAfter.seconds",
+      "errors.1.retryAfter.date",
+      "errors.2.retryAfter.ms"
+    ])
+  })
+
   it("a Retry-After names exactly one of seconds, ms or date", () => {
     const result = Faults.decodeStrict(Faults.Faults, { errors: [{ status: 503, rate: 0.1, retryAfter: { seconds: 1, ms: 5 } }] })
     expect(Either.isLeft(result) && result.left.issues.map((i) => i.path)).toEqual(["errors.0.retryAfter"])
