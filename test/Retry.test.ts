@@ -226,6 +226,21 @@ describe("Retry budget", () => {
       expect(sent).toBe(1200) // retries: 0.2 × the 1000 calls of the window
     }))
 
+  it.effect("a sustained outage (100 calls a second for 12 s): still at most 1.25 calls each as the window slides", () =>
+    Effect.gen(function* () {
+      const client = LlmClient.decorate(yield* LlmClient.LlmClient, Retry.policy({ budget: yield* Retry.makeBudget() }))
+      const fibers: Array<Fiber.RuntimeFiber<unknown>> = []
+      for (let second = 0; second < 12; second++) {
+        for (let i = 0; i < 100; i++) fibers.push(yield* Effect.fork(Effect.either(client.complete(request(`s${second}-${i}`)))))
+        yield* TestClock.adjust("1 second")
+      }
+      yield* TestClock.adjust("1 minute")
+      yield* Effect.forEach(fibers, Fiber.join, { discard: true })
+      const sent = (yield* FakeLlm.calls).length
+      expect(sent / 1200).toBeLessThanOrEqual(1.25)
+      expect(sent / 1200).toBeGreaterThan(1.1) // the budget is spent, not stuck at zero
+    }).pipe(Effect.withRandom(Random.make("sustained")), Effect.provide(FakeLlm.layer(FakeLlm.fail(unavailable())))))
+
   it.effect("without a budget every call of an outage is sent 4 times", () =>
     Effect.gen(function* () {
       // fewer calls: each backoff wait is one TestClock step, and 3000 of them take seconds to simulate
