@@ -102,6 +102,28 @@ describe("Fallback.policy: complete", () => {
       Fallback.policy({ models: ["a", "b", "c"] })
     ))))
 
+  const triggers: ReadonlyArray<LlmError.LlmError> = [
+    new LlmError.RateLimited({}),
+    unavailable,
+    new LlmError.Timeout({ phase: "attempt", after: Duration.seconds(30) }),
+    new LlmError.ConnectionError({}),
+    new LlmError.MalformedResponse({ reason: "not JSON" }),
+    new LlmError.StreamTruncated({ receivedChunks: 0 }),
+    new LlmError.CircuitOpen({ key: "a", retryAfter: Duration.seconds(30) }),
+    new LlmError.BulkheadRejected({ key: "a", maxConcurrent: 1, maxQueue: 0 }),
+    new LlmError.ModelNotFound({}),
+    new LlmError.ContentFiltered({}),
+    new LlmError.ContextTooLong({})
+  ]
+  for (const error of triggers) {
+    it.effect(`${error._tag} moves on to the next model by default`, () =>
+      Effect.gen(function* () {
+        expect(Fallback.defaultWhen(error)).toBe(true)
+        expect((yield* LlmClient.complete(request("a"))).model).toBe("b")
+        expect(yield* calledModels).toEqual(["a", "b"])
+      }).pipe(Effect.provide(stack(perModel({ a: FakeLlm.fail(error) }), Fallback.policy({ models: ["a", "b"] })))))
+  }
+
   const terminal: ReadonlyArray<LlmError.LlmError> = [
     new LlmError.BadRequest({ param: "temperature" }),
     new LlmError.AuthError({ status: 401 }),
@@ -111,6 +133,7 @@ describe("Fallback.policy: complete", () => {
   for (const error of terminal) {
     it.effect(`${error._tag} never falls back: returned as is after one call`, () =>
       Effect.gen(function* () {
+        expect(Fallback.defaultWhen(error)).toBe(false)
         expect(yield* Effect.flip(LlmClient.complete(request("a")))).toEqual(error)
         expect(yield* calledModels).toEqual(["a"])
       }).pipe(Effect.provide(stack(perModel({ a: FakeLlm.fail(error) }), Fallback.policy({ models: ["a", "b"] })))))
