@@ -180,6 +180,14 @@ const chaosDemo = Effect.gen(function* () {
   yield* say(`  ${conversation.length} messages (${before} tokens) → ${trimmed.messages.length} messages ` +
     `(${trimmed.inputTokens} tokens): dropped ${trimmed.droppedMessages} messages, ${trimmed.droppedTokens} tokens`)
   yield* say(`  kept: the system prompt, the latest turns and the question; added: "${trimmed.messages[1].content}"`)
+  // As a policy, trimming happens on every request that needs it (and is counted in the metrics):
+  const trimming = LlmClient.decorate(provider, yield* PromptTrim.policy({ maxInputTokens: 2_000 }))
+  const answer = yield* Effect.either(
+    trimming.complete(new Llm.ChatRequest({ model: "gpt-4o-mini", messages: conversation, maxTokens: 100 }))
+  )
+  yield* say(`  through PromptTrim.policy: ${answer._tag === "Right"
+    ? `answered with ${answer.right.usage.inputTokens} prompt tokens sent instead of ${before}`
+    : answer.left._tag}`)
 
   yield* heading("Metrics (LlmMetrics.snapshot)")
   yield* say(LlmMetrics.formatTable(yield* LlmMetrics.snapshot))
