@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import { Chunk, Clock, Context, Duration, Effect, Layer, Option, Ref, Stream } from "effect"
+import { decodeOrThrow, DurationInput } from "./InvalidOptions.js"
 import { approximateMessageTokens, approximateTokens } from "./internal/approximateTokens.js"
 import { ChatChunk, ChatResponse, type ChatRequest, type Usage } from "./Llm.js"
 import { LlmClient, type Service } from "./LlmClient.js"
@@ -148,7 +149,7 @@ export const fail = (error: LlmError): Step => ({ _tag: "Fail", error })
  */
 export const delay = (duration: Duration.DurationInput, step: Step): Step => ({
   _tag: "Delay",
-  duration: Duration.decode(duration),
+  duration: decodeOrThrow(DurationInput, "FakeLlm.delay", duration),
   step
 })
 
@@ -201,8 +202,8 @@ export const stream = (
 ): Step => ({
   _tag: "Stream",
   chunks,
-  interval: Duration.decode(options?.interval ?? 0),
-  firstChunkAfter: Duration.decode(options?.firstChunkAfter ?? 0),
+  interval: decodeOrThrow(DurationInput, "FakeLlm.stream", options?.interval ?? 0),
+  firstChunkAfter: decodeOrThrow(DurationInput, "FakeLlm.stream", options?.firstChunkAfter ?? 0),
   cut: false,
   finishReason: options?.finishReason ?? "stop"
 })
@@ -298,15 +299,12 @@ const lastUserContent = (request: ChatRequest): string => {
   return ""
 }
 
-let idCounter = 0
-const nextId = () => `fake-${++idCounter}`
-
-const completeStep = (request: ChatRequest, step: Step): Effect.Effect<ChatResponse, LlmError> => {
+const completeStep = (request: ChatRequest, step: Step, id: string): Effect.Effect<ChatResponse, LlmError> => {
   switch (step._tag) {
     case "Reply":
       return Effect.succeed(
         new ChatResponse({
-          id: nextId(),
+          id,
           model: step.model ?? request.model,
           content: step.content,
           finishReason: step.finishReason,
@@ -315,11 +313,11 @@ const completeStep = (request: ChatRequest, step: Step): Effect.Effect<ChatRespo
         }, true)
       )
     case "Echo":
-      return completeStep(request, reply(lastUserContent(request)))
+      return completeStep(request, reply(lastUserContent(request)), id)
     case "Fail":
       return Effect.fail(step.error)
     case "Delay":
-      return Effect.zipRight(Effect.sleep(step.duration), completeStep(request, step.step))
+      return Effect.zipRight(Effect.sleep(step.duration), completeStep(request, step.step, id))
     case "Hang":
       return Effect.never
     case "Stream": {
@@ -338,7 +336,7 @@ const completeStep = (request: ChatRequest, step: Step): Effect.Effect<ChatRespo
               outputTokens: approximateTokens(content)
             })
           )
-          : completeStep(request, reply(content, { finishReason: step.finishReason }))
+          : completeStep(request, reply(content, { finishReason: step.finishReason }), id)
       )
     }
   }
@@ -428,7 +426,8 @@ export const make = (script: Script): Effect.Effect<{ readonly client: Service; 
       complete: (request) =>
         LlmMetrics.trackCompletion(
           request.model,
-          Effect.flatMap(begin(request, "complete"), (context) => completeStep(request, pickStep(script, context)))
+          Effect.flatMap(begin(request, "complete"), (context) =>
+            completeStep(request, pickStep(script, context), `fake-${context.call}`))
         ),
       stream: (request) =>
         LlmMetrics.trackStream(

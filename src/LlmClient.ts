@@ -72,7 +72,8 @@ export interface Service {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { LlmClient } from "effect-llm-resilience"
+ * import { Llm, LlmClient } from "effect-llm-resilience"
+ * const request = new Llm.ChatRequest({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] })
  * const program = Effect.gen(function* () {
  *   const client = yield* LlmClient.LlmClient
  *   return yield* client.complete(request)

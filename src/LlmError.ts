@@ -278,8 +278,8 @@ export class MalformedResponse extends Schema.TaggedError<MalformedResponse>(
 }
 
 /**
- * A stream ended without a finish reason or `[DONE]`. `receivedChunks` and `receivedText` length tell how much
- * arrived (policies charge a budget for it). Retryable (before the first chunk reached the caller).
+ * A stream ended without a finish reason or `[DONE]`. `receivedChunks` (and `outputTokens` when known) tell how
+ * much arrived, so a budget charges what was used. Retryable (before the first chunk reached the caller).
  *
  * @example
  * ```ts

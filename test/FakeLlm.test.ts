@@ -113,4 +113,16 @@ describe("FakeLlm", () => {
       const error = yield* Fiber.join(fiber)
       expect(error._tag).toBe("Timeout")
     }).pipe(Effect.provide(FakeLlm.layer(FakeLlm.delay("3 seconds", FakeLlm.fail(new LlmError.Timeout({ phase: "attempt", after: Duration.seconds(3) })))))))
+
+  it.effect("response ids are numbered per fake, so they are the same in every run", () =>
+    Effect.gen(function* () {
+      const a = yield* LlmClient.complete(request())
+      const b = yield* LlmClient.complete(request())
+      expect([a.id, b.id]).toEqual(["fake-1", "fake-2"])
+    }).pipe(Effect.provide(FakeLlm.layer(FakeLlm.reply("x")))))
+
+  it("rejects negative or malformed durations in steps", () => {
+    expect(() => FakeLlm.delay(-1, FakeLlm.reply("x"))).toThrow(/non-negative/)
+    expect(() => FakeLlm.stream(["a"], { interval: "soon" as unknown as number })).toThrow(/duration/)
+  })
 })

@@ -18,7 +18,7 @@ const isNegativeInput = (input: unknown): boolean => {
   if (typeof input === "number") return input < 0 || Number.isNaN(input)
   if (typeof input === "bigint") return input < 0n
   if (typeof input === "string") return input.trim().startsWith("-")
-  if (Array.isArray(input)) return input.some((part) => typeof part === "number" && part < 0)
+  if (Array.isArray(input)) return input.some((part) => typeof part !== "number" || !Number.isFinite(part) || part < 0)
   return false
 }
 

@@ -15,7 +15,7 @@ describe("DurationInput", () => {
   })
 
   it("rejects negative and unparseable durations instead of clamping them to zero", () => {
-    for (const bad of [-5, -1n, "-3 seconds", [-1, 0], Number.NaN, "soon", {}, null]) {
+    for (const bad of [-5, -1n, "-3 seconds", [-1, 0], [Number.NaN, 0], [0, Number.NaN], Number.NaN, "soon", {}, null]) {
       expect(Either.isLeft(decode(bad))).toBe(true)
     }
   })
