@@ -24,7 +24,6 @@ import {
   Option,
   PubSub,
   Queue,
-  Ref,
   Schema,
   type Scope,
   Stream
@@ -444,7 +443,8 @@ export class CircuitBreakerStore extends Context.Tag("effect-llm-resilience/Circ
 >() {}
 
 /**
- * Builds an in-memory store: one `Ref` per key, each operation one `Ref.modify` running {@link decide}.
+ * Builds an in-memory store: a map from key to state, each operation one synchronous (hence atomic) step
+ * running {@link decide}. It keeps one small entry per key it has changed, for as long as the store lives.
  *
  * @example
  * ```ts
@@ -456,24 +456,36 @@ export class CircuitBreakerStore extends Context.Tag("effect-llm-resilience/Circ
  * @category Constructors
  */
 export const makeStoreMemory: Effect.Effect<Store> = Effect.sync(() => {
-  const states = new Map<string, Ref.Ref<StoredState>>()
-  const refOf = (key: string): Ref.Ref<StoredState> => {
-    let ref = states.get(key)
-    if (ref === undefined) {
-      ref = Ref.unsafeMake(internal.initial)
-      states.set(key, ref)
-    }
-    return ref
+  const states = new Map<string, StoredState>()
+  // JavaScript runs one fiber at a time and `decide` is synchronous: read, decide and write cannot interleave.
+  const step = <E extends internal.Event>(key: string, now: number, event: E): internal.Result<E> => {
+    const current = states.get(key) ?? internal.initial
+    const [result, next] = internal.decide(current, now, event)
+    if (next !== current) states.set(key, next)
+    return result
   }
-  const step = <E extends internal.Event>(key: string, now: number, event: E) =>
-    Effect.suspend(() => Ref.modify(refOf(key), (state) => internal.decide(state, now, event)))
-  return {
+  const sync: shell.SyncStore = {
+    isClosed: (key) => (states.get(key) ?? internal.initial).phase === "closed",
     admit: (key, now, config) => step(key, now, { _tag: "Admit", config }),
     record: (key, now, config, ticket, outcome) => step(key, now, { _tag: "Record", config, ticket, outcome }),
-    observe: (key, now, config) => step(key, now, { _tag: "Observe", config }),
-    isolate: (key, now, config) => step(key, now, { _tag: "Isolate", config }),
-    reset: (key, now, config) => step(key, now, { _tag: "Reset", config })
+    recordIfQuiet: (key, now, config, ticket, outcome) => {
+      const current = states.get(key) ?? internal.initial
+      const [transitions, next] = internal.decide(current, now, { _tag: "Record", config, ticket, outcome })
+      if (transitions.length > 0) return false
+      if (next !== current) states.set(key, next)
+      return true
+    }
   }
+  const store: Store = {
+    admit: (key, now, config) => Effect.sync(() => sync.admit(key, now, config)),
+    record: (key, now, config, ticket, outcome) => Effect.sync(() => sync.record(key, now, config, ticket, outcome)),
+    observe: (key, now, config) => Effect.sync(() => step(key, now, { _tag: "Observe", config })),
+    isolate: (key, now, config) => Effect.sync(() => step(key, now, { _tag: "Isolate", config })),
+    reset: (key, now, config) => Effect.sync(() => step(key, now, { _tag: "Reset", config }))
+  }
+  // The breaker calls the memory store's steps directly, without an Effect step each.
+  shell.registerSync(store, sync)
+  return store
 })
 
 /**
@@ -512,9 +524,9 @@ export const layerStoreMemory: Layer.Layer<CircuitBreakerStore> = Layer.effect(C
  */
 export const isFailure = (error: unknown): boolean => (isLlmError(error) ? isRetryable(error) : true)
 
-const makeEngine = (options: Options, target: string) =>
+const makeEngine = (options: Options, kind: "make" | "policy") =>
   Effect.gen(function* () {
-    const decoded = yield* Either.match(decodeOptions(target, options), {
+    const decoded = yield* Either.match(decodeOptions("CircuitBreaker", options, kind), {
       onLeft: (error) => Effect.fail(error),
       onRight: (value) => Effect.succeed(value)
     })
@@ -523,6 +535,7 @@ const makeEngine = (options: Options, target: string) =>
     const engine: shell.Engine = {
       config: decoded.config,
       store,
+      sync: shell.syncOf(store),
       countAsFailure: decoded.countAsFailure ?? isFailure,
       hub,
       seen: new Set()
@@ -580,7 +593,7 @@ export interface CircuitBreaker {
  * @category Constructors
  */
 export const make = (options: MakeOptions = {}): Effect.Effect<CircuitBreaker, InvalidOptions, CircuitBreakerStore> =>
-  Effect.map(makeEngine(options, "CircuitBreaker"), ({ decoded, engine }) => {
+  Effect.map(makeEngine(options, "make"), ({ decoded, engine }) => {
     const key = decoded.key ?? "default"
     return {
       key,
@@ -665,7 +678,7 @@ export interface Policy extends LlmClient.Policy {
  * @category Constructors
  */
 export const policy = (options: PolicyOptions = {}): Effect.Effect<Policy, InvalidOptions, CircuitBreakerStore> =>
-  Effect.map(makeEngine(options, "CircuitBreaker"), ({ decoded, engine }) => {
+  Effect.map(makeEngine(options, "policy"), ({ decoded, engine }) => {
     const keyOf = keyFunction(decoded.per)
     return {
       name: "circuit-breaker",

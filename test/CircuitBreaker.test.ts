@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
+  Cause,
   Chunk,
   Duration,
   Effect,
@@ -23,6 +24,10 @@ import * as LlmMetrics from "../src/LlmMetrics.js"
 import * as Retry from "../src/Retry.js"
 
 const Store = CircuitBreaker.layerStoreMemory
+// A wrapper around the memory store is a new object: the breaker then goes through the Effect methods, the path
+// every other store (Redis) takes.
+const EffectStore = Layer.effect(CircuitBreaker.CircuitBreakerStore, Effect.map(CircuitBreaker.makeStoreMemory, (store) => ({ ...store })))
+const stores = [["memory store", Store], ["a store answering through Effects", EffectStore]] as const
 const server = () => new LlmError.ServerError({ status: 503 })
 
 let keys = 0
@@ -50,7 +55,7 @@ const gauge = (key: string) =>
 const request = (model = "gpt-4o", metadata?: Record<string, string>) =>
   new ChatRequest({ model, messages: [{ role: "user", content: "hi" }], metadata })
 
-describe("CircuitBreaker.make / withBreaker", () => {
+for (const [storeName, Store] of stores) describe(`CircuitBreaker.make / withBreaker (${storeName})`, () => {
   it.scoped("starts closed and emits nothing on construction", () =>
     Effect.gen(function* () {
       const breaker = yield* CircuitBreaker.make({ key: uniqueKey("init") })
@@ -347,6 +352,38 @@ describe("CircuitBreaker.make / withBreaker", () => {
       expect(error.issues.map((i) => i.path).sort()).toEqual(["failureThreshold", "halfOpenProbes"])
       const policyError = yield* Effect.flip(CircuitBreaker.policy({ failureRate: { threshold: 2 } }))
       expect(policyError.issues.map((i) => i.path)).toEqual(["failureRate.threshold"])
+    }).pipe(Effect.provide(Store)))
+
+  it.effect("a countAsFailure that throws never leaves a probe stuck; the throw surfaces as a defect", () =>
+    Effect.gen(function* () {
+      let throwing = false
+      const breaker = yield* CircuitBreaker.make({
+        key: uniqueKey("throwing-classifier"),
+        failureThreshold: 1,
+        halfOpenAfter: "1 second",
+        countAsFailure: () => {
+          if (throwing) throw new Error("classifier bug")
+          return true
+        }
+      })
+      yield* fail(breaker, 1)
+      yield* TestClock.adjust("1 second")
+      throwing = true
+      const exit = yield* Effect.exit(breaker.execute(Effect.fail(server())))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(Exit.isFailure(exit) && Option.getOrUndefined(Cause.failureOption(exit.cause))).toBeInstanceOf(LlmError.ServerError)
+      expect((yield* breaker.state).state).toBe("halfOpen")
+      throwing = false
+      expect(yield* breaker.execute(Effect.succeed("next probe"))).toBe("next probe")
+      expect((yield* breaker.state).state).toBe("closed")
+    }).pipe(Effect.provide(Store)))
+
+  it.effect("a misspelt option is reported, not ignored", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(CircuitBreaker.make({ failureTreshold: 1 } as CircuitBreaker.MakeOptions))
+      expect(error.issues.map((i) => i.path)).toEqual(["failureTreshold"])
+      const policyError = yield* Effect.flip(CircuitBreaker.policy({ key: "k" } as CircuitBreaker.PolicyOptions))
+      expect(policyError.issues.map((i) => i.path)).toEqual(["key"])
     }).pipe(Effect.provide(Store)))
 
   it.effect("a failing store fails open: the call runs, untracked", () =>

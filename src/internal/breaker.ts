@@ -202,6 +202,7 @@ export const windowTotals = (
   return [calls, failures, slow]
 }
 
+// Windows and states are built as literals of one fixed shape (not spreads): this runs on every recorded outcome.
 const addToCalls = (window: CallsWindow, failed: boolean, slow: boolean): CallsWindow => {
   const code = (failed ? 1 : 0) | (slow ? 2 : 0)
   const ring = window.ring.slice()
@@ -215,7 +216,8 @@ const addToCalls = (window: CallsWindow, failed: boolean, slow: boolean): CallsW
   }
   ring[window.next] = code
   return {
-    ...window,
+    kind: "calls",
+    size: window.size,
     ring,
     next: (window.next + 1) % window.size,
     calls,
@@ -237,7 +239,7 @@ const addToTime = (
   while (buckets.length < config.buckets) buckets.push([Number.MIN_SAFE_INTEGER, 0, 0, 0])
   const bucket = buckets[slot][0] === index ? buckets[slot] : [index, 0, 0, 0] as const
   buckets[slot] = [index, bucket[1] + 1, bucket[2] + (failed ? 1 : 0), bucket[3] + (slow ? 1 : 0)]
-  return { ...window, buckets }
+  return { kind: "time", durationMs: window.durationMs, bucketCount: window.bucketCount, buckets }
 }
 
 const addToWindow = (
@@ -303,6 +305,10 @@ const rejectionMs = (config: Config, state: State, now: number): number =>
   state.phase === "open" ? Math.max(0, state.openUntil - now) : breakMs(config, state.breaks)
 
 const admit = (config: Config, state: State, now: number): readonly [Admission, State] => {
+  // The hot path: a closed circuit admits at once (time alone never moves a closed circuit).
+  if (state.phase === "closed") {
+    return [{ _tag: "Admitted", ticket: { generation: state.generation, probe: false, startedAt: now }, transitions: none }, state]
+  }
   const [transitions, current] = advance(config, state, now)
   switch (current.phase) {
     case "closed":
@@ -333,9 +339,16 @@ const recordClosed = (config: Config, state: State, now: number, failed: boolean
   // The hot path: a success with nothing to count changes nothing.
   if (!failed && config.window === null && state.consecutiveFailures === 0) return [none, state] as const
   const next: State = {
-    ...state,
+    phase: state.phase,
+    generation: state.generation,
     consecutiveFailures: failed ? state.consecutiveFailures + 1 : 0,
-    window: addToWindow(state.window, config.window, now, failed, slow)
+    window: addToWindow(state.window, config.window, now, failed, slow),
+    openUntil: state.openUntil,
+    breaks: state.breaks,
+    probesAdmitted: state.probesAdmitted,
+    probeSuccesses: state.probeSuccesses,
+    lastProbeAt: state.lastProbeAt,
+    changedAt: state.changedAt
   }
   // Only a bad outcome may open the circuit: a success never does, even above the rate.
   const reason = failed || slow ? tripReason(config, next, now) : null
@@ -363,18 +376,24 @@ const record = (
   ticket: Ticket,
   outcome: Outcome
 ): readonly [ReadonlyArray<Transition>, State] => {
-  const [early, current] = advance(config, state, now)
+  // Time alone never moves a closed circuit: skip `advance` on the hot path.
+  let early = none
+  let current = state
+  if (state.phase !== "closed") [early, current] = advance(config, state, now)
   // A call admitted before the last transition (an older generation) neither extends a break nor reopens.
   if (ticket.generation !== current.generation) return [early, current]
   const slow = outcome !== "ignored" && config.slowCall !== null && now - ticket.startedAt >= config.slowCall.durationMs
   if (ticket.probe && current.phase === "halfOpen") {
     const [late, next] = recordProbe(config, current, now, outcome, slow)
-    return [[...early, ...late], next]
+    return [concat(early, late), next]
   }
   if (ticket.probe || current.phase !== "closed" || outcome === "ignored") return [early, current]
   const [late, next] = recordClosed(config, current, now, outcome === "failure", slow)
-  return [[...early, ...late], next]
+  return [concat(early, late), next]
 }
+
+const concat = (a: ReadonlyArray<Transition>, b: ReadonlyArray<Transition>): ReadonlyArray<Transition> =>
+  a.length === 0 ? b : b.length === 0 ? a : [...a, ...b]
 
 const observe = (config: Config, state: State, now: number) => {
   const [transitions, current] = advance(config, state, now)

@@ -24,10 +24,38 @@ const stateCode: Record<State, number> = { closed: 0, halfOpen: 1, open: 2, isol
 export interface Engine {
   readonly config: Config
   readonly store: Store
+  /** The store's synchronous steps when it is the built-in memory store (see {@link registerSync}). */
+  readonly sync: SyncStore | undefined
   readonly countAsFailure: (error: unknown) => boolean
   readonly hub: PubSub.PubSub<Transition>
   readonly seen: Set<string>
 }
+
+/** The synchronous form of a store's two hot-path steps (each is atomic: JavaScript runs one fiber at a time). */
+export interface SyncStore {
+  /** Whether the key is closed now (it then admits plain calls, never probes). */
+  readonly isClosed: (key: string) => boolean
+  readonly admit: (key: string, now: number, config: Config) => Admission
+  readonly record: (
+    key: string,
+    now: number,
+    config: Config,
+    ticket: Ticket,
+    outcome: Outcome
+  ) => ReadonlyArray<TransitionRecord>
+  /** Records the outcome only if that causes no transition (then nothing needs publishing); says whether it did. */
+  readonly recordIfQuiet: (key: string, now: number, config: Config, ticket: Ticket, outcome: Outcome) => boolean
+}
+
+// Keyed by the store object itself: a wrapper around a memory store (a new object) takes the Effect path.
+const syncStores = new WeakMap<Store, SyncStore>()
+
+/** Registers the synchronous steps of a store whose Effect methods are `Effect.sync` over the same steps. */
+export const registerSync = (store: Store, sync: SyncStore): void => {
+  syncStores.set(store, sync)
+}
+
+export const syncOf = (store: Store): SyncStore | undefined => syncStores.get(store)
 
 const publish = (engine: Engine, key: string, records: ReadonlyArray<TransitionRecord>): Effect.Effect<void> =>
   records.length === 0 ? Effect.void : Effect.forEach(records, (r) =>
@@ -44,17 +72,19 @@ const publish = (engine: Engine, key: string, records: ReadonlyArray<TransitionR
       })
     ], { discard: true }), { discard: true })
 
-const firstSight = (engine: Engine, key: string, admission: Admission): Effect.Effect<void> => {
-  if (engine.seen.has(key)) return Effect.void
-  engine.seen.add(key)
-  const state = admission._tag === "Rejected" ? admission.phase : admission.ticket.probe ? "halfOpen" : "closed"
-  return LlmMetrics.setGauge(LlmMetrics.breakerState, { key }, stateCode[state])
-}
+const firstSight = (engine: Engine, key: string, admission: Admission): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (engine.seen.has(key)) return Effect.void
+    engine.seen.add(key)
+    const state = admission._tag === "Rejected" ? admission.phase : admission.ticket.probe ? "halfOpen" : "closed"
+    return LlmMetrics.setGauge(LlmMetrics.breakerState, { key }, stateCode[state])
+  })
 
-const admitted = (engine: Engine, key: string, admission: Admission): Effect.Effect<Admission> =>
+/** Publishes what an admission caused; `undefined` when there is nothing to publish (the usual case). */
+const announce = (engine: Engine, key: string, admission: Admission): Effect.Effect<void> | undefined =>
   admission.transitions.length === 0 && engine.seen.has(key)
-    ? Effect.succeed(admission)
-    : Effect.as(Effect.zipRight(publish(engine, key, admission.transitions), firstSight(engine, key, admission)), admission)
+    ? undefined
+    : Effect.zipRight(publish(engine, key, admission.transitions), firstSight(engine, key, admission))
 
 const storeDown = (error: CircuitBreakerStoreError) =>
   Effect.as(Effect.logWarning("circuit breaker store unavailable; the call runs untracked", error), undefined)
@@ -63,22 +93,58 @@ const admitKey = (engine: Engine, key: string): Effect.Effect<Admission | undefi
   Effect.flatMap(Clock.currentTimeMillis, (now) =>
     Effect.matchEffect(engine.store.admit(key, now, engine.config), {
       onFailure: storeDown,
-      onSuccess: (admission) => admitted(engine, key, admission)
+      onSuccess: (admission) => {
+        const announced = announce(engine, key, admission)
+        return announced === undefined ? Effect.succeed(admission) : Effect.as(announced, admission)
+      }
     }))
+
+/** How a failed call counts. A `countAsFailure` that throws counts it as ignored, so a probe slot is never lost. */
+const classify = (engine: Engine, cause: Cause.Cause<unknown>): Outcome | { readonly thrown: unknown } => {
+  if (Cause.isInterruptedOnly(cause)) return "ignored"
+  const failure = Cause.failureOption(cause)
+  if (Option.isNone(failure)) return "ignored"
+  try {
+    return engine.countAsFailure(failure.value) ? "failure" : "ignored"
+  } catch (thrown) {
+    return { thrown }
+  }
+}
 
 const outcomeOf = (engine: Engine, exit: Exit.Exit<unknown, unknown>): Outcome => {
   if (Exit.isSuccess(exit)) return "success"
-  if (Cause.isInterruptedOnly(exit.cause)) return "ignored"
-  const failure = Cause.failureOption(exit.cause)
-  return Option.isSome(failure) && engine.countAsFailure(failure.value) ? "failure" : "ignored"
+  const outcome = classify(engine, exit.cause)
+  return typeof outcome === "string" ? outcome : "ignored"
 }
 
 const recordKey = (engine: Engine, key: string, ticket: Ticket, exit: Exit.Exit<unknown, unknown>) =>
   Effect.flatMap(Clock.currentTimeMillis, (now) =>
     Effect.matchEffect(engine.store.record(key, now, engine.config, ticket, outcomeOf(engine, exit)), {
-      onFailure: (error) => Effect.logWarning("circuit breaker store unavailable; an outcome was not recorded", error),
+      onFailure: recordFailed,
       onSuccess: (records) => publish(engine, key, records)
     }))
+
+const recordFailed = (error: CircuitBreakerStoreError) =>
+  Effect.logWarning("circuit breaker store unavailable; an outcome was not recorded", error)
+
+/** Records an outcome (read at `now`), publishes what it caused, then continues with `result`. */
+const settle = <A, E, R>(
+  engine: Engine,
+  key: string,
+  now: number,
+  ticket: Ticket,
+  outcome: Outcome,
+  result: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => {
+  const published = (records: ReadonlyArray<TransitionRecord>) =>
+    records.length === 0 ? result : Effect.zipRight(publish(engine, key, records), result)
+  // The memory store answers synchronously: no Effect step at all between the call and its result.
+  if (engine.sync !== undefined) return published(engine.sync.record(key, now, engine.config, ticket, outcome))
+  return Effect.matchEffect(engine.store.record(key, now, engine.config, ticket, outcome), {
+    onFailure: (error) => Effect.zipRight(recordFailed(error), result),
+    onSuccess: published
+  })
+}
 
 const reject = (key: string, model: string | undefined, retryAfterMs: number): Effect.Effect<never, CircuitOpen> =>
   Effect.zipRight(
@@ -86,21 +152,80 @@ const reject = (key: string, model: string | undefined, retryAfterMs: number): E
     Effect.fail(new CircuitOpen({ key, retryAfter: Duration.millis(retryAfterMs), model }))
   )
 
+/**
+ * Runs an admitted call and records its outcome. `masked`: the call runs inside an uninterruptible region
+ * (`restored` is the call made interruptible again), so the recording cannot be skipped. Unmasked (the closed
+ * hot path): an interruption may skip the recording, which only ever counts as an ignored outcome, and a
+ * recording that causes a transition runs uninterruptibly, so the transition is always published.
+ */
+const run = <A, E, R>(
+  engine: Engine,
+  key: string,
+  model: string | undefined,
+  clock: Clock.Clock,
+  admission: Admission,
+  restored: Effect.Effect<A, E, R>,
+  masked: boolean
+): Effect.Effect<A, E | CircuitOpen, R> => {
+  if (admission._tag === "Rejected") return reject(key, model, admission.retryAfterMs)
+  const ticket = admission.ticket
+  const finish = <B, E2>(outcome: Outcome, result: Effect.Effect<B, E2>): Effect.Effect<B, E2> => {
+    const now = clock.unsafeCurrentTimeMillis()
+    if (masked) return settle(engine, key, now, ticket, outcome, result)
+    if (engine.sync!.recordIfQuiet(key, now, engine.config, ticket, outcome)) return result
+    return Effect.uninterruptible(Effect.suspend(() => settle(engine, key, now, ticket, outcome, result)))
+  }
+  return Effect.matchCauseEffect(restored, {
+    onSuccess: (value) => finish("success", Effect.succeed(value)),
+    onFailure: (cause) => {
+      const outcome = classify(engine, cause)
+      return typeof outcome === "string"
+        ? finish(outcome, Effect.failCause(cause))
+        : finish("ignored", Effect.failCause(Cause.sequential(cause, Cause.die(outcome.thrown))))
+    }
+  })
+}
+
 export const guardEffect = <A, E, R>(
+  engine: Engine,
+  key: string,
+  model: string | undefined,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | CircuitOpen, R> => {
+  const sync = engine.sync
+  if (sync === undefined) return guardMasked(engine, key, model, effect)
+  return Effect.clockWith((clock) => {
+    if (!sync.isClosed(key)) return guardMasked(engine, key, model, effect)
+    // The hot path. A closed circuit admits a plain call, never a probe (the check and the admission are one
+    // synchronous step), and a plain call's outcome may be lost to an interruption: see `run`.
+    const admission = sync.admit(key, clock.unsafeCurrentTimeMillis(), engine.config)
+    const announced = announce(engine, key, admission)
+    const guarded = run(engine, key, model, clock, admission, effect, false)
+    return announced === undefined ? guarded : Effect.zipRight(announced, guarded)
+  })
+}
+
+const guardMasked = <A, E, R>(
   engine: Engine,
   key: string,
   model: string | undefined,
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | CircuitOpen, R> =>
   // Admission and the outcome hook are registered without a gap: an admitted probe is always reported.
+  // One clock for both reads (admission and outcome), read synchronously.
   Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(admitKey(engine, key), (admission): Effect.Effect<A, E | CircuitOpen, R> => {
-      if (admission === undefined) return restore(effect)
-      if (admission._tag === "Rejected") return reject(key, model, admission.retryAfterMs)
-      return Effect.flatMap(
-        Effect.exit(restore(effect)),
-        (exit) => Effect.zipRight(recordKey(engine, key, admission.ticket, exit), exit)
-      )
+    Effect.clockWith((clock) => {
+      const admitted = (admission: Admission): Effect.Effect<A, E | CircuitOpen, R> => {
+        const announced = announce(engine, key, admission)
+        const guarded = run(engine, key, model, clock, admission, restore(effect), true)
+        return announced === undefined ? guarded : Effect.zipRight(announced, guarded)
+      }
+      const now = clock.unsafeCurrentTimeMillis()
+      if (engine.sync !== undefined) return admitted(engine.sync.admit(key, now, engine.config))
+      return Effect.matchEffect(engine.store.admit(key, now, engine.config), {
+        onFailure: (error) => Effect.zipRight(storeDown(error), restore(effect)),
+        onSuccess: admitted
+      })
     })
   )
 

@@ -471,6 +471,56 @@ describe("decide: serialization and invariants", () => {
     )
   })
 
+  it("property: window totals match a recount of the outcomes still in the window", () => {
+    const outcomes = fc.array(
+      fc.record({ dt: fc.integer({ min: 0, max: 3_000 }), failed: fc.boolean(), slow: fc.boolean() }),
+      { maxLength: 120 }
+    )
+    // No rule set: the window only counts, so it is never reset by a transition.
+    const counting = (window: Config["window"]): Config => ({ ...base, failureThreshold: null, window })
+    fc.assert(
+      fc.property(outcomes, fc.integer({ min: 1, max: 12 }), (events, size) => {
+        const m = machine({ ...counting({ kind: "calls", size }), slowCall: null })
+        const slowConfig = { durationMs: 1, rateThreshold: 1 }
+        const s = machine({ ...counting({ kind: "calls", size }), slowCall: slowConfig, minimumCalls: Infinity })
+        let now = 0
+        const seen: Array<{ failed: boolean; slow: boolean }> = []
+        for (const e of events) {
+          now += e.dt
+          m.call(now, e.failed ? "failure" : "success")
+          s.call(now, e.failed ? "failure" : "success", e.slow ? 1 : 0)
+          seen.push(e)
+          const last = seen.slice(-size)
+          expect(m.observe(now)).toMatchObject({
+            calls: last.length,
+            failures: last.filter((o) => o.failed).length
+          })
+          expect(s.observe(now)).toMatchObject({ calls: last.length, slowCalls: last.filter((o) => o.slow).length })
+        }
+      }),
+      { numRuns: 200 }
+    )
+    fc.assert(
+      fc.property(outcomes, fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 10_000 }), (events, buckets, durationMs) => {
+        const m = machine(counting({ kind: "time", durationMs, buckets }))
+        const width = durationMs / buckets
+        let now = 0
+        const seen: Array<{ at: number; failed: boolean }> = []
+        for (const e of events) {
+          now += e.dt
+          m.call(now, e.failed ? "failure" : "success")
+          seen.push({ at: now, failed: e.failed })
+          const inWindow = seen.filter((o) => Math.floor(now / width) - Math.floor(o.at / width) < buckets)
+          expect(m.observe(now)).toMatchObject({
+            calls: inWindow.length,
+            failures: inWindow.filter((o) => o.failed).length
+          })
+        }
+      }),
+      { numRuns: 200 }
+    )
+  })
+
   it("property: the backoff stays within [initial, max] and never NaN", () => {
     fc.assert(
       fc.property(
