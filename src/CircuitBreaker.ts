@@ -114,8 +114,8 @@ export interface Status {
 }
 
 /**
- * A sampling window: the last `calls` outcomes, or the outcomes of the last `duration` kept in `buckets`
- * sub-windows (defaults to 10; an outcome expires when its bucket leaves the window).
+ * A sampling window: the last `calls` outcomes (at most 10 000), or the outcomes of the last `duration` kept in
+ * `buckets` sub-windows (defaults to 10, at most 1 000; an outcome expires when its bucket leaves the window).
  *
  * @example
  * ```ts
