@@ -11,6 +11,15 @@
 import { createHash } from "node:crypto"
 import { Config, type ConfigError, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { Redis as IORedis, type RedisOptions } from "ioredis"
+import { IdempotencyStore } from "./Idempotency.js"
+import { make as makeIdempotencyStore } from "./internal/redis/idempotency.js"
+import { make as makeResponseCacheStore } from "./internal/redis/responseCache.js"
+import { decodeOrThrow } from "./InvalidOptions.js"
+import { ResponseCacheStore } from "./ResponseCache.js"
+import { make as makeTokenBudgetStore } from "./internal/redis/tokenBudget.js"
+import { TokenBudgetStore } from "./TokenBudget.js"
+import { RateLimiterStore } from "@effect/experimental/RateLimiter"
+import { make as makeRateLimiterStore } from "./internal/redis/rateLimiterStore.js"
 
 /**
  * A Redis command failed (connection refused, timeout, script error). `reason` is the driver's message without the
@@ -212,3 +221,147 @@ export const layerConfig = (): Layer.Layer<RedisClient, RedisError | ConfigError
         })
     )
   )
+
+// ---------------------------------------------------------------------------------------------------------------
+// RateLimiterStore
+
+/**
+ * The `RateLimiterStore` of `RateLimit.policy` in Redis, over the {@link RedisClient} in context (its connection and
+ * key prefix), so a fleet shares one limit. The token-bucket and fixed-window algorithms of
+ * `RateLimit.layerStoreMemory`, each method one Lua script, `now` passed in from the Effect clock. Keys are
+ * `<prefix>ratelimit:<SHA-256 of the limiter key>` (no user id is written to Redis) and expire once the bucket would
+ * have refilled completely (plus a minute's margin); a full bucket is deleted at once. A Redis failure is a
+ * `RateLimitStoreError`, on which the policy lets the call through and logs a warning.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmClient, RateLimit } from "effect-llm-resilience"
+ * import * as Redis from "effect-llm-resilience/Redis"
+ * const Live = LlmClient.layerWith(RateLimit.policy({ rpm: 500, tpm: 200_000 })).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
+ *   Layer.provide(Redis.layerRateLimiterStore),
+ *   Layer.provide(Redis.layer({ url: "redis://127.0.0.1:6379", prefix: "myapp:llm:" }))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerRateLimiterStore: Layer.Layer<RateLimiterStore, never, RedisClient> = Layer.effect(
+  RateLimiterStore,
+  Effect.map(RedisClient, (redis) => makeRateLimiterStore(redis))
+)
+
+// ---------------------------------------------------------------------------------------------------------------
+// TokenBudgetStore
+
+/**
+ * The `TokenBudgetStore` of `TokenBudget.policy` in Redis, over the {@link RedisClient} in context, so every replica
+ * reserves against one budget: `used + reserved` never exceeds a limit across processes. Each method (reserve,
+ * commit, refund, usage) is one Lua script running the ledger of the memory store, with `now` and the window
+ * passed in from the caller's Effect clock. Keys are `<prefix>budget:{<budget name>|<scope kind>|<digest of the
+ * scope value>}` plus `:r`, `:l`, `:b`, `:f` (reservations, leases, rolling buckets, fired alerts); each expires 5
+ * minutes after the last of its period end, newest bucket and last lease. A Redis failure is a defect: `reserve`
+ * then fails the call (no provider call without a reservation); a failed commit/refund is logged by the policy and
+ * the reservation holds budget until its lease ends. Amounts stay exact below 2^53 nano-USD (about $9 million).
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmClient, TokenBudget, Tokenizer } from "effect-llm-resilience"
+ * import * as Redis from "effect-llm-resilience/Redis"
+ * const Live = LlmClient.layerWith(TokenBudget.policy({ scope: "user", limit: { tokens: 200_000 }, period: "day" })).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
+ *   Layer.provide(Layer.merge(Redis.layerTokenBudgetStore, Tokenizer.layer)),
+ *   Layer.provide(Redis.layer({ url: "redis://127.0.0.1:6379", prefix: "myapp:llm:" }))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerTokenBudgetStore: Layer.Layer<TokenBudgetStore, never, RedisClient> = Layer.effect(
+  TokenBudgetStore,
+  Effect.map(RedisClient, (redis) => makeTokenBudgetStore(redis))
+)
+
+const ResponseCacheStoreOptions = Schema.Struct({
+  capacity: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 10_000 })
+}).annotations({ parseOptions: { onExcessProperty: "error" } })
+
+/**
+ * The `ResponseCacheStore` in Redis, bounded at `capacity` entries (an integer ≥ 1; defaults to 10,000) for every
+ * process sharing the prefix: beyond it the least recently used entry (a hit counts as a use) is deleted. Each entry
+ * is a hash `<prefix><key>` holding the response as JSON and its `expiresAt`; two sorted sets
+ * (`<prefix>llm-cache-index:v1:lru` and `…:exp`) order entries by use and by expiry. Every method is one Lua script
+ * with `now` from the Effect clock; an entry is gone at its `expiresAt` (Redis drops the key a minute later).
+ * `clear` deletes only the entries in this store's index. A Redis failure never fails a call: a failed `get` is a
+ * miss, a failed write is skipped, both logged as warnings. A bad or misspelt option throws `InvalidOptions`.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmClient, ResponseCache } from "effect-llm-resilience"
+ * import * as Redis from "effect-llm-resilience/Redis"
+ * const Live = LlmClient.layerWith(ResponseCache.policy({ ttl: "1 hour" })).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
+ *   Layer.provide(Redis.layerResponseCacheStoreWith({ capacity: 50_000 })),
+ *   Layer.provide(Redis.layerConfig())
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerResponseCacheStoreWith = (
+  options: { readonly capacity?: number | undefined }
+): Layer.Layer<ResponseCacheStore, never, RedisClient> => {
+  const { capacity } = decodeOrThrow(ResponseCacheStoreOptions, "Redis.layerResponseCacheStoreWith", options)
+  return Layer.effect(ResponseCacheStore, Effect.map(RedisClient, (redis) => makeResponseCacheStore(redis, capacity)))
+}
+
+/**
+ * The `ResponseCacheStore` in Redis with the default capacity of 10,000 entries (see
+ * {@link layerResponseCacheStoreWith}): processes sharing a prefix share every entry.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmClient, ResponseCache } from "effect-llm-resilience"
+ * import * as Redis from "effect-llm-resilience/Redis"
+ * const Live = LlmClient.layerWith(ResponseCache.policy({ ttl: "1 hour" })).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
+ *   Layer.provide(Redis.layerResponseCacheStore),
+ *   Layer.provide(Redis.layer({ url: "redis://127.0.0.1:6379" }))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerResponseCacheStore: Layer.Layer<ResponseCacheStore, never, RedisClient> =
+  layerResponseCacheStoreWith({})
+
+/**
+ * The `IdempotencyStore` in Redis: one hash `<prefix><key>` per idempotency key (state, fingerprint, `expiresAt`, and
+ * the encoded record once settled), kept by Redis a minute past its logical expiry. `claim` is one Lua script, so
+ * of any number of processes exactly one claims a key; the others see it in flight (and poll, with "wait") or settled.
+ * Fails closed: a Redis failure in `claim` or `get` is logged and becomes a defect, so the call fails instead of
+ * running unguarded; a failed `complete` or `release` (after the call) is logged as a warning, the caller keeps its
+ * outcome and the claim expires at its lease.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, Idempotency, LlmClient } from "effect-llm-resilience"
+ * import * as Redis from "effect-llm-resilience/Redis"
+ * const Live = LlmClient.layerWith(Idempotency.policy({ ttl: "24 hours" })).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
+ *   Layer.provide(Redis.layerIdempotencyStore),
+ *   Layer.provide(Redis.layerConfig())
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerIdempotencyStore: Layer.Layer<IdempotencyStore, never, RedisClient> = Layer.effect(
+  IdempotencyStore,
+  Effect.map(RedisClient, (redis) => makeIdempotencyStore(redis))
+)
