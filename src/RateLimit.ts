@@ -5,7 +5,7 @@
  *
  * Built on `@effect/experimental`'s `RateLimiter` (token buckets refilled continuously over one minute): the
  * state sits in its `RateLimiterStore`, in memory ({@link layerStoreMemory}) or in Redis
- * (`@effect/experimental/RateLimiter/Redis`), so many processes can share one limit.
+ * (`Redis.layerRateLimiterStore`, subpath `effect-llm-resilience/Redis`), so many processes can share one limit.
  *
  * @since 0.1.0
  */
@@ -89,7 +89,7 @@ const OptionsSchema = Schema.Struct({
  * An in-memory `RateLimiterStore` (one process): the token-bucket and fixed-window algorithms of
  * `@effect/experimental`'s memory store, except that a key whose bucket has refilled completely is forgotten, so
  * per-user keys do not accumulate for the life of the process. For limits shared by many processes provide
- * `@effect/experimental/RateLimiter/Redis.layerStore(...)` instead.
+ * `Redis.layerRateLimiterStore` (subpath `effect-llm-resilience/Redis`) instead.
  *
  * @example
  * ```ts
