@@ -1,0 +1,354 @@
+/**
+ * The Redis TokenBudgetStore: each method of the budget ledger (`../budgetLedger.ts`) as one Lua script, so one
+ * key's reserve / commit / refund / usage are atomic across every process sharing the server.
+ *
+ * Keys of one budget key K (all in one hash slot through the `{K}` tag):
+ * - `<prefix>budget:{K}`    hash: `ps`/`pe` (calendar period bounds), `ut`/`un` (calendar usage, tokens and nano-USD),
+ *                           `rt`/`rn` (sum of live reservations), `ex` (when the key can be forgotten);
+ * - `<prefix>budget:{K}:r`  hash: reservation id → "tokens,nanoUsd";
+ * - `<prefix>budget:{K}:l`  sorted set: reservation id scored by its lease end (`expiresAt`);
+ * - `<prefix>budget:{K}:b`  hash: rolling bucket index → "tokens,nanoUsd";
+ * - `<prefix>budget:{K}:f`  set: alert thresholds fired ("tokens@0.8").
+ *
+ * Numbers: Lua numbers are doubles, like JS numbers, and every sum is computed in the same order of operations as
+ * the ledger, so the two stores agree exactly; integers stay exact below 2^53 (9,007,199,254,740,992 nano-USD, about
+ * $9.007 million, per key and period). Numbers never go through Lua's `tostring` (it keeps 14 significant digits):
+ * they are written with `%.0f` (integers) or `%.17g`, and every reply is a string parsed with `Number`.
+ *
+ * Time: `now` and the window come from the caller's clock; expiry of reservations, buckets and periods is decided
+ * from the stored timestamps only. Every key gets a PEXPIRE of (logical end − now) + {@link TTL_MARGIN_MS}, and is
+ * deleted when its logical end has passed (what the memory store does).
+ */
+import { Effect } from "effect"
+import type { RedisClient, Script } from "../../Redis.js"
+import { script } from "../../Redis.js"
+import type {
+  CommitInput,
+  CommitResult,
+  Crossing,
+  Limits,
+  RefundInput,
+  RefundResult,
+  ReserveInput,
+  ReserveResult,
+  Snapshot,
+  StoreService,
+  Unit,
+  UsageInput
+} from "../budgetLedger.js"
+import { bucketIndex, oldestLiveBucket, reportedBounds, thresholdAmount, type Window } from "../budgetPeriod.js"
+
+/**
+ * Added to every key's TTL beyond its logical end, so that a replica whose clock runs ahead of another's (by less
+ * than this) never lets Redis drop a key that the other still counts.
+ */
+export const TTL_MARGIN_MS = 5 * 60_000
+
+// ARGV[1] window kind ("C" calendar, "R" rolling), ARGV[2] now,
+// calendar: ARGV[3] start, ARGV[4] end; rolling: ARGV[3] oldest live bucket, ARGV[4] bucketMs, ARGV[5] durationMs,
+// ARGV[6] bucket of now. Method arguments start at ARGV[7].
+const prelude = `
+local H, R, L, B, F = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local cal = ARGV[1] == "C"
+local nowArg = ARGV[2]
+local now = tonumber(nowArg)
+local wa, wb, wc = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local current = ARGV[6]
+
+-- exact decimal text of a double (tostring keeps only 14 digits)
+local function num(n)
+  n = n + 0
+  if n == math.floor(n) then return string.format("%.0f", n) end
+  return string.format("%.17g", n)
+end
+local function pair(v)
+  local t, n = string.match(v, "^([^,]*),(.*)$")
+  return tonumber(t), tonumber(n)
+end
+
+local s = redis.call("HMGET", H, "ps", "pe", "ut", "un", "rt", "rn", "ex")
+local ps, pe = tonumber(s[1]), tonumber(s[2])
+local ut, un = tonumber(s[3]) or 0, tonumber(s[4]) or 0
+local rt, rn = tonumber(s[5]) or 0, tonumber(s[6]) or 0
+local ex = tonumber(s[7]) or -math.huge
+local buckets = {}
+
+-- prepare: drop expired reservations, start a newer calendar period, drop expired buckets
+local expired = redis.call("ZRANGEBYSCORE", L, "-inf", nowArg)
+if #expired > 0 then
+  for _, id in ipairs(expired) do
+    local v = redis.call("HGET", R, id)
+    if v then
+      local t, n = pair(v)
+      rt, rn = rt - t, rn - n
+      redis.call("HDEL", R, id)
+    end
+  end
+  redis.call("ZREMRANGEBYSCORE", L, "-inf", nowArg)
+end
+if cal then
+  if ps == nil or wa > ps then
+    ps, pe, ut, un = wa, wb, 0, 0
+    redis.call("DEL", F)
+  end
+else
+  local all = redis.call("HGETALL", B)
+  for k = 1, #all, 2 do
+    if tonumber(all[k]) < wa then
+      redis.call("HDEL", B, all[k])
+    else
+      local t, n = pair(all[k + 1])
+      buckets[all[k]] = { t, n }
+    end
+  end
+end
+
+local function used()
+  if cal then return ut, un end
+  local t, n = 0, 0
+  for _, b in pairs(buckets) do t, n = t + b[1], n + b[2] end
+  return t, n
+end
+
+local function release(id)
+  local v = redis.call("HGET", R, id)
+  if not v then return false end
+  local t, n = pair(v)
+  rt, rn = rt - t, rn - n
+  redis.call("HDEL", R, id)
+  redis.call("ZREM", L, id)
+  return true
+end
+
+-- touch: the key's logical end (period end, newest bucket's expiry, last lease) becomes \`ex\`, and the key is
+-- deleted once \`ex\` has passed. A rejected reservation leaves \`ex\` as it was (what the ledger does).
+-- Every key expires in Redis no earlier than its logical end (plus a margin).
+local function finish(head, extra, rejected)
+  if redis.call("ZCARD", L) == 0 then rt, rn = 0, 0 end
+  local ends = -math.huge
+  if cal then
+    ends = pe
+  else
+    for i, _ in pairs(buckets) do ends = math.max(ends, (tonumber(i) + 1) * wb + wc) end
+  end
+  local last = redis.call("ZRANGE", L, "-1", "-1", "WITHSCORES")
+  if last[2] then ends = math.max(ends, tonumber(last[2])) end
+  if not rejected then ex = ends end
+  if ex <= now then
+    redis.call("DEL", H, R, L, B, F)
+  else
+    local fields = { "rt", num(rt), "rn", num(rn), "ex", num(ex) }
+    if ps ~= nil then
+      for _, v in ipairs({ "ps", num(ps), "pe", num(pe), "ut", num(ut), "un", num(un) }) do table.insert(fields, v) end
+    end
+    redis.call("HSET", H, unpack(fields))
+    local ttl = num(math.ceil(math.max(ends, ex) - now) + ${TTL_MARGIN_MS})
+    for _, key in ipairs(KEYS) do redis.call("PEXPIRE", key, ttl) end
+  end
+  local t, n = used()
+  local reply = { head, num(t), num(n), num(rt), num(rn), ps and num(ps) or "", pe and num(pe) or "" }
+  for _, v in ipairs(extra) do table.insert(reply, v) end
+  return reply
+end
+`
+
+// ARGV[7] id, ARGV[8] tokens, ARGV[9] nano-USD, ARGV[10] token limit ("" = none), ARGV[11] nano-USD limit, ARGV[12] lease end
+const reserveLua = `${prelude}
+local id = ARGV[7]
+local amount = { tonumber(ARGV[8]), tonumber(ARGV[9]) }
+local limits = { tonumber(ARGV[10]), tonumber(ARGV[11]) }
+if redis.call("HEXISTS", R, id) == 0 then
+  local u = { used() }
+  local r = { rt, rn }
+  for unit = 1, 2 do
+    local limit = limits[unit]
+    if limit ~= nil then
+      local remaining = math.max(0, limit - u[unit] - r[unit])
+      if amount[unit] > remaining then return finish("rejected", { tostring(unit), num(remaining) }, true) end
+    end
+  end
+  redis.call("HSET", R, id, ARGV[8] .. "," .. ARGV[9])
+  redis.call("ZADD", L, ARGV[12], id)
+  rt, rn = rt + amount[1], rn + amount[2]
+end
+return finish("reserved", {}, false)
+`
+
+// ARGV[7] id, ARGV[8] tokens, ARGV[9] nano-USD, ARGV[10] number of thresholds, then per threshold (in the order
+// they are reported): id, unit ("1" tokens, "2" nano-USD), amount that reaches it
+const commitLua = `${prelude}
+local found = release(ARGV[7])
+local count = tonumber(ARGV[10])
+local function rearm(u)
+  for k = 0, count - 1 do
+    local id, unit, amount = ARGV[11 + 3 * k], tonumber(ARGV[12 + 3 * k]), tonumber(ARGV[13 + 3 * k])
+    if u[unit] < amount then redis.call("SREM", F, id) end
+  end
+end
+rearm({ used() })
+local t, n = tonumber(ARGV[8]), tonumber(ARGV[9])
+if cal then
+  ut, un = ut + t, un + n
+else
+  local b = buckets[current] or { 0, 0 }
+  buckets[current] = { b[1] + t, b[2] + n }
+  redis.call("HSET", B, current, num(buckets[current][1]) .. "," .. num(buckets[current][2]))
+end
+local u = { used() }
+local crossed = {}
+for k = 0, count - 1 do
+  local id, unit, amount = ARGV[11 + 3 * k], tonumber(ARGV[12 + 3 * k]), tonumber(ARGV[13 + 3 * k])
+  if u[unit] >= amount then
+    if redis.call("SADD", F, id) == 1 then table.insert(crossed, tostring(k)) end
+  else
+    redis.call("SREM", F, id)
+  end
+end
+return finish(found and "found" or "missing", crossed, false)
+`
+
+// ARGV[7] id
+const refundLua = `${prelude}
+local found = release(ARGV[7])
+return finish(found and "found" or "missing", {}, false)
+`
+
+const usageLua = `${prelude}
+return finish("usage", {}, false)
+`
+
+interface Scripts {
+  readonly reserve: Script
+  readonly commit: Script
+  readonly refund: Script
+  readonly usage: Script
+}
+
+// Built on first use: `Redis.ts` imports this module, so nothing from it may run at load time.
+let scripts: Scripts | undefined
+const scriptsOf = (): Scripts =>
+  scripts ??= {
+    reserve: script(reserveLua),
+    commit: script(commitLua),
+    refund: script(refundLua),
+    usage: script(usageLua)
+  }
+
+const units: ReadonlyArray<readonly [Unit, "tokens" | "nanoUsd"]> = [["tokens", "tokens"], ["usd", "nanoUsd"]]
+
+const windowArgs = (window: Window, now: number): Array<string> => {
+  if (window._tag === "Calendar") return ["C", String(now), String(window.start), String(window.end), "", ""]
+  const { bucketMs, durationMs } = window
+  return [
+    "R",
+    String(now),
+    String(oldestLiveBucket(now, durationMs, bucketMs)),
+    String(bucketMs),
+    String(durationMs),
+    String(bucketIndex(now, bucketMs))
+  ]
+}
+
+const limitArg = (limit: number | undefined): string => limit === undefined ? "" : String(limit)
+
+interface Threshold extends Crossing {
+  readonly id: string
+  readonly unit: Unit
+  readonly amount: number
+}
+
+/** The thresholds in the order the ledger reports them: per unit (tokens, then USD), ascending. */
+const thresholdsOf = (limits: Limits, alertAt: ReadonlyArray<number>): ReadonlyArray<Threshold> => {
+  const sorted = [...alertAt].sort((a, b) => a - b)
+  return units.flatMap(([unit, field]) => {
+    const limit = limits[field]
+    if (limit === undefined) return []
+    return sorted.map((threshold) => ({ id: `${unit}@${threshold}`, unit, threshold, amount: thresholdAmount(limit, threshold) }))
+  })
+}
+
+interface Reply {
+  readonly head: string
+  readonly snapshot: Snapshot
+  readonly extra: ReadonlyArray<string>
+}
+
+const parse = (raw: unknown, window: Window, now: number): Reply => {
+  if (!Array.isArray(raw) || raw.length < 7 || !raw.every((v) => typeof v === "string")) {
+    throw new Error("TokenBudgetStore (Redis): unexpected script reply")
+  }
+  const values = raw as ReadonlyArray<string>
+  const bounds = window._tag === "Calendar" && values[5] !== ""
+    ? { start: Number(values[5]), end: Number(values[6]) }
+    : reportedBounds(window, now)
+  return {
+    head: values[0],
+    snapshot: {
+      used: { tokens: Number(values[1]), nanoUsd: Number(values[2]) },
+      reserved: { tokens: Number(values[3]), nanoUsd: Number(values[4]) },
+      periodStart: bounds.start,
+      periodEnd: bounds.end
+    },
+    extra: values.slice(7)
+  }
+}
+
+/**
+ * The store over one RedisClient. A Redis failure (or an unexpected reply) is a defect, as the store contract says:
+ * `reserve` then fails the call, and the policy logs a failed `commit`/`refund` while the lease holds the budget.
+ */
+export const make = (redis: RedisClient["Type"]): StoreService => {
+  const keysOf = (key: string): ReadonlyArray<string> => {
+    const base = `${redis.prefix}budget:{${key}}`
+    return [base, `${base}:r`, `${base}:l`, `${base}:b`, `${base}:f`]
+  }
+  const run = <A>(
+    pick: (scripts: Scripts) => Script,
+    input: { readonly key: string; readonly window: Window; readonly now: number },
+    args: ReadonlyArray<string>,
+    decode: (reply: Reply) => A
+  ): Effect.Effect<A> =>
+    redis.run(pick(scriptsOf()), keysOf(input.key), [...windowArgs(input.window, input.now), ...args]).pipe(
+      Effect.flatMap((raw) => Effect.try(() => decode(parse(raw, input.window, input.now)))),
+      Effect.orDie
+    )
+
+  const reserve = (input: ReserveInput): Effect.Effect<ReserveResult> =>
+    run((s) => s.reserve, input, [
+      input.reservationId,
+      String(input.amount.tokens),
+      String(input.amount.nanoUsd),
+      limitArg(input.limits.tokens),
+      limitArg(input.limits.nanoUsd),
+      String(input.expiresAt)
+    ], ({ extra, head, snapshot }): ReserveResult => {
+      if (head === "reserved") return { _tag: "Reserved", snapshot }
+      const [unit, field] = units[Number(extra[0]) - 1]
+      return { _tag: "Rejected", unit, requested: input.amount[field], remaining: Number(extra[1]), snapshot }
+    })
+
+  const commit = (input: CommitInput): Effect.Effect<CommitResult> => {
+    const thresholds = thresholdsOf(input.limits, input.alertAt)
+    return run((s) => s.commit, input, [
+      input.reservationId,
+      String(input.actual.tokens),
+      String(input.actual.nanoUsd),
+      String(thresholds.length),
+      ...thresholds.flatMap((t) => [t.id, t.unit === "tokens" ? "1" : "2", String(t.amount)])
+    ], ({ extra, head, snapshot }): CommitResult => ({
+      found: head === "found",
+      crossed: extra.map((index) => {
+        const { threshold, unit } = thresholds[Number(index)]
+        return { unit, threshold }
+      }),
+      snapshot
+    }))
+  }
+
+  const refund = (input: RefundInput): Effect.Effect<RefundResult> =>
+    run((s) => s.refund, input, [input.reservationId], ({ head, snapshot }) => ({ found: head === "found", snapshot }))
+
+  const usage = (input: UsageInput): Effect.Effect<Snapshot> => run((s) => s.usage, input, [], (r) => r.snapshot)
+
+  return { reserve, commit, refund, usage }
+}
