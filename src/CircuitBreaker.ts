@@ -336,7 +336,7 @@ export interface Observation {
 
 /**
  * The circuit breaker state machine, pure: `decide(state, now, event)` returns the event's result and the next
- * state. Every store runs it (or a port of it, e.g. a Redis Lua script) as one atomic step per key.
+ * state. Every store runs it as one atomic step per key (the Redis store inside an optimistic transaction).
  *
  * @example
  * ```ts

@@ -20,6 +20,8 @@ import { make as makeTokenBudgetStore } from "./internal/redis/tokenBudget.js"
 import { TokenBudgetStore } from "./TokenBudget.js"
 import { RateLimiterStore } from "@effect/experimental/RateLimiter"
 import { make as makeRateLimiterStore } from "./internal/redis/rateLimiterStore.js"
+import { CircuitBreakerStore } from "./CircuitBreaker.js"
+import { make as makeCircuitBreakerStore } from "./internal/redis/circuitBreaker.js"
 
 /**
  * A Redis command failed (connection refused, timeout, script error). `reason` is the driver's message without the
@@ -364,4 +366,36 @@ export const layerResponseCacheStore: Layer.Layer<ResponseCacheStore, never, Red
 export const layerIdempotencyStore: Layer.Layer<IdempotencyStore, never, RedisClient> = Layer.effect(
   IdempotencyStore,
   Effect.map(RedisClient, (redis) => makeIdempotencyStore(redis))
+)
+
+// ---------------------------------------------------------------------------------------------------------------
+// CircuitBreakerStore
+
+/**
+ * The `CircuitBreakerStore` in Redis, over the {@link RedisClient} in context, so a fleet shares one breaker per
+ * key: one process's break rejects in every process, and the fleet sends `halfOpenProbes` probes, not that many per
+ * process. Each method runs the same pure state machine as `CircuitBreaker.layerStoreMemory` (`CircuitBreaker.decide`)
+ * as an optimistic transaction (WATCH, GET, decide, MULTI SET EXEC, retried on a conflict) on a small pool of
+ * dedicated connections; a step that changes nothing is one GET. The state is one JSON string per key,
+ * `<prefix>breaker:<SHA-256 of the breaker key>`, with a TTL of its break or probe deadline plus a day (30 days while
+ * isolated). A Redis failure is a `CircuitBreakerStoreError`: guarded calls then fail open (they run untracked, with a
+ * warning).
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { CircuitBreaker, FakeLlm, LlmClient } from "effect-llm-resilience"
+ * import * as Redis from "effect-llm-resilience/Redis"
+ * const Live = LlmClient.layerWith(CircuitBreaker.policy({ per: "model" })).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
+ *   Layer.provide(Redis.layerCircuitBreakerStore),
+ *   Layer.provide(Redis.layer({ url: "redis://127.0.0.1:6379", prefix: "myapp:llm:" }))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerCircuitBreakerStore: Layer.Layer<CircuitBreakerStore, never, RedisClient> = Layer.scoped(
+  CircuitBreakerStore,
+  Effect.flatMap(RedisClient, (redis) => makeCircuitBreakerStore(redis))
 )

@@ -2,7 +2,8 @@
  * The circuit breaker state machine: a pure function `decide(state, now, event) → [result, state]`.
  *
  * Everything here is plain JSON (numbers, strings, arrays, null) so a store can keep the state anywhere
- * (a Ref, a Redis hash via a Lua port of this file) and every transition is decided in one atomic step.
+ * (a Map, a Redis string written by an optimistic transaction running this same function) and every transition is
+ * decided in one atomic step.
  * Time is always passed in (`now`, epoch milliseconds from the Effect clock); nothing here reads a clock.
  */
 

@@ -1,0 +1,219 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { Redis as IORedis } from "ioredis"
+import { randomUUID } from "node:crypto"
+import * as CircuitBreaker from "../../src/CircuitBreaker.js"
+import * as FakeLlm from "../../src/FakeLlm.js"
+import { IDLE_RETENTION_MS, ISOLATED_RETENTION_MS, redisKey } from "../../src/internal/redis/circuitBreaker.js"
+import { ChatRequest } from "../../src/Llm.js"
+import * as LlmClient from "../../src/LlmClient.js"
+import { ServerError } from "../../src/LlmError.js"
+import * as Redis from "../../src/Redis.js"
+import { describeRedis, layerRedisTest, redisUrl } from "../support/redis.js"
+import { circuitBreakerStoreContract } from "./CircuitBreakerStore.contract.js"
+
+const T0 = 1_700_000_000_000
+
+const config: CircuitBreaker.Config = {
+  failureThreshold: 3,
+  failureRate: null,
+  slowCall: null,
+  window: null,
+  minimumCalls: 10,
+  halfOpenAfter: { initialMs: 10_000, maxMs: 40_000, factor: 2 },
+  halfOpenProbes: 1,
+  probeTimeoutMs: 60_000
+}
+
+/** Every outcome changes the state (a window of the last 1000 calls): each record is a write. */
+const counting: CircuitBreaker.Config = {
+  ...config,
+  failureThreshold: null,
+  failureRate: 0.99,
+  window: { kind: "calls", size: 1_000 },
+  minimumCalls: 1_000
+}
+
+const storeOver = <E>(client: Layer.Layer<Redis.RedisClient, E>) =>
+  Redis.layerCircuitBreakerStore.pipe(Layer.provideMerge(client))
+
+const ticketOf = (admission: CircuitBreaker.Admission): CircuitBreaker.Ticket => {
+  if (admission._tag !== "Admitted") throw new Error(`expected an admission, got ${admission._tag}`)
+  return admission.ticket
+}
+
+const openKey = (store: CircuitBreaker.Store, key: string) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 3; i++) {
+      yield* store.record(key, T0, config, ticketOf(yield* store.admit(key, T0, config)), "failure")
+    }
+  })
+
+/** A successful admitted call on `key`, recorded with the counting config. */
+const countedCall = (store: CircuitBreaker.Store, key: string) =>
+  Effect.flatMap(store.admit(key, T0, counting), (a) => store.record(key, T0 + 1, counting, ticketOf(a), "success"))
+
+describeRedis("CircuitBreakerStore over Redis", () => {
+  circuitBreakerStoreContract("redis", Redis.layerCircuitBreakerStore.pipe(Layer.provide(layerRedisTest())))
+
+  describe("keys", () => {
+    it.effect("one JSON state per key under the prefix, hashed, with a TTL of its break plus the idle retention", () =>
+      Effect.gen(function* () {
+        const redis = yield* Redis.RedisClient
+        const store = yield* CircuitBreaker.CircuitBreakerStore
+        const key = "custom:tenant-alice@example.com"
+        // a closed admit changes nothing: nothing is written
+        yield* store.admit(key, T0, config)
+        expect(yield* redis.use("KEYS", (c) => c.keys(`${redis.prefix}*`))).toEqual([])
+        yield* openKey(store, key)
+        const keys = yield* redis.use("KEYS", (c) => c.keys(`${redis.prefix}*`))
+        expect(keys).toEqual([redisKey(redis.prefix, key)])
+        expect(keys[0].startsWith(`${redis.prefix}breaker:`) && !keys[0].includes("alice")).toBe(true)
+        const stored = JSON.parse((yield* redis.use("GET", (c) => c.get(keys[0])))!) as CircuitBreaker.StoredState
+        expect(stored).toMatchObject({ phase: "open", openUntil: T0 + 10_000 })
+        // written at T0 with a 10 s break: 10 s + a day
+        const ttl = yield* redis.use("PTTL", (c) => c.pttl(keys[0]))
+        expect(ttl).toBeGreaterThan(10_000 + IDLE_RETENTION_MS - 2_000)
+        expect(ttl).toBeLessThanOrEqual(10_000 + IDLE_RETENTION_MS)
+        yield* store.isolate(key, T0 + 1, config)
+        const isolatedTtl = yield* redis.use("PTTL", (c) => c.pttl(keys[0]))
+        expect(isolatedTtl).toBeGreaterThan(ISOLATED_RETENTION_MS - 2_000)
+      }).pipe(Effect.provide(storeOver(layerRedisTest()))))
+
+    it.effect("a stored value that is not a breaker state is a CircuitBreakerStoreError", () =>
+      Effect.gen(function* () {
+        const redis = yield* Redis.RedisClient
+        const store = yield* CircuitBreaker.CircuitBreakerStore
+        yield* redis.use("SET", (c) => c.set(redisKey(redis.prefix, "corrupt"), "[1,2]", "PX", 60_000))
+        const error = yield* Effect.flip(store.admit("corrupt", T0, config))
+        expect(error._tag).toBe("CircuitBreakerStoreError")
+        expect(error.operation).toBe("admit")
+      }).pipe(Effect.provide(storeOver(layerRedisTest()))))
+  })
+
+  describe("one process, 50 concurrent callers", () => {
+    it.effect("writes to one key queue on the per-key lock: 50 counted calls count 50, no conflict, no error", () =>
+      Effect.gen(function* () {
+        const store = yield* CircuitBreaker.CircuitBreakerStore
+        const key = `lock:${randomUUID()}`
+        yield* Effect.all(Array.from({ length: 50 }, () => countedCall(store, key)), { concurrency: "unbounded" })
+        expect((yield* store.observe(key, T0 + 2, counting)).status).toMatchObject({ phase: "closed", calls: 50 })
+      }).pipe(Effect.provide(storeOver(layerRedisTest()))))
+
+    it.effect("writes to ten keys share the connection pool: every key counts its own 5 calls exactly", () =>
+      Effect.gen(function* () {
+        const store = yield* CircuitBreaker.CircuitBreakerStore
+        const keys = Array.from({ length: 10 }, () => `pool:${randomUUID()}`)
+        yield* Effect.all(Array.from({ length: 50 }, (_, i) => countedCall(store, keys[i % 10])), {
+          concurrency: "unbounded"
+        })
+        const calls = yield* Effect.forEach(keys, (key) =>
+          Effect.map(store.observe(key, T0 + 2, counting), (o) => o.status.calls))
+        expect(calls).toEqual(Array.from({ length: 10 }, () => 5))
+      }).pipe(Effect.provide(storeOver(layerRedisTest()))))
+  })
+
+  describe("failure behaviour", () => {
+    const unreachable = Layer.scoped(
+      Redis.RedisClient,
+      Effect.acquireRelease(
+        Effect.sync(() =>
+          Redis.fromClient(
+            new IORedis("redis://127.0.0.1:1", {
+              lazyConnect: true,
+              enableOfflineQueue: false,
+              maxRetriesPerRequest: 0,
+              retryStrategy: () => null
+            }),
+            "down:"
+          )
+        ),
+        (redis) => Effect.sync(() => redis.client.disconnect())
+      )
+    )
+
+    it.effect("a Redis failure is a CircuitBreakerStoreError naming the operation, not the key", () =>
+      Effect.gen(function* () {
+        const store = yield* CircuitBreaker.CircuitBreakerStore
+        const error = yield* Effect.flip(store.admit("model:secret-tenant", T0, config))
+        expect(error._tag).toBe("CircuitBreakerStoreError")
+        expect(error.operation).toBe("admit")
+        expect(error.message).not.toContain("secret-tenant")
+      }).pipe(Effect.provide(storeOver(unreachable))))
+
+    it.effect("the policy fails open: calls run (untracked) while Redis is down", () => {
+      const fake = FakeLlm.layer(FakeLlm.fail(new ServerError({ status: 503 })))
+      const decorated = LlmClient.layerWith(CircuitBreaker.policy({ failureThreshold: 1 })).pipe(Layer.provide(fake))
+      return Effect.gen(function* () {
+        const request = new ChatRequest({ model: "m", messages: [{ role: "user", content: "hi" }] })
+        for (let i = 0; i < 3; i++) expect((yield* Effect.flip(LlmClient.complete(request)))._tag).toBe("ServerError")
+        expect(yield* FakeLlm.calls).toHaveLength(3)
+      }).pipe(Effect.provide(Layer.merge(fake, decorated).pipe(Layer.provide(storeOver(unreachable)))))
+    })
+  })
+
+  describe("across processes (two connections, one prefix)", () => {
+    const prefix = `test:${randomUUID()}:`
+    const processA = storeOver(Redis.layer({ url: redisUrl, prefix }))
+    const processB = storeOver(Redis.layer({ url: redisUrl, prefix }))
+
+    it.effect("a breaker opened through one process rejects through the other", () => {
+      const model = `model-${randomUUID()}`
+      const stack = <E>(store: Layer.Layer<CircuitBreaker.CircuitBreakerStore, E>) => {
+        const fake = FakeLlm.layer(FakeLlm.fail(new ServerError({ status: 503 })))
+        const decorated = LlmClient.layerWith(
+          CircuitBreaker.policy({ failureThreshold: 2, halfOpenAfter: "30 seconds" })
+        ).pipe(Layer.provide(fake))
+        return Layer.merge(fake, decorated).pipe(Layer.provide(store))
+      }
+      const request = new ChatRequest({ model, messages: [{ role: "user", content: "hi" }] })
+      return Effect.gen(function* () {
+        const [a, b] = [stack(processA), stack(processB)]
+        yield* Effect.flip(LlmClient.complete(request)).pipe(Effect.provide(a))
+        yield* Effect.flip(LlmClient.complete(request)).pipe(Effect.provide(b)) // the second failure opens it
+        const rejected = yield* Effect.flip(LlmClient.complete(request)).pipe(
+          Effect.zip(FakeLlm.calls),
+          Effect.provide(a)
+        )
+        expect(rejected[0]._tag).toBe("CircuitOpen")
+        expect(rejected[1]).toHaveLength(0) // process A's provider was not called
+      })
+    })
+
+    it.live("50 concurrent callers split over both processes after the break: exactly halfOpenProbes probes", () =>
+      Effect.gen(function* () {
+        const two = { ...config, halfOpenProbes: 2 }
+        const key = `probes:${randomUUID()}`
+        const run = (n: number) =>
+          Effect.flatMap(CircuitBreaker.CircuitBreakerStore, (store) =>
+            Effect.all(Array.from({ length: n }, () => store.admit(key, T0 + 10_000, two)), {
+              concurrency: "unbounded"
+            }))
+        yield* Effect.flatMap(CircuitBreaker.CircuitBreakerStore, (store) => openKey(store, key)).pipe(
+          Effect.provide(processA)
+        )
+        const [a, b] = yield* Effect.all([
+          run(25).pipe(Effect.provide(processA)),
+          run(25).pipe(Effect.provide(processB))
+        ], { concurrency: "unbounded" })
+        const all = [...a, ...b]
+        expect(all.filter((x) => x._tag === "Admitted" && x.ticket.probe)).toHaveLength(2)
+        expect(all.filter((x) => x._tag === "Rejected")).toHaveLength(48)
+        expect(all.flatMap((x) => x.transitions).map((t) => `${t.from}>${t.to}`)).toEqual(["open>halfOpen"])
+      }))
+
+    it.live("writes racing from both processes lose nothing: 100 counted calls split over both count 100", () =>
+      Effect.gen(function* () {
+        const key = `race:${randomUUID()}`
+        const run = (n: number) =>
+          Effect.flatMap(CircuitBreaker.CircuitBreakerStore, (store) =>
+            Effect.all(Array.from({ length: n }, () => countedCall(store, key)), { concurrency: "unbounded" }))
+        yield* Effect.all([run(50).pipe(Effect.provide(processA)), run(50).pipe(Effect.provide(processB))], {
+          concurrency: "unbounded"
+        })
+        const observed = yield* Effect.flatMap(CircuitBreaker.CircuitBreakerStore, (s) => s.observe(key, T0 + 2, counting))
+          .pipe(Effect.provide(processB))
+        expect(observed.status.calls).toBe(100)
+      }))
+  })
+})
