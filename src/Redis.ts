@@ -399,3 +399,41 @@ export const layerCircuitBreakerStore: Layer.Layer<CircuitBreakerStore, never, R
   CircuitBreakerStore,
   Effect.flatMap(RedisClient, (redis) => makeCircuitBreakerStore(redis))
 )
+
+// ---------------------------------------------------------------------------------------------------------------
+// All stores
+
+/**
+ * Every store on Redis: breaker, budget, cache, idempotency and rate limits, over the `RedisClient` in context. With
+ * `Pipeline.layer(options)` this shares a whole pipeline's state across processes.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, Pipeline, Tokenizer } from "effect-llm-resilience"
+ * import * as Redis from "effect-llm-resilience/Redis"
+ * const Live = Pipeline.layer({
+ *   cache: { ttl: "1 hour" },
+ *   budgets: [{ scope: "user", limit: { tokens: 100_000 }, period: "day" }],
+ *   retry: { maxRetries: 3 },
+ *   breaker: { per: "model" }
+ * }).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
+ *   Layer.provide(Layer.merge(Redis.layerStores, Tokenizer.layer)),
+ *   Layer.provide(Redis.layerConfig())
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerStores: Layer.Layer<
+  CircuitBreakerStore | TokenBudgetStore | ResponseCacheStore | IdempotencyStore | RateLimiterStore,
+  never,
+  RedisClient
+> = Layer.mergeAll(
+  layerCircuitBreakerStore,
+  layerTokenBudgetStore,
+  layerResponseCacheStore,
+  layerIdempotencyStore,
+  layerRateLimiterStore
+)
