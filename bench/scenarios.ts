@@ -53,7 +53,7 @@ export const chaosFaults: NonNullable<ChaosServer.Options["faults"]> = {
  */
 export const resilience = Effect.gen(function* () {
   const breaker = yield* CircuitBreaker.policy({ per: "model", failureThreshold: 5, halfOpenAfter: "1 second" })
-  const retryBudget = yield* Retry.makeBudget({ ratio: 0.2, window: "10 seconds", minPerSecond: 10 })
+  const retryBudget = yield* Retry.makeBudget({ ratio: 0.5, window: "10 seconds", minPerSecond: 10 })
   const policies: ReadonlyArray<LlmClient.Policy> = [
     Fallback.policy({ models: ["gpt-4o", "gpt-4o-mini"] }),
     Retry.policy({ maxRetries: 3, baseDelay: "50 millis", maxDelay: "1 second", budget: retryBudget }),
