@@ -127,22 +127,29 @@ const chaosDemo = Effect.gen(function* () {
   yield* server.setConfig({ faults: chaosFaults, perModel: { "gpt-4o": { outage: { status: 503 } } } })
   yield* server.resetStats
   const answeredBy: Record<string, number> = {}
+  let firstFailure: string | undefined
   yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) =>
     Effect.match(
       resilient.complete(new Llm.ChatRequest({ model: "gpt-4o", messages: [{ role: "user", content: `Outage question ${i}` }] })),
       {
         onSuccess: (r) => (answeredBy[r.model] = (answeredBy[r.model] ?? 0) + 1),
-        onFailure: (e) => (answeredBy[e._tag] = (answeredBy[e._tag] ?? 0) + 1)
+        onFailure: (e) => {
+          answeredBy[e._tag] = (answeredBy[e._tag] ?? 0) + 1
+          firstFailure ??= e.message
+        }
       }
     ), { concurrency: 4, discard: true })
   const outageStats = yield* server.stats
   yield* say(`  40 requests for gpt-4o → answered by ${JSON.stringify(answeredBy)}`)
+  if (firstFailure !== undefined) yield* say(`  (the 20 % transient faults also hit the fallback: ${firstFailure})`)
   yield* say(`  gpt-4o was called ${outageStats.byModel["gpt-4o"] ?? 0} times; the open breaker sent the rest straight to the fallback`)
-  yield* server.setConfig({ faults: chaosFaults })
+  // the outage ends and, for this scene, the server is healthy: the first call after the break is the probe
+  yield* server.setConfig({ faults: { latency: "5 millis" } })
   yield* Effect.sleep("1100 millis")
   const back = yield* Effect.either(
     resilient.complete(new Llm.ChatRequest({ model: "gpt-4o", messages: [{ role: "user", content: "Are you back?" }] }))
   )
+  yield* server.setConfig({ faults: chaosFaults })
   yield* say(`  outage over; 1 s later the next request is answered by ${back._tag === "Right" ? back.right.model : back.left._tag}`)
   for (const t of Chunk.toReadonlyArray(yield* Queue.takeAll(transitions))) {
     yield* say(`  breaker ${t.key}: ${t.from} → ${t.to} (${t.reason})`)
