@@ -10,7 +10,7 @@
 import { Chunk, Clock, Context, Duration, Effect, Layer, Option, Ref, Stream } from "effect"
 import { decodeOrThrow, DurationInput } from "./InvalidOptions.js"
 import { approximateMessageTokens, approximateTokens } from "./internal/approximateTokens.js"
-import { ChatChunk, ChatResponse, type ChatRequest, type Usage } from "./Llm.js"
+import { ChatChunk, ChatResponse, type ChatRequest, type ToolCall, type Usage } from "./Llm.js"
 import { LlmClient, type Service } from "./LlmClient.js"
 import { type LlmError, StreamTruncated } from "./LlmError.js"
 import * as LlmMetrics from "./LlmMetrics.js"
@@ -33,6 +33,7 @@ export type Step =
     readonly finishReason: string
     readonly model: string | undefined
     readonly usage: Usage | undefined
+    readonly toolCalls: ReadonlyArray<ToolCall> | undefined
   }
   | { readonly _tag: "Fail"; readonly error: LlmError }
   | { readonly _tag: "Delay"; readonly duration: Duration.Duration; readonly step: Step }
@@ -101,8 +102,9 @@ export interface Call {
 }
 
 /**
- * Replies with `content`. Options: `finishReason` (defaults to "stop"), `model` (defaults to the request's),
- * `usage` (defaults to ≈ 4 characters a token of the prompt and of `content`).
+ * Replies with `content`. Options: `finishReason` (defaults to "stop", or "tool_calls" with `toolCalls`), `model`
+ * (defaults to the request's), `usage` (defaults to ≈ 4 characters a token of the prompt and of `content`),
+ * `toolCalls` (on the response, and on the last chunk of a stream).
  *
  * @example
  * ```ts
@@ -114,13 +116,19 @@ export interface Call {
  */
 export const reply = (
   content: string,
-  options?: { readonly finishReason?: string; readonly model?: string; readonly usage?: Usage }
+  options?: {
+    readonly finishReason?: string
+    readonly model?: string
+    readonly usage?: Usage
+    readonly toolCalls?: ReadonlyArray<ToolCall>
+  }
 ): Step => ({
   _tag: "Reply",
   content,
-  finishReason: options?.finishReason ?? "stop",
+  finishReason: options?.finishReason ?? (options?.toolCalls !== undefined ? "tool_calls" : "stop"),
   model: options?.model,
-  usage: options?.usage
+  usage: options?.usage,
+  toolCalls: options?.toolCalls
 })
 
 /**
@@ -309,7 +317,8 @@ const completeStep = (request: ChatRequest, step: Step, id: string): Effect.Effe
           content: step.content,
           finishReason: step.finishReason,
           usage: step.usage ?? usageFor(request, step.content),
-          servedFrom: "provider"
+          servedFrom: "provider",
+          ...(step.toolCalls === undefined ? {} : { toolCalls: step.toolCalls })
         }, true)
       )
     case "Echo":
@@ -349,7 +358,7 @@ const streamStep = (request: ChatRequest, step: Step): Stream.Stream<ChatChunk, 
     case "Reply":
     case "Echo": {
       const content = step._tag === "Echo" ? lastUserContent(request) : step.content
-      return streamStep(request, {
+      const words = streamStep(request, {
         _tag: "Stream",
         chunks: wordsOf(content),
         interval: Duration.zero,
@@ -357,6 +366,10 @@ const streamStep = (request: ChatRequest, step: Step): Stream.Stream<ChatChunk, 
         cut: false,
         finishReason: step._tag === "Reply" ? step.finishReason : "stop"
       })
+      const toolCalls = step._tag === "Reply" ? step.toolCalls : undefined
+      // tool calls arrive whole on the last chunk, as the provider adapters deliver them
+      return toolCalls === undefined ? words : Stream.map(words, (chunk) =>
+        chunk.finishReason === undefined ? chunk : new ChatChunk({ ...chunk, toolCalls }, true))
     }
     case "Fail":
       return Stream.fail(step.error)

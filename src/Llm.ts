@@ -255,7 +255,8 @@ export class ChatResponse extends Schema.Class<ChatResponse>("effect-llm-resilie
 
 /**
  * One element of a streamed response: a text delta (possibly empty). The last chunk carries
- * `finishReason` and, when the provider reports it, `usage`.
+ * `finishReason`, `usage` when the provider reports it, and `toolCalls` when the model called tools (assembled
+ * from the stream's deltas: a tool call is only useful whole).
  *
  * @example
  * ```ts
@@ -270,7 +271,8 @@ export class ChatChunk extends Schema.Class<ChatChunk>("effect-llm-resilience/Ch
   model: Schema.String,
   finishReason: Schema.optional(Schema.String),
   usage: Schema.optional(Usage),
-  servedFrom: Schema.optional(ServedFrom)
+  servedFrom: Schema.optional(ServedFrom),
+  toolCalls: Schema.optional(Schema.Array(ToolCall))
 }) {}
 
 /**

@@ -125,4 +125,13 @@ describe("FakeLlm", () => {
     expect(() => FakeLlm.delay(-1, FakeLlm.reply("x"))).toThrow(/non-negative/)
     expect(() => FakeLlm.stream(["a"], { interval: "soon" as unknown as number })).toThrow(/duration/)
   })
+
+  it.effect("a reply with tool calls carries them on the response and on the last chunk of a stream", () =>
+    Effect.gen(function* () {
+      const response = yield* LlmClient.complete(request())
+      expect(response.finishReason).toBe("tool_calls")
+      expect(response.toolCalls).toEqual([{ id: "c1", name: "f", arguments: "{}" }])
+      const chunks = Chunk.toReadonlyArray(yield* LlmClient.stream(request()).pipe(Stream.runCollect))
+      expect(chunks.map((c) => c.toolCalls)).toEqual([undefined, [{ id: "c1", name: "f", arguments: "{}" }]])
+    }).pipe(Effect.provide(FakeLlm.layer(FakeLlm.reply("ok", { toolCalls: [{ id: "c1", name: "f", arguments: "{}" }] })))))
 })

@@ -257,7 +257,22 @@ describe("ResponseCache.policy", () => {
       expect((yield* client.complete(request())).servedFrom).toBe("cache")
     }))
 
-  it.effect("a streamed tool-call answer is not stored (chunks carry no tool calls, so it would replay without them)", () =>
+  it.effect("a streamed tool-call answer is stored with its calls and replayed with them", () =>
+    Effect.gen(function* () {
+      const toolCalls = [{ id: "call_1", name: "lookup", arguments: "{\"q\":\"Paris\"}" }]
+      const { client, providerCalls } = yield* setup({}, FakeLlm.reply("", { toolCalls }))
+      const streamed = Chunk.toReadonlyArray(yield* Stream.runCollect(client.stream(request())))
+      expect(streamed[streamed.length - 1].toolCalls).toEqual(toolCalls)
+      const hit = yield* client.complete(request())
+      expect(hit.servedFrom).toBe("cache")
+      expect(hit.finishReason).toBe("tool_calls")
+      expect(hit.toolCalls).toEqual(toolCalls)
+      const replay = Chunk.toReadonlyArray(yield* Stream.runCollect(client.stream(request())))
+      expect(replay[replay.length - 1]).toMatchObject({ servedFrom: "cache", finishReason: "tool_calls", toolCalls })
+      expect(yield* providerCalls).toBe(1)
+    }))
+
+  it.effect("a streamed tool-call answer without its calls is not stored (it could not be replayed)", () =>
     Effect.gen(function* () {
       const { client, providerCalls } = yield* setup({}, [
         FakeLlm.stream([""], { finishReason: "tool_calls" }),

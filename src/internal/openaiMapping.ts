@@ -158,6 +158,22 @@ export interface StreamState {
   final: { content: string; finishReason: string } | undefined
   usage: Usage | undefined
   model: string
+  /** Tool calls assembled from their deltas, by index (an id and a name arrive first, the arguments in pieces). */
+  toolCalls?: Array<{ id: string; name: string; arguments: string }> | undefined
+}
+
+const addToolCallDeltas = (
+  state: StreamState,
+  deltas: ReadonlyArray<OpenAI.Chat.ChatCompletionChunk.Choice.Delta.ToolCall> | null | undefined
+): void => {
+  if (deltas == null) return
+  for (const delta of deltas) {
+    const calls = (state.toolCalls ??= [])
+    const call = (calls[delta.index] ??= { id: "", name: "", arguments: "" })
+    if (delta.id) call.id = delta.id
+    if (delta.function?.name) call.name += delta.function.name
+    if (delta.function?.arguments) call.arguments += delta.function.arguments
+  }
 }
 
 /** What to do with one SDK chunk: emit a ChatChunk, or nothing (held back or usage-only). */
@@ -167,6 +183,7 @@ export const onChunk = (state: StreamState, chunk: OpenAI.Chat.ChatCompletionChu
   const choice = chunk.choices?.[0]
   if (choice === undefined) return undefined
   const content = choice.delta?.content ?? ""
+  addToolCallDeltas(state, choice.delta?.tool_calls)
   if (state.final !== undefined) {
     state.final.content += content
     return undefined
@@ -189,7 +206,8 @@ export const onEnd = (state: StreamState, requestModel: string): Either.Either<C
       model: state.model,
       finishReason: state.final.finishReason,
       servedFrom: "provider",
-      ...(state.usage === undefined ? {} : { usage: state.usage })
+      ...(state.usage === undefined ? {} : { usage: state.usage }),
+      ...(state.toolCalls === undefined ? {} : { toolCalls: state.toolCalls.filter((c) => c !== undefined) })
     })
   )
 }

@@ -106,7 +106,8 @@ export const replayChunks = (response: ChatResponse, servedFrom: "cache" | "idem
       model: response.model,
       finishReason: response.finishReason,
       usage: response.usage,
-      servedFrom
+      servedFrom,
+      ...(response.toolCalls === undefined ? {} : { toolCalls: response.toolCalls })
     }, true)
   ])
 
@@ -118,6 +119,7 @@ export class StreamAssembly {
   model: string
   finishReason: string | undefined = undefined
   usage: Usage | undefined = undefined
+  toolCalls: ChatChunk["toolCalls"] = undefined
   constructor(readonly request: ChatRequest, readonly id: string) {
     this.model = request.model
   }
@@ -126,13 +128,16 @@ export class StreamAssembly {
     this.model = chunk.model
     if (chunk.finishReason !== undefined) this.finishReason = chunk.finishReason
     if (chunk.usage !== undefined) this.usage = chunk.usage
+    if (chunk.toolCalls !== undefined) this.toolCalls = chunk.toolCalls
   }
   /**
-   * The assembled response, or None when no finish reason arrived (a truncated or abandoned stream), or when the
-   * answer was a tool call: chunks carry text only, so the assembly would be a `tool_calls` answer without its calls.
+   * The assembled response, or None when no finish reason arrived (a truncated or abandoned stream). Tool calls
+   * come whole on the last chunk, so a `tool_calls` answer is assembled with its calls.
    */
   response(): Option.Option<ChatResponse> {
-    if (this.finishReason === undefined || TOOL_CALL_FINISH.has(this.finishReason)) return Option.none()
+    if (this.finishReason === undefined) return Option.none()
+    // a provider that says "tool_calls" without sending the calls would make an answer that cannot be replayed
+    if (TOOL_CALL_FINISH.has(this.finishReason) && (this.toolCalls ?? []).length === 0) return Option.none()
     return Option.some(
       new ChatResponse({
         id: this.id,
@@ -140,7 +145,8 @@ export class StreamAssembly {
         content: this.content,
         finishReason: this.finishReason,
         usage: this.usage ?? { inputTokens: 0, outputTokens: 0 },
-        servedFrom: "provider"
+        servedFrom: "provider",
+        ...(this.toolCalls === undefined ? {} : { toolCalls: this.toolCalls })
       }, true)
     )
   }

@@ -58,6 +58,23 @@ describe("openaiMapping stream state", () => {
     expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "StreamTruncated", receivedChunks: 2, model: "gpt-4o" })
   })
 
+  it("tool-call deltas are assembled, by index, onto the last chunk", () => {
+    const state = fresh()
+    const toolDelta = (tool_calls: OpenAI.Chat.ChatCompletionChunk.Choice.Delta["tool_calls"]) =>
+      chunk([{ index: 0, delta: { tool_calls }, finish_reason: null }])
+    Mapping.onChunk(state, toolDelta([{ index: 0, id: "call_a", type: "function", function: { name: "lookup", arguments: "" } }]))
+    Mapping.onChunk(state, toolDelta([{ index: 1, id: "call_b", type: "function", function: { name: "weather", arguments: "{\"c" } }]))
+    Mapping.onChunk(state, toolDelta([{ index: 0, function: { arguments: "{\"q\":" } }]))
+    Mapping.onChunk(state, toolDelta([{ index: 0, function: { arguments: "\"x\"}" } }, { index: 1, function: { arguments: "ity\":\"Oslo\"}" } }]))
+    Mapping.onChunk(state, delta(undefined, "tool_calls"))
+    const last = Either.getOrThrow(Mapping.onEnd(state, "gpt-4o"))
+    expect(last.finishReason).toBe("tool_calls")
+    expect(last.toolCalls).toEqual([
+      { id: "call_a", name: "lookup", arguments: "{\"q\":\"x\"}" },
+      { id: "call_b", name: "weather", arguments: "{\"city\":\"Oslo\"}" }
+    ])
+  })
+
   it("a content_filter finish reason → ContentFiltered", () => {
     const state = fresh()
     Mapping.onChunk(state, delta(undefined, "content_filter"))
