@@ -45,7 +45,8 @@ export const names = {
   trimmedRequests: "llm_trimmed_requests_total",
   trimmedTokens: "llm_trimmed_tokens_total",
   idempotencyReplays: "llm_idempotency_replays_total",
-  rateLimited: "llm_rate_limited_total"
+  rateLimited: "llm_rate_limited_total",
+  tierRoutes: "llm_tier_routes_total"
 } as const
 
 /**
@@ -142,6 +143,8 @@ export const trimmedTokens = counter(names.trimmedTokens, "Prompt tokens removed
 export const idempotencyReplays = counter(names.idempotencyReplays, "Responses replayed from an idempotency record")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.rateLimited */
 export const rateLimited = counter(names.rateLimited, "Calls delayed or refused by a client-side rate limit, labelled key, action")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.tierRoutes */
+export const tierRoutes = counter(names.tierRoutes, "Requests routed by ModelTier, labelled tier and reason")
 
 type AnyCounter = Metric.Metric.Counter<number>
 

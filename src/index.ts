@@ -47,3 +47,5 @@ export * as CircuitBreaker from "./CircuitBreaker.js"
 export * as Bulkhead from "./Bulkhead.js"
 /** @since 0.1.0 */
 export * as Pipeline from "./Pipeline.js"
+/** @since 0.1.0 */
+export * as ModelTier from "./ModelTier.js"
