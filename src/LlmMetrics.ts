@@ -46,6 +46,9 @@ export const names = {
   trimmedTokens: "llm_trimmed_tokens_total",
   idempotencyReplays: "llm_idempotency_replays_total",
   rateLimited: "llm_rate_limited_total",
+  batches: "llm_batches_total",
+  batchItems: "llm_batch_items_total",
+  batchUnknownIds: "llm_batch_unknown_ids_total",
   tierRoutes: "llm_tier_routes_total"
 } as const
 
@@ -143,6 +146,12 @@ export const trimmedTokens = counter(names.trimmedTokens, "Prompt tokens removed
 export const idempotencyReplays = counter(names.idempotencyReplays, "Responses replayed from an idempotency record")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.rateLimited */
 export const rateLimited = counter(names.rateLimited, "Calls delayed or refused by a client-side rate limit, labelled key, action")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.batches */
+export const batches = counter(names.batches, "Batched provider calls, labelled model, kind (batch or resend)")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.batchItems */
+export const batchItems = counter(names.batchItems, "Items carried by batched provider calls, labelled model, outcome")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.batchUnknownIds */
+export const batchUnknownIds = counter(names.batchUnknownIds, "Answer entries with an id not in the batch (ignored), labelled model")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.tierRoutes */
 export const tierRoutes = counter(names.tierRoutes, "Requests routed by ModelTier, labelled tier and reason")
 

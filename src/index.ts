@@ -49,3 +49,5 @@ export * as Bulkhead from "./Bulkhead.js"
 export * as Pipeline from "./Pipeline.js"
 /** @since 0.1.0 */
 export * as ModelTier from "./ModelTier.js"
+/** @since 0.1.0 */
+export * as Batching from "./Batching.js"
