@@ -376,7 +376,7 @@ export const failsToDecode = <A, I>(schema: Schema.Schema<A, I, never>): (respon
  * @category Constructors
  */
 export const policy = <const Name extends string>(options: Options<Name>): LlmClient.Policy => {
-  const r = resolve(options as Options)
+  const r = resolve(options)
   return LlmClient.policy({
     name: "model-tier",
     complete: (next) => (request) => Effect.flatMap(route(r, request), (at) => answer(r, next, request, at, 0)),
