@@ -176,6 +176,25 @@ describe("Batching.make", () => {
       { id: 99, result: "anything" }
     ])))))
 
+  it.effect("metrics: batch and re-send calls, item outcomes, failed batches", () =>
+    Effect.gen(function* () {
+      const classify = yield* Batching.make({
+        model: "m-metrics", instruction: "x", item: Item, result: Result, maxBatchSize: 3, retryMissingIndividually: true
+      })
+      yield* runAll(classify, [1, 2, 3, 4, 5])
+      const read = (metric: Metric.Metric.Counter<number>, labels: Record<string, string>) =>
+        counter(metric, { model: "m-metrics", ...labels })
+      expect(yield* read(LlmMetrics.batches, { kind: "batch" })).toBe(2)
+      expect(yield* read(LlmMetrics.batches, { kind: "resend" })).toBe(1)
+      expect(yield* read(LlmMetrics.batchItems, { outcome: "missing" })).toBe(1)
+      expect(yield* read(LlmMetrics.batchItems, { outcome: "ok" })).toBe(3)
+      expect(yield* read(LlmMetrics.batchItems, { outcome: "failed" })).toBe(2)
+    }).pipe(Effect.provide(FakeLlm.layer(({ request, call }) =>
+      itemsOf(request)[0].item.n === 4
+        ? FakeLlm.fail(new ServerError({ status: 502 }))
+        : model((entries) => entries.length === 3 ? entries.slice(1) : entries)({ request, call, attempt: 1 })
+    ))))
+
   it.effect("malformed JSON fails every caller of that batch with MalformedResponse", () =>
     Effect.gen(function* () {
       const classify = yield* make()
