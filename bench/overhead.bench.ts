@@ -18,6 +18,7 @@ import {
 } from "cockatiel"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { CircuitBreaker, Llm, LlmClient, ResponseCache, Retry, Timeout } from "../src/index.js"
+import { markHonorsDeadline, tryPromiseWithDeadline } from "../src/internal/deadline.js"
 import { measure, printTable, type Row } from "./harness.js"
 
 const OPS = 20_000
@@ -36,22 +37,26 @@ const response = new Llm.ChatResponse({
 })
 const provider = async () => response
 
-const base: LlmClient.Service = {
-  complete: () => Effect.promise(provider),
-  stream: () => {
-    throw new Error("not used")
-  }
+const notUsed = () => {
+  throw new Error("not used")
+}
+// The same zero-latency async function every contender wraps: a Timeout above it races it in a fiber of its own.
+const base: LlmClient.Service = { complete: () => Effect.promise(provider), stream: notUsed }
+// A provider that enforces a Timeout's deadline itself by aborting its request, as the OpenAI adapter does.
+const enforcing: LlmClient.Service = {
+  complete: markHonorsDeadline(() => Effect.orDie(tryPromiseWithDeadline(() => provider()))),
+  stream: notUsed
 }
 
-const stackLayer = (
-  ...policies: ReadonlyArray<
-    LlmClient.PolicyInput<unknown, CircuitBreaker.CircuitBreakerStore | ResponseCache.ResponseCacheStore>
-  >
-) =>
+type Stores = CircuitBreaker.CircuitBreakerStore | ResponseCache.ResponseCacheStore
+
+const stackOver = (service: LlmClient.Service) => (...policies: ReadonlyArray<LlmClient.PolicyInput<unknown, Stores>>) =>
   LlmClient.layerWith(...policies).pipe(
-    Layer.provide(LlmClient.layer(base)),
+    Layer.provide(LlmClient.layer(service)),
     Layer.provide(Layer.merge(CircuitBreaker.layerStoreMemory, ResponseCache.layerStoreMemory))
   )
+const stackLayer = stackOver(base)
+const enforcingStack = stackOver(enforcing)
 
 // Each Effect variant runs OPS sequential calls inside one Effect program (the way an Effect application calls).
 const effectLoop = (layer: Layer.Layer<LlmClient.LlmClient, unknown>) => {
@@ -77,10 +82,19 @@ async function main() {
     ["effect: no policy", stackLayer()],
     ["effect: Retry", stackLayer(Retry.policy({ maxRetries: 3 }))],
     ["effect: CircuitBreaker", stackLayer(CircuitBreaker.policy({ per: "model" }))],
-    ["effect: Timeout", stackLayer(Timeout.policy({ attempt: "30 seconds" }))],
+    ["effect: Timeout (any provider: a racing fiber)", stackLayer(Timeout.policy({ attempt: "30 seconds" }))],
+    ["effect: Timeout (provider aborts at the deadline)", enforcingStack(Timeout.policy({ attempt: "30 seconds" }))],
     [
-      "effect: Retry+Breaker+Timeout",
+      "effect: Retry+Breaker+Timeout (any provider)",
       stackLayer(
+        Retry.policy({ maxRetries: 3 }),
+        CircuitBreaker.policy({ per: "model" }),
+        Timeout.policy({ attempt: "30 seconds" })
+      )
+    ],
+    [
+      "effect: Retry+Breaker+Timeout (OpenAI-adapter-like)",
+      enforcingStack(
         Retry.policy({ maxRetries: 3 }),
         CircuitBreaker.policy({ per: "model" }),
         Timeout.policy({ attempt: "30 seconds" })

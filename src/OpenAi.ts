@@ -15,7 +15,8 @@ import { InvalidOptions } from "./InvalidOptions.js"
 import type { ChatChunk, ChatRequest, ChatResponse } from "./Llm.js"
 import { LlmClient, type Service } from "./LlmClient.js"
 import type { LlmError, ModelFailure } from "./LlmError.js"
-import { MalformedResponse, StreamTruncated } from "./LlmError.js"
+import { MalformedResponse, StreamTruncated, Timeout } from "./LlmError.js"
+import { markHonorsDeadline, tryPromiseWithDeadline } from "./internal/deadline.js"
 import * as LlmMetrics from "./LlmMetrics.js"
 import * as Errors from "./internal/openaiErrors.js"
 import * as Mapping from "./internal/openaiMapping.js"
@@ -120,12 +121,10 @@ const completeWith = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam) =>
     ? Effect.fail(unsendable)
     : LlmMetrics.trackCompletion(
       request.model,
-      Effect.tryPromise({
-        try: (signal) =>
-          client.chat.completions.create(Mapping.toBody(request, maxTokensParam), requestOptions(request, signal)),
-        catch: (error) => error
-      }).pipe(
-        Effect.catchAll((error) => failWith(error, request.model)),
+      tryPromiseWithDeadline((signal) =>
+        client.chat.completions.create(Mapping.toBody(request, maxTokensParam), requestOptions(request, signal))
+      ).pipe(
+        Effect.catchAll((error) => (error instanceof Timeout ? Effect.fail(error) : failWith(error, request.model))),
         Effect.flatMap((body) => Mapping.fromCompletion(body, request.model)),
         Effect.tap((response) => Effect.annotateCurrentSpan(usageAttributes(response.model, response.usage)))
       )
@@ -265,7 +264,11 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
         logLevel: "off"
       })
       const maxTokensParam = valid.maxTokensParam ?? "max_tokens"
-      return { complete: completeWith(client, maxTokensParam), stream: streamWith(client, maxTokensParam) }
+      // `complete` enforces a Timeout policy's deadline itself (aborting the request), saving a fiber per call.
+      return {
+        complete: markHonorsDeadline(completeWith(client, maxTokensParam)),
+        stream: streamWith(client, maxTokensParam)
+      }
     }))
 
 /**

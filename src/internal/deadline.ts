@@ -13,7 +13,8 @@
  * that holds too when the caller is interrupted while a timed-out effect is still stopping. On success the
  * effect's FiberRef changes are kept, as if it had run in the caller's fiber.
  */
-import { Clock, Duration, Effect, Exit, Fiber } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, FiberRef } from "effect"
+import type { Timeout } from "../LlmError.js"
 
 type CancelTimer = () => void
 
@@ -95,3 +96,73 @@ export const withDeadline = <A, E, R, E2>(
     )
   )
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Leaf deadlines: a provider that enforces the deadline itself saves the fiber.
+
+/** A deadline handed to the provider call below: an instant on the Effect clock and the error it fails with. */
+export interface LeafDeadline {
+  readonly at: number
+  readonly onTimeout: () => Timeout
+}
+
+/** The deadline the next provider call must enforce, set by a Timeout policy placed directly above it. */
+export const CurrentLeafDeadline: FiberRef.FiberRef<LeafDeadline | undefined> = FiberRef.unsafeMake<
+  LeafDeadline | undefined
+>(undefined)
+
+const HonorsDeadline: unique symbol = Symbol.for("effect-llm-resilience/HonorsDeadline")
+
+/** Marks a provider's `complete` as enforcing {@link CurrentLeafDeadline} (aborting its request at the instant). */
+export const markHonorsDeadline = <F extends (...args: never) => unknown>(f: F): F =>
+  Object.assign(f, { [HonorsDeadline]: true })
+
+/** Whether a completion function enforces {@link CurrentLeafDeadline} itself. */
+export const honorsDeadline = (f: unknown): boolean =>
+  typeof f === "function" && (f as unknown as Record<symbol, unknown>)[HonorsDeadline] === true
+
+/**
+ * `Effect.tryPromise` for a provider call that enforces the current leaf deadline: when it passes, the request is
+ * aborted through its signal and the call fails with the deadline's Timeout once the promise has settled (so the
+ * request has really stopped). Without a deadline it is a plain `tryPromise`.
+ */
+export const tryPromiseWithDeadline = <A>(
+  call: (signal: AbortSignal) => PromiseLike<A>
+): Effect.Effect<A, unknown> =>
+  Effect.flatMap(FiberRef.get(CurrentLeafDeadline), (deadline) => {
+    if (deadline === undefined) return Effect.tryPromise({ try: call, catch: (error) => error })
+    return Effect.clockWith((clock) => {
+      const remaining = deadline.at - clock.unsafeCurrentTimeMillis()
+      if (remaining <= 0) return Effect.fail(deadline.onTimeout())
+      // One controller serves both the deadline and the caller's interruption.
+      return Effect.async<A, unknown>((resume) => {
+        const controller = new AbortController()
+        let timedOut = false
+        const cancel = startTimer(clock, Duration.millis(remaining), () => {
+          timedOut = true
+          controller.abort()
+        })
+        let promise: PromiseLike<A>
+        try {
+          promise = call(controller.signal)
+        } catch (error) {
+          cancel()
+          return resume(Effect.fail(error))
+        }
+        promise.then(
+          (value) => {
+            cancel()
+            resume(Effect.succeed(value))
+          },
+          (error) => {
+            cancel()
+            resume(Effect.fail(timedOut ? deadline.onTimeout() : error))
+          }
+        )
+        return Effect.sync(() => {
+          cancel()
+          controller.abort()
+        })
+      })
+    })
+  })
