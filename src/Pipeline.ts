@@ -2,11 +2,13 @@
  * One documented default order of every policy, built from one options object.
  *
  * ```
- * cache → idempotency → budgets → trim → fallback → retry → breaker → rate limit → bulkhead → timeout → provider
+ * cache → idempotency → tier → budgets → trim → fallback → retry → breaker → rate limit → bulkhead → timeout → provider
  * ```
  *
  * Why this order: a cache hit costs nothing, so it is checked first; an idempotent replay happens before any
- * budget is spent; budgets reserve before the prompt is trimmed (on a long prompt the reservation over-estimates,
+ * budget is spent; the tier picks the model before budgets price the call (so they reserve at the real model's
+ * price and charge every escalated call) and before trimming (so the prompt fits the chosen model's window);
+ * budgets reserve before the prompt is trimmed (on a long prompt the reservation over-estimates,
  * and the difference is released when the actual usage is committed); the fallback chain wraps retries, so
  * each model is retried before the next one takes over; the breaker sits inside retry and fallback, so an open
  * breaker fails at once and the fallback moves on; the rate limit and bulkhead guard each provider call; the
@@ -26,6 +28,7 @@ import * as Fallback from "./Fallback.js"
 import * as Idempotency from "./Idempotency.js"
 import { InvalidOptions } from "./InvalidOptions.js"
 import * as LlmClient from "./LlmClient.js"
+import * as ModelTier from "./ModelTier.js"
 import * as PromptTrim from "./PromptTrim.js"
 import * as RateLimit from "./RateLimit.js"
 import * as ResponseCache from "./ResponseCache.js"
@@ -55,6 +58,7 @@ import * as Tokenizer from "./Tokenizer.js"
 export interface Options {
   readonly cache?: ResponseCache.Options | undefined
   readonly idempotency?: Idempotency.Options | undefined
+  readonly tier?: ModelTier.Options | undefined
   readonly budgets?: ReadonlyArray<TokenBudget.Options> | undefined
   readonly trim?: PromptTrim.PolicyOptions | undefined
   readonly fallback?: Fallback.Options | undefined
@@ -99,6 +103,7 @@ export type Requirements<O extends Options> =
 export const order = [
   "ResponseCache",
   "Idempotency",
+  "ModelTier",
   "TokenBudget",
   "PromptTrim",
   "Fallback",
@@ -141,6 +146,8 @@ export const policies = <const O extends Options>(
   const steps: Array<Step> = []
   if (options.cache !== undefined) steps.push(ResponseCache.policy(options.cache))
   if (options.idempotency !== undefined) steps.push(Idempotency.policy(options.idempotency))
+  const tier = options.tier
+  if (tier !== undefined) steps.push(stateless(() => ModelTier.policy(tier)))
   for (const budget of options.budgets ?? []) steps.push(TokenBudget.policy(budget))
   if (options.trim !== undefined) steps.push(PromptTrim.policy(options.trim))
   const fallback = options.fallback

@@ -9,6 +9,7 @@ import * as Pipeline from "../src/Pipeline.js"
 const all: Pipeline.Options = {
   cache: { ttl: "1 hour" },
   idempotency: {},
+  tier: { tiers: [{ name: "simple", model: "gpt-4o-mini" }, { name: "complex", model: "gpt-4o" }] },
   budgets: [{ scope: "global", limit: { tokens: 1_000_000 }, period: "month" }, {
     scope: "user",
     limit: { tokens: 10_000 },
@@ -33,6 +34,7 @@ describe("Pipeline", () => {
       expect(built.map((p) => p.name)).toEqual([
         "ResponseCache",
         "Idempotency",
+        "model-tier",
         "TokenBudget(global-month)",
         "TokenBudget(user-day)",
         "prompt-trim",
@@ -43,7 +45,7 @@ describe("Pipeline", () => {
         "bulkhead",
         "timeout"
       ])
-      expect(Pipeline.order.length).toBe(10)
+      expect(Pipeline.order.length).toBe(11)
     }).pipe(Effect.provide(Pipeline.layerStoresMemory)))
 
   it.effect("only the patterns whose options are given are included", () =>
