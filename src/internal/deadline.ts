@@ -13,7 +13,7 @@
  * that holds too when the caller is interrupted while a timed-out effect is still stopping. On success the
  * effect's FiberRef changes are kept, as if it had run in the caller's fiber.
  */
-import { Clock, Duration, Effect, Exit, Fiber, FiberRef } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, FiberRef, type FiberRefs } from "effect"
 import type { Timeout } from "../LlmError.js"
 
 type CancelTimer = () => void
@@ -52,8 +52,14 @@ const startTimer = (clock: Clock.Clock, duration: Duration.Duration, onFire: () 
     : clockTimer(clock, duration, onFire)
 
 // Like `Fiber.join`: a success brings the child's FiberRef changes into the caller.
-const joined = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, exit: Exit.Exit<A, E>): Effect.Effect<A, E> =>
-  Exit.isSuccess(exit) ? Effect.zipRight(fiber.inheritAll, exit) : exit
+// Inheriting a child's FiberRefs diffs every ref: skip it when the child never replaced its refs (they are updated
+// immutably, so an untouched child still holds the very object it was forked with).
+const joined = <A, E>(
+  fiber: Fiber.RuntimeFiber<A, E>,
+  forkedRefs: FiberRefs.FiberRefs,
+  exit: Exit.Exit<A, E>
+): Effect.Effect<A, E> =>
+  Exit.isSuccess(exit) && fiber.getFiberRefs() !== forkedRefs ? Effect.zipRight(fiber.inheritAll, exit) : exit
 
 /**
  * Runs `self` with a deadline of `duration`; on expiry interrupts it, waits for it to stop, and fails with
@@ -67,10 +73,11 @@ export const withDeadline = <A, E, R, E2>(
   if (!Duration.isFinite(duration)) return self
   return Effect.clockWith((clock) =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(Effect.fork(restore(self)), (fiber) =>
-        restore(Effect.async<A, E | E2>((resume) => {
+      Effect.flatMap(Effect.fork(restore(self)), (fiber) => {
+        const forkedRefs = fiber.getFiberRefs()
+        return restore(Effect.async<A, E | E2>((resume) => {
           const done = fiber.unsafePoll()
-          if (done !== null) return resume(joined(fiber, done))
+          if (done !== null) return resume(joined(fiber, forkedRefs, done))
           let settled = false
           const cancel = startTimer(clock, duration, () => {
             if (settled) return
@@ -81,7 +88,7 @@ export const withDeadline = <A, E, R, E2>(
             if (settled) return
             settled = true
             cancel()
-            resume(joined(fiber, exit))
+            resume(joined(fiber, forkedRefs, exit))
           })
           // The caller was interrupted: stop the timer and the effect, and wait for the effect to stop. Effect.async
           // also runs this when the interruption comes while a timed-out effect is still stopping (the resumed
@@ -92,7 +99,7 @@ export const withDeadline = <A, E, R, E2>(
             return Fiber.interrupt(fiber)
           })
         }))
-      )
+      })
     )
   )
 }
