@@ -2,7 +2,7 @@
  * The demo (`npm start`): a local ChaosServer (seeded, 20 % transient faults with Retry-After, some latency) and a
  * few hundred requests through the real `openai` SDK, first with the naive patterns, then through the library's
  * policy stack. Then a full outage of one model (the breaker opens, fallback answers, the breaker closes after it),
- * a budget refusing work, a long conversation trimmed, and the metrics table.
+ * a budget refusing work, a long conversation trimmed, model tiering, and the metrics table.
  *
  * `npm start -- --real` with OPENAI_API_KEY set sends a handful of requests to the real API instead.
  * `npm start -- --requests 500 --concurrency 32 --seed 7` changes the workload.
@@ -16,6 +16,7 @@ import {
   Llm,
   LlmClient,
   LlmMetrics,
+  ModelTier,
   PromptTrim,
   ResponseCache,
   Retry,
@@ -195,6 +196,32 @@ const chaosDemo = Effect.gen(function* () {
   yield* say(`  through PromptTrim.policy: ${answer._tag === "Right"
     ? `answered with ${answer.right.usage.inputTokens} prompt tokens sent instead of ${before}`
     : answer.left._tag}`)
+
+  yield* heading("6. Model tiering: each request goes to the cheapest model that can answer it")
+  const mix = [
+    ...Array.from({ length: 95 }, (_, i) =>
+      `Support ticket ${i}: ${"My order has not arrived and the tracking page shows no update. ".repeat(20)}Reply kindly.`),
+    ...Array.from({ length: 5 }, (_, i) => `Summarise document ${i}:\n${"A long clause of the contract. ".repeat(1_200)}`)
+  ]
+  const spend = (client: LlmClient.Service, model: string) =>
+    Effect.gen(function* () {
+      const before = (yield* LlmMetrics.snapshot).costUsd
+      yield* Effect.forEach(mix, (content) =>
+        Effect.ignore(client.complete(new Llm.ChatRequest({ model, messages: [{ role: "user", content }], maxTokens: 200 }))),
+        { concurrency: 8, discard: true })
+      return (yield* LlmMetrics.snapshot).costUsd - before
+    })
+  const retrying = (yield* resilience).policies.slice(1) // Retry, breaker, timeout: no fallback to another model
+  const allBig = yield* spend(LlmClient.decorate(provider, ...retrying), "gpt-4o")
+  const tiered = yield* spend(
+    LlmClient.decorate(provider, ModelTier.policy({
+      tiers: [{ name: "simple", model: "gpt-4o-mini" }, { name: "complex", model: "gpt-4o" }]
+    }), ...retrying),
+    "auto"
+  )
+  yield* say(`  95 support tickets and 5 long documents: $${allBig.toFixed(4)} all on gpt-4o, ` +
+    `$${tiered.toFixed(4)} tiered (${((1 - tiered / allBig) * 100).toFixed(0)} % less): tickets go to gpt-4o-mini,`)
+  yield* say(`  long documents to gpt-4o (by prompt size, never by user); metadata.tier or a classifier can decide instead.`)
 
   yield* heading("Metrics (LlmMetrics.snapshot)")
   yield* say(LlmMetrics.formatTable(yield* LlmMetrics.snapshot))
