@@ -2,31 +2,34 @@
  * One documented default order of every policy, built from one options object.
  *
  * ```
- * cache → idempotency → tier → budgets → trim → fallback → retry → breaker → rate limit → bulkhead → timeout → provider
+ * idempotency → tier → cache → budgets → trim → fallback → retry → breaker → rate limit → bulkhead → timeout → provider
  * ```
  *
- * Why this order: a cache hit costs nothing, so it is checked first; an idempotent replay happens before any
- * budget is spent; the tier picks the model before budgets price the call (so they reserve at the real model's
- * price and charge every escalated call) and before trimming (so the prompt fits the chosen model's window);
- * budgets reserve before the prompt is trimmed (on a long prompt the reservation over-estimates,
- * and the difference is released when the actual usage is committed); the fallback chain wraps retries, so
- * each model is retried before the next one takes over; the breaker sits inside retry and fallback, so an open
- * breaker fails at once and the fallback moves on; the rate limit and bulkhead guard each provider call; the
- * timeout bounds each attempt (put a `total` deadline around the whole pipeline with `Timeout.policy({ total })`
- * as an extra outer policy if you need one).
+ * Why this order: an idempotent replay returns the outcome recorded for its key before anything else runs (a cache
+ * in front of it could answer a retried key with another call's answer); the tier picks the model before anything
+ * that keys or prices a call by its model: the cache (a request for a placeholder model such as `"auto"` is cached
+ * under the model that answers it; above the tier, such answers would never be stored, since the cache keeps only
+ * answers from the requested model), the budgets (they reserve at the real model's price and charge every
+ * escalated call) and the trim (the prompt fits the chosen model's window); a cache hit costs nothing, so the cache
+ * sits above every budget; budgets reserve before the prompt is trimmed (on a long prompt the reservation
+ * over-estimates, and the difference is released when the actual usage is committed); the fallback chain wraps
+ * retries, so each model is retried before the next one takes over; the breaker sits inside retry and fallback, so
+ * an open breaker fails at once and the fallback moves on; the rate limit and bulkhead guard each provider call; the
+ * timeout bounds each attempt (put a `total` deadline around the whole pipeline with `Timeout.policy({ total })` as
+ * an extra outer policy if you need one).
  *
  * Every option is optional: a pattern is in the pipeline only when its options are given. Each policy stays
  * correct in any order; this module only picks the default.
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import type { RateLimiterStore } from "@effect/experimental/RateLimiter"
 import * as Bulkhead from "./Bulkhead.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Fallback from "./Fallback.js"
 import * as Idempotency from "./Idempotency.js"
-import { InvalidOptions } from "./InvalidOptions.js"
+import { InvalidOptions, type Issue } from "./InvalidOptions.js"
 import * as LlmClient from "./LlmClient.js"
 import * as ModelTier from "./ModelTier.js"
 import * as PromptTrim from "./PromptTrim.js"
@@ -38,7 +41,8 @@ import * as TokenBudget from "./TokenBudget.js"
 import * as Tokenizer from "./Tokenizer.js"
 
 /**
- * The options of every pattern the pipeline can hold; a pattern is included only when its options are given.
+ * The options of every pattern the pipeline can hold; a pattern is included only when its options are given. A key
+ * that is not one of these (a misspelt `retyr`) is a type error and, at run time, an `InvalidOptions`.
  *
  * @example
  * ```ts
@@ -56,21 +60,37 @@ import * as Tokenizer from "./Tokenizer.js"
  * @category Models
  */
 export interface Options {
-  readonly cache?: ResponseCache.Options | undefined
+  /** Idempotency's options (`Idempotency.policy`). Needs an `IdempotencyStore`. */
   readonly idempotency?: Idempotency.Options | undefined
+  /** ModelTier's options (`ModelTier.policy`). */
   readonly tier?: ModelTier.Options | undefined
+  /** ResponseCache's options (`ResponseCache.policy`). Needs a `ResponseCacheStore`. */
+  readonly cache?: ResponseCache.Options | undefined
+  /** A list of budgets, outermost first (`TokenBudget.policy` each). Needs a `TokenBudgetStore` and a `Tokenizer`. */
   readonly budgets?: ReadonlyArray<TokenBudget.Options> | undefined
+  /** PromptTrim's options (`PromptTrim.policy`). Needs a `Tokenizer`. */
   readonly trim?: PromptTrim.PolicyOptions | undefined
+  /** Fallback's options (`Fallback.policy`). */
   readonly fallback?: Fallback.Options | undefined
+  /** Retry's options (`Retry.policy`). */
   readonly retry?: Retry.Options | undefined
+  /** CircuitBreaker's options (`CircuitBreaker.policy`). Needs a `CircuitBreakerStore`. */
   readonly breaker?: CircuitBreaker.PolicyOptions | undefined
+  /** RateLimit's options (`RateLimit.policy`). Needs a `RateLimiterStore`. */
   readonly rateLimit?: RateLimit.Options | undefined
+  /** Bulkhead's options (`Bulkhead.policy`). */
   readonly bulkhead?: Bulkhead.PolicyOptions | undefined
+  /** Timeout's options (`Timeout.policy`). */
   readonly timeout?: Timeout.Options | undefined
 }
 
+/** True when `O` may hold options for `K` (a key typed `X | undefined`, or optional, counts: it may be given). */
+type Given<O, K extends keyof Options> = K extends keyof O ? [Exclude<O[K], undefined>] extends [never] ? false : true
+  : false
+
 /**
- * The services (stores, Tokenizer) a pipeline with these options needs.
+ * The services (stores, Tokenizer) a pipeline with these options needs. A pattern whose key may be present (an
+ * optional key of a wider type, such as `Pipeline.Options` itself) counts as present.
  *
  * @example
  * ```ts
@@ -81,13 +101,25 @@ export interface Options {
  * @category Models
  */
 export type Requirements<O extends Options> =
-  | (O extends { readonly cache: object } ? ResponseCache.ResponseCacheStore : never)
-  | (O extends { readonly idempotency: object } ? Idempotency.IdempotencyStore : never)
-  | (O extends { readonly budgets: ReadonlyArray<unknown> } ? TokenBudget.TokenBudgetStore | Tokenizer.Tokenizer
-    : never)
-  | (O extends { readonly trim: object } ? Tokenizer.Tokenizer : never)
-  | (O extends { readonly breaker: object } ? CircuitBreaker.CircuitBreakerStore : never)
-  | (O extends { readonly rateLimit: object } ? RateLimiterStore : never)
+  | (Given<O, "cache"> extends true ? ResponseCache.ResponseCacheStore : never)
+  | (Given<O, "idempotency"> extends true ? Idempotency.IdempotencyStore : never)
+  | (Given<O, "budgets"> extends true ? TokenBudget.TokenBudgetStore | Tokenizer.Tokenizer : never)
+  | (Given<O, "trim"> extends true ? Tokenizer.Tokenizer : never)
+  | (Given<O, "breaker"> extends true ? CircuitBreaker.CircuitBreakerStore : never)
+  | (Given<O, "rateLimit"> extends true ? RateLimiterStore : never)
+
+/**
+ * Options with no key beyond {@link Options}'s: a misspelt key is a type error.
+ *
+ * @example
+ * ```ts
+ * import { Pipeline } from "effect-llm-resilience"
+ * const ok: Pipeline.Exact<{ retry: {} }> = { retry: {} }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type Exact<O> = O & { readonly [K in Exclude<keyof O, keyof Options>]: never }
 
 /**
  * The order of the pipeline, outermost first (the names of the policies it builds).
@@ -95,15 +127,15 @@ export type Requirements<O extends Options> =
  * @example
  * ```ts
  * import { Pipeline } from "effect-llm-resilience"
- * Pipeline.order[0] // "ResponseCache"
+ * Pipeline.order[0] // "Idempotency"
  * ```
  * @since 0.1.0
  * @category Models
  */
 export const order = [
-  "ResponseCache",
   "Idempotency",
   "ModelTier",
+  "ResponseCache",
   "TokenBudget",
   "PromptTrim",
   "Fallback",
@@ -114,21 +146,100 @@ export const order = [
   "Timeout"
 ] as const
 
-// Stateless constructors throw InvalidOptions at construction: turn that into the Effect's failure.
-const stateless = (build: () => LlmClient.Policy): Effect.Effect<LlmClient.Policy, InvalidOptions> =>
+type Key = keyof Options
+
+/** Every option key, in pipeline order (a Record, so a key added to Options must be added here too). */
+const keyOrder: Record<Key, true> = {
+  idempotency: true,
+  tier: true,
+  cache: true,
+  budgets: true,
+  trim: true,
+  fallback: true,
+  retry: true,
+  breaker: true,
+  rateLimit: true,
+  bulkhead: true,
+  timeout: true
+}
+const keys = Object.keys(keyOrder) as ReadonlyArray<Key>
+
+const describe = (u: unknown): string => (u === null ? "null" : Array.isArray(u) ? "an array" : typeof u)
+
+const isOptionsObject = (u: unknown): u is object => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** What one Schema cannot say about the pipeline's own object: no unknown key, an object (or a list) per key. */
+const shapeIssues = (options: unknown): ReadonlyArray<Issue> => {
+  if (!isOptionsObject(options)) {
+    return [{ path: "", message: `Expected an object of pattern options, actual ${describe(options)}` }]
+  }
+  const issues: Array<Issue> = []
+  for (const [key, value] of Object.entries(options)) {
+    if (!(keys as ReadonlyArray<string>).includes(key)) {
+      issues.push({ path: key, message: `Unknown option; expected one of ${keys.join(", ")}` })
+    } else if (value === undefined) {
+      continue
+    } else if (key === "budgets" ? !Array.isArray(value) : !isOptionsObject(value)) {
+      const expected = key === "budgets" ? "a list of TokenBudget options" : "an options object"
+      issues.push({ path: key, message: `Expected ${expected}, actual ${describe(value)}` })
+    }
+  }
+  return issues
+}
+
+/** A pattern's issues, with paths relative to the pipeline's options (`retry.maxRetries`, `budgets.1.limit`). */
+const under = (path: string, error: InvalidOptions): ReadonlyArray<Issue> =>
+  error.issues.map((issue) => ({ path: issue.path === "" ? path : `${path}.${issue.path}`, message: issue.message }))
+
+type Step = Effect.Effect<LlmClient.Policy, ReadonlyArray<Issue>, unknown>
+
+// Stateless constructors throw InvalidOptions at construction: turn that into the step's failure.
+const stateless = (path: string, build: () => LlmClient.Policy): Step =>
   Effect.try({
     try: build,
     catch: (error) =>
-      error instanceof InvalidOptions
-        ? error
-        : new InvalidOptions({ target: "Pipeline", issues: [{ path: "", message: String(error) }] })
+      error instanceof InvalidOptions ? under(path, error) : [{ path, message: String(error) }]
   })
 
-type Step = Effect.Effect<LlmClient.Policy, InvalidOptions, unknown>
+const stateful = (path: string, build: Effect.Effect<LlmClient.Policy, InvalidOptions, unknown>): Step =>
+  Effect.mapError(build, (error) => under(path, error))
+
+const stepsOf = (options: Options): ReadonlyArray<Step> => {
+  const steps: Array<Step> = []
+  const { idempotency, tier, cache, budgets, trim, fallback, retry, breaker, rateLimit, bulkhead, timeout } = options
+  if (idempotency !== undefined) steps.push(stateful("idempotency", Idempotency.policy(idempotency)))
+  if (tier !== undefined) steps.push(stateless("tier", () => ModelTier.policy(tier)))
+  if (cache !== undefined) steps.push(stateful("cache", ResponseCache.policy(cache)))
+  budgets?.forEach((budget, i) => steps.push(stateful(`budgets.${i}`, TokenBudget.policy(budget))))
+  if (trim !== undefined) steps.push(stateful("trim", PromptTrim.policy(trim)))
+  if (fallback !== undefined) steps.push(stateless("fallback", () => Fallback.policy(fallback)))
+  if (retry !== undefined) steps.push(stateless("retry", () => Retry.policy(retry)))
+  if (breaker !== undefined) steps.push(stateful("breaker", CircuitBreaker.policy(breaker)))
+  if (rateLimit !== undefined) steps.push(stateful("rateLimit", RateLimit.policy(rateLimit)))
+  if (bulkhead !== undefined) steps.push(stateful("bulkhead", Bulkhead.policy(bulkhead)))
+  if (timeout !== undefined) steps.push(stateless("timeout", () => Timeout.policy(timeout)))
+  return steps
+}
+
+/** Every pattern's options are checked, so one InvalidOptions lists the failing paths of all of them. */
+const build = (options: Options): Effect.Effect<ReadonlyArray<LlmClient.Policy>, InvalidOptions, unknown> =>
+  Effect.suspend(() => {
+    const shape = shapeIssues(options)
+    const invalid = (issues: ReadonlyArray<Issue>) => new InvalidOptions({ target: "Pipeline", issues })
+    if (!isOptionsObject(options)) return Effect.fail(invalid(shape))
+    // A key whose value is not even an options object is left out: its issue is already in `shape`.
+    const misshapen = new Set(shape.map((issue) => issue.path))
+    const wellShaped = Object.fromEntries(Object.entries(options).filter(([key]) => !misshapen.has(key))) as Options
+    return Effect.all(stepsOf(wellShaped), { mode: "validate" }).pipe(
+      Effect.mapError((failures) => invalid([...shape, ...failures.flatMap((f) => Option.getOrElse(f, () => []))])),
+      Effect.filterOrFail(() => shape.length === 0, () => invalid(shape))
+    )
+  })
 
 /**
  * Builds the policies of a pipeline, outermost first, without installing them (to inspect them, or to pass them
- * to `LlmClient.decorate`).
+ * to `LlmClient.decorate`). Fails with one `InvalidOptions` (target "Pipeline") listing every failing path of every
+ * pattern, each under its key (`retry.maxRetries`, `budgets.1.limit`), and every unknown key.
  *
  * @example
  * ```ts
@@ -141,26 +252,9 @@ type Step = Effect.Effect<LlmClient.Policy, InvalidOptions, unknown>
  * @category Constructors
  */
 export const policies = <const O extends Options>(
-  options: O
-): Effect.Effect<ReadonlyArray<LlmClient.Policy>, InvalidOptions, Requirements<O>> => {
-  const steps: Array<Step> = []
-  if (options.cache !== undefined) steps.push(ResponseCache.policy(options.cache))
-  if (options.idempotency !== undefined) steps.push(Idempotency.policy(options.idempotency))
-  const tier = options.tier
-  if (tier !== undefined) steps.push(stateless(() => ModelTier.policy(tier)))
-  for (const budget of options.budgets ?? []) steps.push(TokenBudget.policy(budget))
-  if (options.trim !== undefined) steps.push(PromptTrim.policy(options.trim))
-  const fallback = options.fallback
-  if (fallback !== undefined) steps.push(stateless(() => Fallback.policy(fallback)))
-  const retry = options.retry
-  if (retry !== undefined) steps.push(stateless(() => Retry.policy(retry)))
-  if (options.breaker !== undefined) steps.push(CircuitBreaker.policy(options.breaker))
-  if (options.rateLimit !== undefined) steps.push(RateLimit.policy(options.rateLimit))
-  if (options.bulkhead !== undefined) steps.push(Bulkhead.policy(options.bulkhead))
-  const timeout = options.timeout
-  if (timeout !== undefined) steps.push(stateless(() => Timeout.policy(timeout)))
-  return Effect.all(steps) as Effect.Effect<ReadonlyArray<LlmClient.Policy>, InvalidOptions, Requirements<O>>
-}
+  options: Exact<O>
+): Effect.Effect<ReadonlyArray<LlmClient.Policy>, InvalidOptions, Requirements<O>> =>
+  build(options) as Effect.Effect<ReadonlyArray<LlmClient.Policy>, InvalidOptions, Requirements<O>>
 
 /**
  * A layer that decorates the `LlmClient` below it with the pipeline. The stores the chosen patterns need come from
@@ -182,7 +276,7 @@ export const policies = <const O extends Options>(
  * @category Layers
  */
 export const layer = <const O extends Options>(
-  options: O
+  options: Exact<O>
 ): Layer.Layer<LlmClient.LlmClient, InvalidOptions, LlmClient.LlmClient | Requirements<O>> =>
   Layer.effect(
     LlmClient.LlmClient,
@@ -233,7 +327,7 @@ export const layerStoresMemory: Layer.Layer<
  * @category Layers
  */
 export const layerMemory = <const O extends Options>(
-  options: O
+  options: Exact<O>
 ): Layer.Layer<LlmClient.LlmClient, InvalidOptions, LlmClient.LlmClient> =>
   layer(options).pipe(Layer.provide(layerStoresMemory)) as Layer.Layer<
     LlmClient.LlmClient,
