@@ -271,9 +271,21 @@ const unknownName = Effect.logWarning(
   "ModelTier: the classifier returned a name that is not a tier's; the default classifier routed the request"
 )
 
+const unknownMetadataTier = Effect.logWarning(
+  "ModelTier: request metadata.tier names no tier; the request was routed by its model or the heuristic"
+)
+
 const route = (r: Resolved, request: ChatRequest): Effect.Effect<Route> => {
   const classify = r.classify
-  if (classify === undefined) return Effect.sync(() => defaultRoute(r, request))
+  if (classify === undefined) {
+    return Effect.suspend(() => {
+      const at = defaultRoute(r, request)
+      // A misspelt tier name must not be silently ignored; the name itself is not logged (it is request data).
+      return request.metadata?.tier !== undefined && at.reason !== "metadata"
+        ? Effect.as(unknownMetadataTier, at)
+        : Effect.succeed(at)
+    })
+  }
   return Effect.flatMap(Effect.suspend(() => toEffect(classify(request))), (name) => {
     const index = r.byName.get(name)
     // The name is not logged: a classifier may be a model whose output is completion text.
@@ -351,8 +363,9 @@ export const failsToDecode = <A, I>(schema: Schema.Schema<A, I, never>): (respon
 /**
  * The tiering policy (LLM middleware). Each request is classified, its `model` rewritten to its tier's model, and
  * sent on; with `escalate`, an answer `when` rejects is asked again of the next tier up (at most `maxSteps`
- * times; the last answer is returned even if it is rejected too). Errors are never escalated: put Fallback below
- * this policy for them. Streams are routed the same way but never escalated. The response's `model` says which
+ * times; the last answer is returned even if it is rejected too). Errors are never escalated, and an escalated
+ * call that fails returns its error: put Fallback below this policy for them. A `metadata.tier` that names no
+ * tier is logged as a warning. Streams are routed the same way but never escalated. The response's `model` says which
  * model answered. Each route is counted in `llm_tier_routes_total{tier, reason}` and the current span gets
  * `llm.tier` and `llm.tier.reason`. Throws InvalidOptions (every failing path listed) on bad options.
  *

@@ -76,10 +76,24 @@ describe("ModelTier.policy: routing", () => {
         .toBe("gpt-4o-mini")
     }))
 
-  it.effect("a metadata.tier that names no tier is ignored: the request is routed as if it were absent", () =>
+  it.effect("a metadata.tier that names no tier is routed as if it were absent, with a warning (without the name)", () =>
     Effect.gen(function* () {
-      expect(yield* modelFor(ask("hi", { metadata: { tier: "huge" } }))).toBe("gpt-4o-mini")
-      expect(yield* modelFor(ask("hi", { model: "gpt-4o", metadata: { tier: "constructor" } }))).toBe("gpt-4o")
+      const logs: Array<string> = []
+      const recorder = Logger.make(({ logLevel, message }) => {
+        logs.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+      })
+      const quiet = Effect.provide(Logger.replace(Logger.defaultLogger, recorder))
+      expect(yield* quiet(modelFor(ask("hi", { metadata: { tier: "huge" } })))).toBe("gpt-4o-mini")
+      expect(yield* quiet(modelFor(ask("hi", { model: "gpt-4o", metadata: { tier: "constructor" } })))).toBe("gpt-4o")
+      expect(logs).toHaveLength(2)
+      for (const log of logs) {
+        expect(log).toBe(
+          "WARN ModelTier: request metadata.tier names no tier; the request was routed by its model or the heuristic"
+        )
+      }
+      // no warning without metadata.tier, nor for other metadata
+      expect(yield* quiet(modelFor(ask("hi", { metadata: { team: "support" } })))).toBe("gpt-4o-mini")
+      expect(logs).toHaveLength(2)
     }))
 
   it.effect("a request naming a tier's model starts at that tier (reason model)", () =>
@@ -345,6 +359,16 @@ describe("ModelTier.policy: escalation", () => {
     }).pipe(Effect.provide(stack(
       perModel({ "gpt-4o-mini": FakeLlm.fail(new LlmError.ServerError({ status: 503 })) }),
       escalating({ when: () => true })
+    ))))
+
+  it.effect("an escalated call that fails returns its error, not the rejected answer below it", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(LlmClient.complete(ask("hi")))
+      expect(error._tag).toBe("RateLimited")
+      expect(yield* calledModels).toEqual(["gpt-4o-mini", "gpt-4.1-mini"])
+    }).pipe(Effect.provide(stack(
+      perModel({ "gpt-4o-mini": FakeLlm.reply(""), "gpt-4.1-mini": FakeLlm.fail(new LlmError.RateLimited({})) }),
+      escalating({ when: ModelTier.isEmpty })
     ))))
 
   it.effect("an escalation takes the time of both calls, on the Effect clock", () =>
