@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Exit, Fiber, Metric, Schema, TestClock } from "effect"
+import { Duration, Effect, Exit, Fiber, Metric, Schema, TestClock } from "effect"
 import fc from "fast-check"
 import * as Batching from "../src/Batching.js"
 import * as FakeLlm from "../src/FakeLlm.js"
@@ -476,7 +476,11 @@ describe("Batching.make", () => {
           const error = yield* Effect.flip(make({ window: window as Duration.DurationInput }))
           expect(error.issues.map((i) => i.path)).toEqual(["window"])
         }
-        expect(Either.isRight(Either.right(yield* make({ window: "1 nanos", maxBatchSize: 1 })))).toBe(true)
+        // the smallest valid values build a batcher that works: each item is sent alone, at once
+        const alone = yield* make({ window: "1 nanos", maxBatchSize: 1 })
+        const results = yield* Effect.forEach([3, 4], (n) => alone({ n }), { concurrency: "unbounded" })
+        expect(results).toEqual([{ double: 6 }, { double: 8 }])
+        expect(sentNs(yield* FakeLlm.calls)).toEqual([[3], [4]])
       }).pipe(Effect.provide(FakeLlm.layer(model()))))
   })
 })
