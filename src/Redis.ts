@@ -375,8 +375,9 @@ export const layerIdempotencyStore: Layer.Layer<IdempotencyStore, never, RedisCl
  * The `CircuitBreakerStore` in Redis, over the {@link RedisClient} in context, so a fleet shares one breaker per
  * key: one process's break rejects in every process, and the fleet sends `halfOpenProbes` probes, not that many per
  * process. Each method runs the same pure state machine as `CircuitBreaker.layerStoreMemory` (`CircuitBreaker.decide`)
- * as an optimistic transaction (WATCH, GET, decide, MULTI SET EXEC, retried on a conflict) on a small pool of
- * dedicated connections; a step that changes nothing is one GET. The state is one JSON string per key,
+ * on the state it reads (one GET); a step that changes the state writes it with one Lua script that sets the key only
+ * if it still holds what was read (an optimistic compare-and-set, retried on a conflict), over the client's connection.
+ * A step that changes nothing is one GET. The state is one JSON string per key,
  * `<prefix>breaker:<SHA-256 of the breaker key>`, with a TTL of its break or probe deadline plus a day (30 days while
  * isolated). A Redis failure is a `CircuitBreakerStoreError`: guarded calls then fail open (they run untracked, with a
  * warning).
@@ -395,9 +396,9 @@ export const layerIdempotencyStore: Layer.Layer<IdempotencyStore, never, RedisCl
  * @since 0.1.0
  * @category Layers
  */
-export const layerCircuitBreakerStore: Layer.Layer<CircuitBreakerStore, never, RedisClient> = Layer.scoped(
+export const layerCircuitBreakerStore: Layer.Layer<CircuitBreakerStore, never, RedisClient> = Layer.effect(
   CircuitBreakerStore,
-  Effect.flatMap(RedisClient, (redis) => makeCircuitBreakerStore(redis))
+  Effect.map(RedisClient, (redis) => makeCircuitBreakerStore(redis))
 )
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,10 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { Redis as IORedis } from "ioredis"
 import { randomUUID } from "node:crypto"
 import * as CircuitBreaker from "../../src/CircuitBreaker.js"
 import * as FakeLlm from "../../src/FakeLlm.js"
-import { IDLE_RETENTION_MS, ISOLATED_RETENTION_MS, redisKey } from "../../src/internal/redis/circuitBreaker.js"
+import {
+  compareAndSetLua,
+  IDLE_RETENTION_MS,
+  ISOLATED_RETENTION_MS,
+  redisKey
+} from "../../src/internal/redis/circuitBreaker.js"
 import { ChatRequest } from "../../src/Llm.js"
 import * as LlmClient from "../../src/LlmClient.js"
 import { ServerError } from "../../src/LlmError.js"
@@ -100,7 +105,7 @@ describeRedis("CircuitBreakerStore over Redis", () => {
         expect((yield* store.observe(key, T0 + 2, counting)).status).toMatchObject({ phase: "closed", calls: 50 })
       }).pipe(Effect.provide(storeOver(layerRedisTest()))))
 
-    it.effect("writes to ten keys share the connection pool: every key counts its own 5 calls exactly", () =>
+    it.effect("writes to ten keys proceed side by side: every key counts its own 5 calls exactly", () =>
       Effect.gen(function* () {
         const store = yield* CircuitBreaker.CircuitBreakerStore
         const keys = Array.from({ length: 10 }, () => `pool:${randomUUID()}`)
@@ -111,6 +116,67 @@ describeRedis("CircuitBreakerStore over Redis", () => {
           Effect.map(store.observe(key, T0 + 2, counting), (o) => o.status.calls))
         expect(calls).toEqual(Array.from({ length: 10 }, () => 5))
       }).pipe(Effect.provide(storeOver(layerRedisTest()))))
+  })
+
+  describe("compare-and-set", () => {
+    it.effect("a write is applied only over the value it was decided on", () =>
+      Effect.gen(function* () {
+        const redis = yield* Redis.RedisClient
+        const key = `${redis.prefix}cas:${randomUUID()}`
+        const cas = (args: ReadonlyArray<string | number>) => redis.run(compareAndSetLua, [key], args)
+        expect(yield* cas(["1", "a", "b", 60_000])).toBe(0) // expected "a", the key is absent
+        expect(yield* redis.use("EXISTS", (c) => c.exists(key))).toBe(0)
+        expect(yield* cas(["0", "", "a", 60_000])).toBe(1) // expected absent
+        expect(yield* cas(["0", "", "x", 60_000])).toBe(0) // expected absent, the key holds "a"
+        expect(yield* cas(["1", "b", "x", 60_000])).toBe(0) // expected "b", the key holds "a"
+        expect(yield* cas(["1", "a", "b", 60_000])).toBe(1)
+        expect(yield* redis.use("GET", (c) => c.get(key))).toBe("b")
+        expect(yield* redis.use("PTTL", (c) => c.pttl(key))).toBeGreaterThan(50_000)
+      }).pipe(Effect.provide(layerRedisTest())))
+
+    it.live("another process writing between the read and the write, while the connection drops and reconnects: nothing lost", () =>
+      Effect.gen(function* () {
+        const prefix = `test:${randomUUID()}:`
+        const key = `cas:${randomUUID()}`
+        const other = yield* Layer.build(storeOver(Redis.layer({ url: redisUrl, prefix })))
+        const storeB = Context.get(other, CircuitBreaker.CircuitBreakerStore)
+        const raw = yield* Effect.acquireRelease(Effect.sync(() => new IORedis(redisUrl)), (c) => Effect.sync(() => c.disconnect()))
+        const ownerA = yield* Layer.build(Redis.layer({ url: redisUrl, prefix }))
+        const redisA = Context.get(ownerA, Redis.RedisClient)
+        const idA = yield* redisA.use("CLIENT ID", (c) => c.client("ID"))
+        yield* countedCall(storeB, key)
+        let armed = false
+        let interfered = false
+        // Process A's read, once armed, lets process B count a call and drops A's connection before A writes.
+        const client = new Proxy(redisA.client, {
+          get: (target, property) => {
+            if (property === "get") {
+              return async (k: string) => {
+                const value = await target.get(k)
+                if (armed && !interfered) {
+                  interfered = true
+                  await raw.client("KILL", "ID", String(idA))
+                  await Effect.runPromise(countedCall(storeB, key))
+                }
+                return value
+              }
+            }
+            const value: unknown = Reflect.get(target, property, target)
+            return typeof value === "function" ? value.bind(target) : value
+          }
+        })
+        const storeA = CircuitBreaker.CircuitBreakerStore.pipe(
+          Effect.provide(Redis.layerCircuitBreakerStore),
+          Effect.provideService(Redis.RedisClient, { ...redisA, client })
+        )
+        const store = yield* storeA
+        const ticket = ticketOf(yield* store.admit(key, T0, counting))
+        armed = true
+        yield* store.record(key, T0 + 1, counting, ticket, "success")
+        expect(interfered).toBe(true)
+        // all three calls counted: A's write was decided again on B's state, never applied over it
+        expect((yield* storeB.observe(key, T0 + 2, counting)).status.calls).toBe(3)
+      }).pipe(Effect.scoped))
   })
 
   describe("failure behaviour", () => {

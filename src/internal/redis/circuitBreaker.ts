@@ -1,38 +1,35 @@
 /**
  * The Redis `CircuitBreakerStore`: each method runs the SAME pure state machine as the memory store
- * (`internal/breaker.ts`'s `decide`) in TypeScript, made atomic per key by an optimistic transaction:
+ * (`internal/breaker.ts`'s `decide`) in TypeScript, made atomic per key by an optimistic compare-and-set:
  *
- *   WATCH key + GET key → decide(state, now, event) → MULTI · SET key json PX ttl · EXEC (null: a conflict, retry)
+ *   GET key → decide(state, now, event) → one Lua script: "SET key next PX ttl if key still holds what was read"
  *
- * Why not Lua (as the other stores): `decide` is a subtle state machine (generations, windows, probes, backoff) with
- * exhaustive tests; a Lua port would be a second implementation to keep in step with it forever. The price is up to
- * three round trips for a step that changes the state, and retries when processes write one key at once.
+ * Why not the whole step in Lua (as the other stores): `decide` is a subtle state machine (generations, windows,
+ * probes, backoff) with exhaustive tests; a Lua port would be a second implementation to keep in step with it forever.
+ * The price is a second round trip for a step that changes the state, and retries when processes write one key at
+ * once.
  *
  * - Steps that change nothing (a closed circuit admitting; a success with nothing to count; every rejection) are
- *   answered from one plain GET on the shared connection: a read is atomic by itself. Only a step whose `decide`
- *   returns a new state takes the transaction.
- * - WATCH state belongs to a connection, and any EXEC or UNWATCH on it (another fiber's, another store's, the
- *   application's) would silently drop our watch. So transactions run on a small pool of dedicated connections
- *   (`client.duplicate()`), each used by one transaction at a time, and never on the shared connection.
- * - Within one process, transactions on one key are serialized by a per-key mutex: a process never conflicts with
- *   itself (fifty concurrent callers on one key queue instead of aborting each other's EXEC), and keys do not wait
- *   for each other beyond the pool size. Conflicts therefore only come from other processes; each is retried after a
- *   tiny jittered pause (Effect `Random`, Effect clock), at most {@link MAX_ATTEMPTS} attempts, then the step fails
- *   with `CircuitBreakerStoreError` (the breaker then fails open, as for any store failure).
- * - A transaction attempt (commands in flight on a pooled connection) is uninterruptible, so a connection never goes
- *   back to the pool with a WATCH or a MULTI of ours still pending.
+ *   answered from the one GET: a read is atomic by itself. Only a step whose `decide` returns a new state writes.
+ * - The write is one script that compares the stored value with the value the decision was made on (byte for byte;
+ *   "absent" for a key that did not exist) and only then sets it. `decide` is a pure function of that value, so a write
+ *   that lands is exactly the step the memory store would have taken at that moment. No WATCH: a WATCH lives on a
+ *   connection and is silently lost when ioredis reconnects between the WATCH and the EXEC (the EXEC then applies a
+ *   decision made on a stale state), and it would need dedicated connections. The script needs neither.
+ * - Within one process, writes to one key are serialized by a per-key mutex, so a process never conflicts with
+ *   itself beyond one re-read: fifty concurrent callers on one key queue instead of invalidating each other's
+ *   writes. Conflicts with other processes are retried after a tiny jittered pause (Effect `Random`, Effect clock),
+ *   at most {@link MAX_ATTEMPTS} attempts, then the step fails with `CircuitBreakerStoreError` (the breaker then fails
+ *   open, as for any store failure).
+ * - A write (the script in flight) is uninterruptible, so a step that changed the state reports its result.
  */
-import { Effect, Pool, Random, type Scope } from "effect"
-import type { Redis as IORedis } from "ioredis"
+import { Effect, Random } from "effect"
 import { createHash } from "node:crypto"
 import { CircuitBreakerStoreError, type Store } from "../../CircuitBreaker.js"
-import type { RedisClient } from "../../Redis.js"
+import type { RedisClient, RedisError, Script } from "../../Redis.js"
 import * as breaker from "../breaker.js"
 
-/** Dedicated connections for WATCH transactions (per store layer). */
-export const POOL_SIZE = 4
-
-/** Attempts of one transaction before giving up with a CircuitBreakerStoreError. */
+/** Attempts of one write before giving up with a CircuitBreakerStoreError. */
 export const MAX_ATTEMPTS = 25
 
 /** A key is kept this long after its last change, beyond every deadline its state holds (a break, a probe). */
@@ -40,6 +37,24 @@ export const IDLE_RETENTION_MS = 24 * 3_600_000
 
 /** An isolated key is kept this long after its last change (isolation is meant to hold until `reset`). */
 export const ISOLATED_RETENTION_MS = 30 * 24 * 3_600_000
+
+const lua = (source: string): Script => ({ source, sha1: createHash("sha1").update(source).digest("hex") })
+
+/**
+ * KEYS[1] the state. ARGV: "1" if a value was read ("0": the key was absent), the value read, the next value, its TTL
+ * (ms). Sets the next value and answers 1 when the key still holds what was read; answers 0 (and writes nothing)
+ * when another writer changed it since.
+ */
+export const compareAndSetLua = lua(`
+local current = redis.call("GET", KEYS[1])
+if ARGV[1] == "1" then
+  if current ~= ARGV[2] then return 0 end
+elseif current then
+  return 0
+end
+redis.call("SET", KEYS[1], ARGV[3], "PX", ARGV[4])
+return 1
+`)
 
 /** The Redis key of a breaker key: `<prefix>breaker:<sha-256 of the key, base64url>`. */
 export const redisKey = (prefix: string, key: string): string =>
@@ -73,35 +88,6 @@ const parse = (raw: string | null): breaker.State => {
   return state
 }
 
-type Attempt<A> = { readonly _tag: "Done"; readonly result: A } | { readonly _tag: "Conflict" }
-
-/** One optimistic attempt on a dedicated connection. */
-const attempt = async <E extends breaker.Event>(
-  connection: IORedis,
-  key: string,
-  now: number,
-  event: E
-): Promise<Attempt<breaker.Result<E>>> => {
-  try {
-    // Sent back to back on the connection: one round trip.
-    const [, raw] = await Promise.all([connection.watch(key), connection.get(key)])
-    const current = parse(raw)
-    const [result, next] = breaker.decide(current, now, event)
-    if (next === current) {
-      await connection.unwatch()
-      return { _tag: "Done", result }
-    }
-    const replies = await connection.multi().set(key, JSON.stringify(next), "PX", ttlMs(next, now, event.config)).exec()
-    if (replies === null) return { _tag: "Conflict" }
-    const failed = replies.find(([error]) => error !== null)
-    if (failed !== undefined) throw failed[0]
-    return { _tag: "Done", result }
-  } catch (error) {
-    await connection.unwatch().catch(() => undefined)
-    throw error
-  }
-}
-
 /** A mutex per key, dropped when nobody holds or waits for it. */
 const makeKeyLocks = () => {
   const locks = new Map<string, { readonly semaphore: Effect.Semaphore; users: number }>()
@@ -125,64 +111,73 @@ const makeKeyLocks = () => {
     )
 }
 
-/** The store over one RedisClient; its dedicated connections live as long as `Scope`. */
-export const make = (redis: RedisClient["Type"]): Effect.Effect<Store, never, Scope.Scope> =>
-  Effect.gen(function* () {
-    const pool = yield* Pool.make({
-      acquire: Effect.acquireRelease(
-        Effect.sync(() => redis.client.duplicate()),
-        (connection) => Effect.promise(() => connection.quit().then(() => undefined, () => connection.disconnect()))
-      ),
-      size: POOL_SIZE
+/** The decision on one read: the result, and the next state when it differs from the one read. */
+interface Decision<A> {
+  readonly raw: string | null
+  readonly result: A
+  readonly next: breaker.State | undefined
+}
+
+/** The store over one RedisClient (its shared connection: no connection of its own). */
+export const make = (redis: RedisClient["Type"]): Store => {
+  const withKeyLock = makeKeyLocks()
+  const fail = (operation: Operation, reason: string) => new CircuitBreakerStoreError({ operation, reason })
+
+  const step = <E extends breaker.Event>(
+    operation: Operation,
+    key: string,
+    now: number,
+    event: E
+  ): Effect.Effect<breaker.Result<E>, CircuitBreakerStoreError> => {
+    const stored = redisKey(redis.prefix, key)
+    const read: Effect.Effect<Decision<breaker.Result<E>>, CircuitBreakerStoreError> = Effect.tryPromise({
+      try: async () => {
+        const raw = await redis.client.get(stored)
+        const current = parse(raw)
+        const [result, next] = breaker.decide(current, now, event)
+        return { raw, result, next: next === current ? undefined : next }
+      },
+      catch: (error) => fail(operation, reasonOf(error))
     })
-    const withKeyLock = makeKeyLocks()
-    const fail = (operation: Operation, reason: string) => new CircuitBreakerStoreError({ operation, reason })
-
-    const transaction = <E extends breaker.Event>(
-      operation: Operation,
-      key: string,
-      now: number,
-      event: E
+    const write = (raw: string | null, next: breaker.State): Effect.Effect<boolean, CircuitBreakerStoreError> =>
+      Effect.uninterruptible(
+        redis.run(compareAndSetLua, [stored], [
+          raw === null ? "0" : "1",
+          raw ?? "",
+          JSON.stringify(next),
+          ttlMs(next, now, event.config)
+        ])
+      ).pipe(
+        Effect.mapError((error: RedisError) => fail(operation, error.reason)),
+        Effect.map((reply) => reply === 1)
+      )
+    const attempt = (
+      decision: Decision<breaker.Result<E>>,
+      n: number
     ): Effect.Effect<breaker.Result<E>, CircuitBreakerStoreError> => {
-      const loop = (connection: IORedis, n: number): Effect.Effect<breaker.Result<E>, CircuitBreakerStoreError> =>
-        Effect.uninterruptible(Effect.tryPromise({
-          try: () => attempt(connection, key, now, event),
-          catch: (error) => fail(operation, reasonOf(error))
-        })).pipe(Effect.flatMap((outcome) => {
-          if (outcome._tag === "Done") return Effect.succeed(outcome.result)
-          if (n >= MAX_ATTEMPTS) {
-            return Effect.fail(fail(operation, `gave up after ${MAX_ATTEMPTS} attempts conflicting with other writers`))
-          }
-          // 0 to 2^(n-1) ms, at most 8 ms: enough to fall out of step with the other writer
-          return Effect.flatMap(Random.nextIntBetween(0, Math.min(8, 2 ** (n - 1)) + 1), (pause) =>
-            Effect.zipRight(Effect.sleep(pause), loop(connection, n + 1)))
-        }))
-      return withKeyLock(key, Effect.scoped(Effect.flatMap(Pool.get(pool), (connection) => loop(connection, 1))))
+      if (decision.next === undefined) return Effect.succeed(decision.result)
+      return Effect.flatMap(write(decision.raw, decision.next), (written) => {
+        if (written) return Effect.succeed(decision.result)
+        if (n >= MAX_ATTEMPTS) {
+          return Effect.fail(fail(operation, `gave up after ${MAX_ATTEMPTS} attempts conflicting with other writers`))
+        }
+        // The first conflict is most likely a writer of this process that held the key's lock: read again at once.
+        // Later ones come from other processes: pause 0 to 2^(n-2) ms (at most 8 ms) to fall out of step with them.
+        const pause = n === 1
+          ? Effect.void
+          : Effect.flatMap(Random.nextIntBetween(0, Math.min(8, 2 ** (n - 2)) + 1), (ms) => Effect.sleep(ms))
+        return pause.pipe(Effect.zipRight(read), Effect.flatMap((next) => attempt(next, n + 1)))
+      })
     }
+    return Effect.flatMap(read, (decision) =>
+      decision.next === undefined ? Effect.succeed(decision.result) : withKeyLock(stored, attempt(decision, 1)))
+  }
 
-    const step = <E extends breaker.Event>(
-      operation: Operation,
-      key: string,
-      now: number,
-      event: E
-    ): Effect.Effect<breaker.Result<E>, CircuitBreakerStoreError> => {
-      const stored = redisKey(redis.prefix, key)
-      return Effect.tryPromise({
-        try: async () => {
-          const current = parse(await redis.client.get(stored))
-          const [result, next] = breaker.decide(current, now, event)
-          return next === current ? { changed: false as const, result } : { changed: true as const }
-        },
-        catch: (error) => fail(operation, reasonOf(error))
-      }).pipe(Effect.flatMap((read) => read.changed ? transaction(operation, stored, now, event) : Effect.succeed(read.result)))
-    }
-
-    return {
-      admit: (key, now, config) => step("admit", key, now, { _tag: "Admit", config }),
-      record: (key, now, config, ticket, outcome) =>
-        step("record", key, now, { _tag: "Record", config, ticket, outcome }),
-      observe: (key, now, config) => step("observe", key, now, { _tag: "Observe", config }),
-      isolate: (key, now, config) => step("isolate", key, now, { _tag: "Isolate", config }),
-      reset: (key, now, config) => step("reset", key, now, { _tag: "Reset", config })
-    }
-  })
+  return {
+    admit: (key, now, config) => step("admit", key, now, { _tag: "Admit", config }),
+    record: (key, now, config, ticket, outcome) => step("record", key, now, { _tag: "Record", config, ticket, outcome }),
+    observe: (key, now, config) => step("observe", key, now, { _tag: "Observe", config }),
+    isolate: (key, now, config) => step("isolate", key, now, { _tag: "Isolate", config }),
+    reset: (key, now, config) => step("reset", key, now, { _tag: "Reset", config })
+  }
+}
