@@ -1,5 +1,4 @@
 import { expect, it } from "@effect/vitest"
-import { randomUUID } from "node:crypto"
 import { Effect, Layer } from "effect"
 import * as FakeLlm from "../src/FakeLlm.js"
 import { ChatRequest } from "../src/Llm.js"
@@ -7,7 +6,7 @@ import * as LlmClient from "../src/LlmClient.js"
 import * as Pipeline from "../src/Pipeline.js"
 import * as Redis from "../src/Redis.js"
 import * as Tokenizer from "../src/Tokenizer.js"
-import { describeRedis, redisUrl } from "./support/redis.js"
+import { describeRedis, redisUrl, testPrefix } from "./support/redis.js"
 
 const options = {
   cache: { ttl: "1 hour" },
@@ -30,7 +29,7 @@ const ask = (content: string, user = "u1") =>
 describeRedis("Pipeline over Redis stores (two processes)", () => {
   it.live("a cache entry and a budget are shared by two processes", () =>
     Effect.gen(function* () {
-      const prefix = `test:${randomUUID()}:`
+      const prefix = testPrefix()
       const a = yield* Layer.build(processLayer(prefix))
       const b = yield* Layer.build(processLayer(prefix))
       const first = yield* LlmClient.complete(ask("q1")).pipe(Effect.provide(a))

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as Redis from "../src/Redis.js"
-import { describeRedis, layerRedisTest } from "./support/redis.js"
+import { describeRedis, isCi, layerRedisTest } from "./support/redis.js"
 
 describeRedis("RedisClient", () => {
   it.scoped("pings, runs scripts (EVAL on first use, EVALSHA after) and prefixes nothing by itself", () =>
@@ -37,4 +37,11 @@ describe("Redis.layer", () => {
       expect(JSON.stringify(error)).not.toContain("s3cret")
       expect(error.message).not.toContain("s3cret")
     }))
+})
+
+describe("describeRedis", () => {
+  it("treats any CI value but empty, 0 or false as CI, where a missing Redis fails the suite instead of skipping it", () => {
+    expect(["true", "1", "True", "yes", "github"].map((v) => isCi(v))).toEqual([true, true, true, true, true])
+    expect([undefined, "", "0", "false", "FALSE"].map((v) => isCi(v))).toEqual([false, false, false, false, false])
+  })
 })

@@ -14,7 +14,7 @@ import { ChatRequest } from "../../src/Llm.js"
 import * as LlmClient from "../../src/LlmClient.js"
 import { ServerError } from "../../src/LlmError.js"
 import * as Redis from "../../src/Redis.js"
-import { describeRedis, layerRedisTest, redisUrl } from "../support/redis.js"
+import { describeRedis, layerRedisTest, redisUrl, testPrefix } from "../support/redis.js"
 import { circuitBreakerStoreContract } from "./CircuitBreakerStore.contract.js"
 
 const T0 = 1_700_000_000_000
@@ -136,7 +136,7 @@ describeRedis("CircuitBreakerStore over Redis", () => {
 
     it.live("another process writing between the read and the write, while the connection drops and reconnects: nothing lost", () =>
       Effect.gen(function* () {
-        const prefix = `test:${randomUUID()}:`
+        const prefix = testPrefix()
         const key = `cas:${randomUUID()}`
         const other = yield* Layer.build(storeOver(Redis.layer({ url: redisUrl, prefix })))
         const storeB = Context.get(other, CircuitBreaker.CircuitBreakerStore)
@@ -219,7 +219,7 @@ describeRedis("CircuitBreakerStore over Redis", () => {
   })
 
   describe("across processes (two connections, one prefix)", () => {
-    const prefix = `test:${randomUUID()}:`
+    const prefix = testPrefix()
     const processA = storeOver(Redis.layer({ url: redisUrl, prefix }))
     const processB = storeOver(Redis.layer({ url: redisUrl, prefix }))
 

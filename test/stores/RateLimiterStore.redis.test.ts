@@ -9,7 +9,7 @@ import { ChatRequest } from "../../src/Llm.js"
 import * as LlmClient from "../../src/LlmClient.js"
 import * as RateLimit from "../../src/RateLimit.js"
 import * as Redis from "../../src/Redis.js"
-import { describeRedis, layerRedisTest, redisUrl } from "../support/redis.js"
+import { describeRedis, layerRedisTest, redisUrl, testPrefix } from "../support/redis.js"
 import { rateLimiterStoreContract } from "./RateLimiterStore.contract.js"
 
 const storeOver = <E>(client: Layer.Layer<Redis.RedisClient, E>) =>
@@ -103,7 +103,7 @@ describeRedis("RateLimiterStore over Redis", () => {
   })
 
   describe("across processes (two connections, one prefix)", () => {
-    const prefix = `test:${randomUUID()}:`
+    const prefix = testPrefix()
     const processA = storeOver(Redis.layer({ url: redisUrl, prefix }))
     const processB = storeOver(Redis.layer({ url: redisUrl, prefix }))
 

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto"
 import { afterAll, expect, it } from "@effect/vitest"
 import { Cause, Context, Effect, Exit, Layer, Logger, Random, TestClock } from "effect"
 import * as fc from "fast-check"
@@ -11,7 +10,7 @@ import { type Period, windowAt } from "../../src/internal/budgetPeriod.js"
 import { TTL_MARGIN_MS } from "../../src/internal/redis/tokenBudget.js"
 import * as TokenBudget from "../../src/TokenBudget.js"
 import * as Tokenizer from "../../src/Tokenizer.js"
-import { describeRedis, layerRedisTest, redisUrl } from "../support/redis.js"
+import { describeRedis, layerRedisTest, redisUrl, testPrefix } from "../support/redis.js"
 import { tokenBudgetStoreContract } from "./TokenBudgetStore.contract.js"
 
 const T0 = Date.UTC(2025, 2, 10)
@@ -30,7 +29,7 @@ const storeOf = (prefix: string) =>
     redis: Context.get(context, Redis.RedisClient)
   }))
 
-const freshPrefix = () => `test:${randomUUID()}:`
+const freshPrefix = testPrefix
 
 /** A store over a closed connection: every command fails. */
 const closedStore = Effect.gen(function* () {

@@ -1,13 +1,18 @@
 /**
  * Redis for the store tests: `REDIS_URL` (default redis://127.0.0.1:6379). When Redis does not answer, the Redis
- * suites fail under CI (CI=true) and are reported as not run, loudly, elsewhere.
+ * suites fail under CI (any `CI` other than empty, "0" or "false") and are reported as not run, loudly, elsewhere.
  */
 import { randomUUID } from "node:crypto"
+import type { Layer } from "effect"
 import { Redis as IORedis } from "ioredis"
-import { describe, it } from "vitest"
+import { afterAll, describe, it } from "vitest"
 import * as Redis from "../../src/Redis.js"
 
 export const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
+
+/** True on a CI runner: `CI` is set to anything but an empty string, "0" or "false" (any case). */
+export const isCi = (value: string | undefined = process.env.CI): boolean =>
+  value !== undefined && !["", "0", "false"].includes(value.trim().toLowerCase())
 
 const probe = async (): Promise<boolean> => {
   const client = new IORedis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null })
@@ -23,13 +28,45 @@ const probe = async (): Promise<boolean> => {
 
 export const redisAvailable: boolean = await probe()
 
+const prefixes = new Set<string>()
+
+/** A fresh key prefix (`test:<uuid>:`); its keys are deleted after the enclosing `describeRedis` suite. */
+export const testPrefix = (): string => {
+  const prefix = `test:${randomUUID()}:`
+  prefixes.add(prefix)
+  return prefix
+}
+
+/** Deletes every key under the prefixes handed out so far (SCAN, then UNLINK): test keys would otherwise stay until
+ * their TTLs, up to weeks for some. */
+const deleteTestKeys = async (): Promise<void> => {
+  const client = new IORedis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  try {
+    await client.connect()
+    for (const prefix of prefixes) {
+      let cursor = "0"
+      do {
+        const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
+        cursor = next
+        if (keys.length > 0) await client.unlink(...keys)
+      } while (cursor !== "0")
+      prefixes.delete(prefix)
+    }
+  } finally {
+    client.disconnect()
+  }
+}
+
 /** A describe for suites that need Redis. */
 export const describeRedis = (name: string, body: () => void): void => {
   if (redisAvailable) {
-    describe(name, body)
+    describe(name, () => {
+      body()
+      afterAll(deleteTestKeys)
+    })
     return
   }
-  if (process.env.CI === "true" || process.env.CI === "1") {
+  if (isCi()) {
     describe(name, () => {
       it("needs Redis", () => {
         throw new Error(`Redis is not reachable at ${redisUrl}; the Redis store suites cannot run in CI without it`)
@@ -41,5 +78,6 @@ export const describeRedis = (name: string, body: () => void): void => {
   describe.skip(name, body)
 }
 
-/** A RedisClient layer with a prefix of its own, so suites never see each other's keys. */
-export const layerRedisTest = () => Redis.layer({ url: redisUrl, prefix: `test:${randomUUID()}:` })
+/** A RedisClient layer with a prefix of its own (see {@link testPrefix}), so suites never see each other's keys. */
+export const layerRedisTest = (): Layer.Layer<Redis.RedisClient, Redis.RedisError> =>
+  Redis.layer({ url: redisUrl, prefix: testPrefix() })
