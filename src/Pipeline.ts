@@ -2,21 +2,23 @@
  * One documented default order of every policy, built from one options object.
  *
  * ```
- * idempotency → tier → cache → budgets → trim → fallback → retry → breaker → rate limit → bulkhead → timeout → provider
+ * cache → idempotency → budgets → trim → fallback → retry → breaker → rate limit → bulkhead → timeout → provider
+ * with a tier:  idempotency → tier → cache → budgets → trim → fallback → …
  * ```
  *
- * Why this order: an idempotent replay returns the outcome recorded for its key before anything else runs (a cache
- * in front of it could answer a retried key with another call's answer); the tier picks the model before anything
- * that keys or prices a call by its model: the cache (a request for a placeholder model such as `"auto"` is cached
- * under the model that answers it; above the tier, such answers would never be stored, since the cache keeps only
- * answers from the requested model), the budgets (they reserve at the real model's price and charge every
- * escalated call) and the trim (the prompt fits the chosen model's window); a cache hit costs nothing, so the cache
- * sits above every budget; budgets reserve before the prompt is trimmed (on a long prompt the reservation
- * over-estimates, and the difference is released when the actual usage is committed); the fallback chain wraps
- * retries, so each model is retried before the next one takes over; the breaker sits inside retry and fallback, so
- * an open breaker fails at once and the fallback moves on; the rate limit and bulkhead guard each provider call; the
- * timeout bounds each attempt (put a `total` deadline around the whole pipeline with `Timeout.policy({ total })` as
- * an extra outer policy if you need one).
+ * Why this order: a cache hit costs nothing, not even an idempotency claim, so the cache runs first (a request with
+ * an explicit `idempotencyKey` skips it when idempotency is configured: it gets the outcome recorded for its key);
+ * an idempotent replay happens before any budget is spent. A tier picks the model before anything that keys or prices a call by
+ * its model: the cache (it keeps only answers from the requested model, so above the tier a request for a
+ * placeholder model such as `"auto"` would never be stored; below it, the answer is stored under the model the
+ * tier chose), the budgets (they reserve at the real model's price and charge every escalated call) and the trim
+ * (the prompt fits the chosen model's window); idempotency stays above the tier, where an escalation to another
+ * model does not change the payload recorded for its key. Budgets reserve before the prompt is trimmed (on a long
+ * prompt the reservation over-estimates, and the difference is released when the actual usage is committed); the
+ * fallback chain wraps retries, so each model is retried before the next one takes over; the breaker sits inside
+ * retry and fallback, so an open breaker fails at once and the fallback moves on; the rate limit and bulkhead guard
+ * each provider call; the timeout bounds each attempt (put a `total` deadline around the whole pipeline with
+ * `Timeout.policy({ total })` as an extra outer policy if you need one).
  *
  * Every option is optional: a pattern is in the pipeline only when its options are given. Each policy stays
  * correct in any order; this module only picks the default.
@@ -35,6 +37,7 @@ import * as ModelTier from "./ModelTier.js"
 import * as PromptTrim from "./PromptTrim.js"
 import * as RateLimit from "./RateLimit.js"
 import * as ResponseCache from "./ResponseCache.js"
+import { isDeterministic } from "./internal/requestKey.js"
 import * as Retry from "./Retry.js"
 import * as Timeout from "./Timeout.js"
 import * as TokenBudget from "./TokenBudget.js"
@@ -127,15 +130,15 @@ export type Exact<O> = O & { readonly [K in Exclude<keyof O, keyof Options>]: ne
  * @example
  * ```ts
  * import { Pipeline } from "effect-llm-resilience"
- * Pipeline.order[0] // "Idempotency"
+ * Pipeline.order[0] // "ResponseCache"
  * ```
  * @since 0.1.0
  * @category Models
  */
 export const order = [
+  "ResponseCache",
   "Idempotency",
   "ModelTier",
-  "ResponseCache",
   "TokenBudget",
   "PromptTrim",
   "Fallback",
@@ -207,9 +210,22 @@ const stateful = (path: string, build: Effect.Effect<LlmClient.Policy, InvalidOp
 const stepsOf = (options: Options): ReadonlyArray<Step> => {
   const steps: Array<Step> = []
   const { idempotency, tier, cache, budgets, trim, fallback, retry, breaker, rateLimit, bulkhead, timeout } = options
+  // Above idempotency, a request with an explicit idempotency key skips the cache: it gets the outcome recorded for
+  // its key, never another call's cached answer.
+  const keyedSkipCache = cache !== undefined && idempotency !== undefined && tier === undefined
+  const cacheOptions: ResponseCache.Options | undefined = cache === undefined || !keyedSkipCache ? cache : {
+    ...cache,
+    cacheable: (request) => request.idempotencyKey === undefined && (cache.cacheable ?? isDeterministic)(request)
+  }
+  const cacheStep = cacheOptions === undefined ? undefined : stateful("cache", ResponseCache.policy(cacheOptions))
+  // Without a tier the cache runs first (a hit costs nothing, not even an idempotency claim). With a tier it runs
+  // below it: the cache keeps only answers from the requested model, so above the tier a request for a placeholder
+  // model ("auto") would never be stored; and idempotency stays above the tier, where an escalation does not change
+  // the payload recorded for its key.
+  if (cacheStep !== undefined && tier === undefined) steps.push(cacheStep)
   if (idempotency !== undefined) steps.push(stateful("idempotency", Idempotency.policy(idempotency)))
   if (tier !== undefined) steps.push(stateless("tier", () => ModelTier.policy(tier)))
-  if (cache !== undefined) steps.push(stateful("cache", ResponseCache.policy(cache)))
+  if (cacheStep !== undefined && tier !== undefined) steps.push(cacheStep)
   budgets?.forEach((budget, i) => steps.push(stateful(`budgets.${i}`, TokenBudget.policy(budget))))
   if (trim !== undefined) steps.push(stateful("trim", PromptTrim.policy(trim)))
   if (fallback !== undefined) steps.push(stateless("fallback", () => Fallback.policy(fallback)))

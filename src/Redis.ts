@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import { createHash } from "node:crypto"
-import { Config, type ConfigError, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Config, type ConfigError, Context, Effect, Layer, Option, Redacted, Runtime, Schema } from "effect"
 import { Redis as IORedis, type RedisOptions } from "ioredis"
 import { IdempotencyStore } from "./Idempotency.js"
 import { make as makeIdempotencyStore } from "./internal/redis/idempotency.js"
@@ -165,7 +165,9 @@ export interface Options extends RedisOptions {
 
 /**
  * A layer holding one connection for its lifetime (closed with QUIT when the layer is released). The connection is
- * checked with PING when the layer is built, so a missing server fails at start-up, not at the first call.
+ * checked with PING when the layer is built, so a missing server fails at start-up, not at the first call. While the
+ * connection is down, commands fail with {@link RedisError} and the driver reconnects on its own; the outage is logged
+ * once (`Effect.logWarning`, with the driver's reason, never the URL) until the connection is ready again.
  *
  * @example
  * ```ts
@@ -191,6 +193,21 @@ export const layer = (options: Options = {}): Layer.Layer<RedisClient, RedisErro
         }),
         (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
       )
+      // One warning per outage through the Effect logger (ioredis would print every reconnection error to stderr).
+      const runtime = yield* Effect.runtime<never>()
+      let down = false
+      client.on("error", (error: unknown) => {
+        if (down) return
+        down = true
+        Runtime.runFork(runtime)(
+          Effect.logWarning("Redis connection failed; commands fail until it reconnects").pipe(
+            Effect.annotateLogs({ reason: reasonOf(error) })
+          )
+        )
+      })
+      client.on("ready", () => {
+        down = false
+      })
       const service = fromClient(client, prefix ?? "llm:")
       yield* service.use("PING", (c) => c.ping())
       return service

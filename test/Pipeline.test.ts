@@ -66,10 +66,13 @@ describe("Pipeline", () => {
         "bulkhead",
         "timeout"
       ])
+      // without a tier the cache runs first
+      const withoutTier = yield* Pipeline.policies({ ...all, tier: undefined })
+      expect(withoutTier.map((p) => p.name).slice(0, 3)).toEqual(["ResponseCache", "Idempotency", "TokenBudget(global-month)"])
       expect(Pipeline.order).toEqual([
+        "ResponseCache",
         "Idempotency",
         "ModelTier",
-        "ResponseCache",
         "TokenBudget",
         "PromptTrim",
         "Fallback",

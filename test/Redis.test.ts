@@ -1,5 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { describe, expect, it, vi } from "@effect/vitest"
+import { Effect, HashMap, Layer, Logger } from "effect"
 import * as Redis from "../src/Redis.js"
 import { describeRedis, isCi, layerRedisTest } from "./support/redis.js"
 
@@ -29,13 +29,26 @@ describeRedis("RedisClient", () => {
 describe("Redis.layer", () => {
   it.live("a server that does not answer fails the layer with a RedisError that does not show the URL", () =>
     Effect.gen(function* () {
+      const logs: Array<string> = []
+      const capture = Logger.make(({ annotations, logLevel, message }) => {
+        logs.push(`${logLevel.label} ${JSON.stringify(message)} ${JSON.stringify([...HashMap.toEntries(annotations)])}`)
+      })
+      const stderr = vi.spyOn(console, "error").mockImplementation(() => undefined)
       const error = yield* Effect.flip(
-        Layer.build(Redis.layer({ url: "redis://:s3cret@127.0.0.1:1", retryStrategy: () => null, lazyConnect: false }))
-          .pipe(Effect.scoped)
+        Layer.build(Redis.layer({ url: "redis://:s3cret@127.0.0.1:1", retryStrategy: (n) => (n < 3 ? 1 : null) }))
+          .pipe(Effect.scoped, Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
       )
+      const printed = stderr.mock.calls.length
+      stderr.mockRestore()
       expect(error._tag).toBe("RedisError")
       expect(JSON.stringify(error)).not.toContain("s3cret")
       expect(error.message).not.toContain("s3cret")
+      // three failed connection attempts: one warning through the Effect logger, nothing printed by the driver
+      expect(logs).toHaveLength(1)
+      expect(logs[0]).toContain("WARN")
+      expect(logs[0]).toContain("ECONNREFUSED")
+      expect(logs[0]).not.toContain("s3cret")
+      expect(printed).toBe(0)
     }))
 })
 
