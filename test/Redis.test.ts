@@ -1,7 +1,10 @@
 import { describe, expect, it, vi } from "@effect/vitest"
-import { Effect, HashMap, Layer, Logger } from "effect"
+import { randomUUID } from "node:crypto"
+import { Context, Effect, HashMap, Layer, Logger } from "effect"
+import * as CircuitBreaker from "../src/CircuitBreaker.js"
+import * as TokenBudget from "../src/TokenBudget.js"
 import * as Redis from "../src/Redis.js"
-import { describeRedis, isCi, layerRedisTest } from "./support/redis.js"
+import { describeRedis, isCi, layerRedisTest, redisUrl, testPrefix } from "./support/redis.js"
 
 describeRedis("RedisClient", () => {
   it.scoped("pings, runs scripts (EVAL on first use, EVALSHA after) and prefixes nothing by itself", () =>
@@ -16,6 +19,44 @@ describeRedis("RedisClient", () => {
       yield* redis.use("DEL", (c) => c.del(key))
       expect(redis.prefix.startsWith("test:")).toBe(true)
     }).pipe(Effect.provide(layerRedisTest())))
+
+  it.live("every store over one Redis.layer uses its one connection, closed when the layer is released", () =>
+    Effect.gen(function* () {
+      const name = `conn-${randomUUID()}`
+      const inspector = yield* Layer.build(layerRedisTest()).pipe(Effect.map((ctx) => Context.get(ctx, Redis.RedisClient)))
+      const connections = Effect.map(
+        inspector.use("CLIENT LIST", (c) => c.client("LIST") as Promise<string>),
+        (list) => list.split("\n").filter((line) => line.includes(`name=${name} `)).length
+      )
+      const during = yield* Effect.scoped(Effect.gen(function* () {
+        const context = yield* Layer.build(
+          Redis.layerStores.pipe(Layer.provideMerge(Redis.layer({ url: redisUrl, prefix: testPrefix(), connectionName: name })))
+        )
+        // a state change on the breaker, a cache write, a budget step: every store at work
+        const breaker = Context.get(context, CircuitBreaker.CircuitBreakerStore)
+        const config: CircuitBreaker.Config = {
+          failureThreshold: 1,
+          failureRate: null,
+          slowCall: null,
+          window: null,
+          minimumCalls: 10,
+          halfOpenAfter: { initialMs: 10_000, maxMs: 10_000, factor: 1 },
+          halfOpenProbes: 1,
+          probeTimeoutMs: 60_000
+        }
+        const admission = yield* breaker.admit("k", 0, config)
+        if (admission._tag === "Admitted") yield* breaker.record("k", 1, config, admission.ticket, "failure")
+        expect((yield* breaker.admit("k", 2, config))._tag).toBe("Rejected")
+        yield* Context.get(context, TokenBudget.TokenBudgetStore).usage({
+          key: "k",
+          window: { _tag: "Calendar", start: 0, end: 60_000 },
+          now: 1
+        })
+        return yield* connections
+      }))
+      expect(during).toBe(1)
+      expect(yield* connections).toBe(0)
+    }).pipe(Effect.scoped))
 
   it.scoped("a script error is a RedisError", () =>
     Effect.gen(function* () {
