@@ -104,6 +104,46 @@ export const idempotencyStoreContract = (name: string, layer: Layer.Layer<Idempo
         expect(yield* store.claim(key, "fp", T0 + MINUTE, MINUTE)).toEqual({ _tag: "Claimed" })
       }).pipe(Effect.provide(layer)))
 
+    it.effect("get answers the entry as stored: a claim with its fingerprint and lease end, a record with its expiry", () =>
+      Effect.gen(function* () {
+        const store = yield* IdempotencyStore
+        const key = uniqueKey("entry")
+        yield* store.claim(key, "fp", T0, MINUTE)
+        expect(yield* store.get(key, T0 + 1)).toEqual(Option.some({ _tag: "InFlight", fingerprint: "fp", expiresAt: T0 + MINUTE }))
+        yield* store.complete(key, success("fp"), T0 + 5, 10 * MINUTE)
+        expect(yield* store.get(key, T0 + 6)).toEqual(
+          Option.some({ _tag: "Completed", record: success("fp"), expiresAt: T0 + 5 + 10 * MINUTE })
+        )
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("once a claim or a record has expired, the key is free for any fingerprint (no mismatch)", () =>
+      Effect.gen(function* () {
+        const store = yield* IdempotencyStore
+        const claimed = uniqueKey("expired-claim")
+        yield* store.claim(claimed, "fp", T0, MINUTE)
+        expect(yield* store.claim(claimed, "other", T0 + MINUTE, MINUTE)).toEqual({ _tag: "Claimed" })
+        expect(yield* store.claim(claimed, "fp", T0 + MINUTE + 1, MINUTE)).toEqual({ _tag: "Mismatch" })
+        const completed = uniqueKey("expired-record")
+        yield* store.claim(completed, "fp", T0, MINUTE)
+        yield* store.complete(completed, success("fp"), T0, MINUTE)
+        expect(yield* store.claim(completed, "other", T0 + MINUTE, MINUTE)).toEqual({ _tag: "Claimed" })
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("complete with a ttl of zero keeps nothing; complete after the claim's lease still stores the record", () =>
+      Effect.gen(function* () {
+        const store = yield* IdempotencyStore
+        const zero = uniqueKey("zero-ttl")
+        yield* store.claim(zero, "fp", T0, MINUTE)
+        yield* store.complete(zero, success("fp"), T0 + 1, 0)
+        expect(Option.isNone(yield* store.get(zero, T0 + 1))).toBe(true)
+        expect(yield* store.claim(zero, "fp", T0 + 2, MINUTE)).toEqual({ _tag: "Claimed" })
+        const late = uniqueKey("late-complete")
+        yield* store.claim(late, "fp", T0, MINUTE)
+        yield* store.complete(late, success("fp"), T0 + 2 * MINUTE, MINUTE)
+        const claim = yield* store.claim(late, "fp", T0 + 2 * MINUTE + 1, MINUTE)
+        expect(claim).toEqual({ _tag: "Completed", record: success("fp") })
+      }).pipe(Effect.provide(layer)))
+
     it.effect("get of an unknown or expired key is None", () =>
       Effect.gen(function* () {
         const store = yield* IdempotencyStore

@@ -91,7 +91,42 @@ export const responseCacheStoreContract = (
         expect(yield* store.size(T0)).toBe(0)
       }).pipe(Effect.provide(layer)))
 
+    it.effect("a set that expires at or before now stores nothing and removes the entry it replaces", () =>
+      Effect.gen(function* () {
+        const store = yield* ResponseCacheStore
+        const key = uniqueKey("stillborn")
+        yield* store.set(key, response("live"), T0 + 60_000, T0)
+        yield* store.set(key, response("dead"), T0 + 10, T0 + 10)
+        expect(Option.isNone(yield* store.get(key, T0 + 11))).toBe(true)
+        expect(Option.isNone(yield* store.get(key, T0 + 1))).toBe(true)
+        expect(yield* store.delete(key)).toBe(false)
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("after clear the store works as new", () =>
+      Effect.gen(function* () {
+        const store = yield* ResponseCacheStore
+        yield* store.clear
+        const key = uniqueKey("after-clear")
+        yield* store.set(key, response("again"), T0 + 60_000, T0)
+        expect(Option.getOrThrow(yield* store.get(key, T0 + 1)).content).toBe("again")
+        expect(yield* store.size(T0 + 1)).toBe(1)
+        yield* store.clear
+      }).pipe(Effect.provide(layer)))
+
     if (bounded !== undefined) {
+      it.effect("replacing an entry counts as a use: the least recently written or read goes first", () =>
+        Effect.gen(function* () {
+          const store = yield* ResponseCacheStore
+          yield* store.clear
+          const keys = Array.from({ length: bounded.capacity }, (_, i) => uniqueKey(`replace-lru${i}`))
+          for (const key of keys) yield* store.set(key, response(key), T0 + 60_000, T0)
+          yield* store.set(keys[0], response("rewritten"), T0 + 60_000, T0 + 1) // keys[1] is now the oldest use
+          yield* store.set(uniqueKey("newcomer"), response("n"), T0 + 60_000, T0 + 2)
+          expect(Option.getOrThrow(yield* store.get(keys[0], T0 + 3)).content).toBe("rewritten")
+          expect(Option.isNone(yield* store.get(keys[1], T0 + 3))).toBe(true)
+          expect(yield* store.size(T0 + 3)).toBe(bounded.capacity)
+        }).pipe(Effect.provide(bounded.layer)))
+
       it.effect("at capacity the least recently used entry is evicted (a read counts as a use)", () =>
         Effect.gen(function* () {
           const store = yield* ResponseCacheStore

@@ -127,6 +127,33 @@ export const tokenBudgetStoreContract = (name: string, layer: Layer.Layer<TokenB
         expect((yield* reserve(key, "c", tokens(800), limitTokens(1000), day(T0), T0 + 1000))._tag).toBe("Reserved")
       }).pipe(Effect.provide(layer)))
 
+    it.effect("after its lease an id reserves anew and counts again; a late refund finds nothing", () =>
+      Effect.gen(function* () {
+        const key = uniqueKey("lease-reuse")
+        yield* reserve(key, "a", tokens(300), limitTokens(1000), day(T0), T0, 1000)
+        // within the lease, reserving the same id again holds it once (the lease is not extended)
+        yield* reserve(key, "a", tokens(300), limitTokens(1000), day(T0), T0 + 500, 10_000)
+        expect((yield* read(key, day(T0), T0 + 999)).reserved.tokens).toBe(300)
+        expect((yield* read(key, day(T0), T0 + 1000)).reserved.tokens).toBe(0)
+        expect((yield* refund(key, "a", day(T0), T0 + 1000)).found).toBe(false)
+        const again = yield* reserve(key, "a", tokens(700), limitTokens(1000), day(T0), T0 + 1001)
+        expect(again._tag).toBe("Reserved")
+        expect(again.snapshot.reserved.tokens).toBe(700)
+        expect((yield* refund(key, "a", day(T0), T0 + 1002)).found).toBe(true)
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("a limit of zero refuses any positive amount; a zero amount always fits", () =>
+      Effect.gen(function* () {
+        const key = uniqueKey("zero")
+        const refused = yield* reserve(key, "a", tokens(1), limitTokens(0), day(T0), T0)
+        expect(refused).toMatchObject({ _tag: "Rejected", unit: "tokens", requested: 1, remaining: 0 })
+        expect((yield* reserve(key, "b", tokens(0), limitTokens(0), day(T0), T0))._tag).toBe("Reserved")
+        yield* commit(key, "c", tokens(50), limitTokens(10), day(T0), T0 + 1) // over-committed: remaining is 0, not negative
+        const over = yield* reserve(key, "d", tokens(1), limitTokens(10), day(T0), T0 + 2)
+        expect(over).toMatchObject({ _tag: "Rejected", remaining: 0 })
+        expect(over.snapshot.used.tokens).toBe(50)
+      }).pipe(Effect.provide(layer)))
+
     it.effect("a new calendar period starts from zero; reservations in flight carry over", () =>
       Effect.gen(function* () {
         const key = uniqueKey("calendar")
