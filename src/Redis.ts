@@ -3,8 +3,8 @@
  * core never loads `ioredis`).
  *
  * `RedisClient` holds one `ioredis` connection, a key prefix and a script runner; every store method is one atomic
- * step (one Lua script, `now` passed in from the Effect clock, every key with a TTL), so N replicas share one
- * breaker, one budget, one cache and one idempotency record per key.
+ * step (one Lua script; for the breaker, a read and a compare-and-set script), `now` passed in from the Effect clock,
+ * every key with a TTL, so N replicas share one breaker, one budget, one cache and one idempotency record per key.
  *
  * @since 0.1.0
  */
