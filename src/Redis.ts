@@ -163,8 +163,11 @@ export interface Options extends RedisOptions {
   readonly prefix?: string | undefined
 }
 
+const QUIT_TIMEOUT = "1 second"
+
 /**
- * A layer holding one connection for its lifetime (closed with QUIT when the layer is released). The connection is
+ * A layer holding one connection for its lifetime (closed with QUIT when the layer is released; closed at once if
+ * the server does not answer the QUIT within a second). The connection is
  * checked with PING when the layer is built, so a missing server fails at start-up, not at the first call. While the
  * connection is down, commands fail with {@link RedisError} and the driver reconnects on its own; the outage is logged
  * once (`Effect.logWarning`, with the driver's reason, never the URL) until the connection is ready again.
@@ -191,7 +194,13 @@ export const layer = (options: Options = {}): Layer.Layer<RedisClient, RedisErro
             ? new IORedis(redisOptions)
             : new IORedis(Redacted.isRedacted(url) ? Redacted.value(url) : url, redisOptions)
         }),
-        (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+        // QUIT waits for the server's reply: a server that stopped answering gets a second, then the socket is closed.
+        // (A release runs uninterruptibly: the wait is made interruptible so that the timeout can end it.)
+        (client) =>
+          Effect.interruptible(Effect.promise(() => client.quit().then(() => true, () => false))).pipe(
+            Effect.timeoutOption(QUIT_TIMEOUT),
+            Effect.flatMap((quit) => Option.isSome(quit) && quit.value ? Effect.void : Effect.sync(() => client.disconnect()))
+          )
       )
       // One warning per outage through the Effect logger (ioredis would print every reconnection error to stderr).
       const runtime = yield* Effect.runtime<never>()

@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from "@effect/vitest"
 import { randomUUID } from "node:crypto"
+import * as net from "node:net"
 import { Context, Effect, HashMap, Layer, Logger } from "effect"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as TokenBudget from "../src/TokenBudget.js"
@@ -91,6 +92,39 @@ describe("Redis.layer", () => {
       expect(logs[0]).not.toContain("s3cret")
       expect(printed).toBe(0)
     }))
+
+  it.live("releasing the layer does not hang on a server that stopped answering (QUIT is given a second)", () =>
+    Effect.gen(function* () {
+      // A "server" that answers the driver's start-up commands (CLIENT SETINFO, PING), then nothing (not QUIT).
+      const sockets = new Set<net.Socket>()
+      const server = yield* Effect.acquireRelease(
+        Effect.async<net.Server>((resume) => {
+          const s = net.createServer((socket) => {
+            sockets.add(socket)
+            socket.on("error", () => undefined)
+            socket.on("data", (data) => {
+              for (const command of data.toString().split("*").slice(1)) {
+                if (/SETINFO/i.test(command)) socket.write("+OK\r\n")
+                else if (/PING/i.test(command)) socket.write("+PONG\r\n")
+              }
+            })
+          })
+          s.listen(0, "127.0.0.1", () => resume(Effect.succeed(s)))
+        }),
+        (s) =>
+          Effect.async<void>((resume) => {
+            for (const socket of sockets) socket.destroy()
+            s.close(() => resume(Effect.void))
+          })
+      )
+      const { port } = server.address() as net.AddressInfo
+      const started = Date.now()
+      yield* Layer.build(
+        Redis.layer({ url: `redis://127.0.0.1:${port}`, enableReadyCheck: false, retryStrategy: () => null })
+      ).pipe(Effect.scoped)
+      expect(Date.now() - started).toBeLessThan(5_000)
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900)
+    }).pipe(Effect.scoped))
 })
 
 describe("describeRedis", () => {
