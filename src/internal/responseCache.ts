@@ -322,6 +322,13 @@ export const makeMemoryStore = (capacity: number): Store => {
         entries.delete(key)
         if (expiresAt <= now) return
         entries.set(key, { value, expiresAt })
+        if (entries.size <= capacity) return
+        // Expired entries go before a live one is evicted: look at the 64 least recently used (bounded work a set).
+        let looked = 0
+        for (const [candidate, entry] of entries) {
+          if (entries.size <= capacity || looked++ >= 64) break
+          if (entry.expiresAt <= now) entries.delete(candidate)
+        }
         while (entries.size > capacity) entries.delete(entries.keys().next().value as string)
       }),
     delete: (key) => Effect.sync(() => entries.delete(key)),

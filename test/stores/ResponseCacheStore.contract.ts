@@ -141,5 +141,22 @@ export const responseCacheStoreContract = (
           expect(Option.isSome(yield* store.get(extra, T0 + 3))).toBe(true)
           expect(yield* store.size(T0 + 3)).toBe(bounded.capacity)
         }).pipe(Effect.provide(bounded.layer)))
+
+      it.effect("at capacity an expired entry goes before a live one, however recently it was used", () =>
+        Effect.gen(function* () {
+          const store = yield* ResponseCacheStore
+          yield* store.clear
+          const keys = Array.from({ length: bounded.capacity }, (_, i) => uniqueKey(`expired-first${i}`))
+          // keys[0] is the least recently used but lives long; the last one is the newest but expires first
+          for (const [i, key] of keys.entries()) {
+            const expiresAt = i === keys.length - 1 ? T0 + 10 : T0 + 60_000
+            yield* store.set(key, response(key), expiresAt, T0 + i)
+          }
+          const extra = uniqueKey("after-expiry")
+          yield* store.set(extra, response("extra"), T0 + 60_000, T0 + 100)
+          expect(Option.isSome(yield* store.get(keys[0], T0 + 101))).toBe(true)
+          expect(Option.isSome(yield* store.get(extra, T0 + 101))).toBe(true)
+          expect(yield* store.size(T0 + 101)).toBe(bounded.capacity)
+        }).pipe(Effect.provide(bounded.layer)))
     }
   })
