@@ -189,7 +189,13 @@ export const layer = (options: Options = {}): Layer.Layer<RedisClient, RedisErro
       const { prefix, url, ...rest } = options
       const client = yield* Effect.acquireRelease(
         Effect.sync(() => {
-          const redisOptions: RedisOptions = { maxRetriesPerRequest: 1, enableOfflineQueue: true, ...rest }
+          // A stalled (not closed) server must not stall every call: commands give up after 2 s unless told otherwise.
+          const redisOptions: RedisOptions = {
+            maxRetriesPerRequest: 1,
+            enableOfflineQueue: true,
+            commandTimeout: 2_000,
+            ...rest
+          }
           return url === undefined
             ? new IORedis(redisOptions)
             : new IORedis(Redacted.isRedacted(url) ? Redacted.value(url) : url, redisOptions)
