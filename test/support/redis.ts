@@ -11,7 +11,7 @@ import * as Redis from "../../src/Redis.js"
 export const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
 
 /** True on a CI runner: `CI` is set to anything but an empty string, "0" or "false" (any case). */
-export const isCi = (value: string | undefined = process.env.CI): boolean =>
+export const isCi = (value: string | undefined): boolean =>
   value !== undefined && !["", "0", "false"].includes(value.trim().toLowerCase())
 
 const probe = async (): Promise<boolean> => {
@@ -66,7 +66,7 @@ export const describeRedis = (name: string, body: () => void): void => {
     })
     return
   }
-  if (isCi()) {
+  if (isCi(process.env.CI)) {
     describe(name, () => {
       it("needs Redis", () => {
         throw new Error(`Redis is not reachable at ${redisUrl}; the Redis store suites cannot run in CI without it`)
