@@ -8,10 +8,10 @@
  *
  * @since 0.1.0
  */
-import { Clock, Config, Effect, Either, Layer, Option, Redacted, Schema, Stream } from "effect"
+import { Clock, Config, Duration, Effect, Either, Layer, Option, Redacted, Schema, Stream } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import OpenAI from "openai"
-import { InvalidOptions } from "./InvalidOptions.js"
+import { DurationInput, InvalidOptions } from "./InvalidOptions.js"
 import type { ChatChunk, ChatRequest, ChatResponse } from "./Llm.js"
 import { LlmClient, type Service } from "./LlmClient.js"
 import type { LlmError, ModelFailure } from "./LlmError.js"
@@ -49,6 +49,17 @@ export interface Options {
    * server understands; OpenAI's reasoning models need `"max_completion_tokens"`.
    */
   readonly maxTokensParam?: Mapping.MaxTokensParam | undefined
+  /**
+   * The SDK's own per-request timeout. Defaults to none: deadlines belong to `Timeout.policy`, which aborts the
+   * request and fails with a typed `Timeout`. Given, it bounds each HTTP request (its expiry is a ConnectionError).
+   */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Only 0 is accepted (the default): retries belong to `Retry.policy`; SDK retries would nest inside them. */
+  readonly maxRetries?: 0 | undefined
+  /** A `fetch` implementation for the SDK to use (a proxy, a test double). Defaults to the global `fetch`. */
+  readonly fetch?: ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) | undefined
+  /** Query parameters added to every request (e.g. Azure's `api-version`). Defaults to none. */
+  readonly defaultQuery?: Readonly<Record<string, string>> | undefined
 }
 
 // setTimeout overflows above 2^31 - 1 ms (and then fires at once), so "no SDK timeout" is just under it.
@@ -81,7 +92,15 @@ const OptionsSchema = Schema.Struct({
   organization: optional(HeaderValue),
   project: optional(HeaderValue),
   defaultHeaders: optional(Headers),
-  maxTokensParam: optional(Schema.Literal("max_tokens", "max_completion_tokens"))
+  maxTokensParam: optional(Schema.Literal("max_tokens", "max_completion_tokens")),
+  timeout: optional(DurationInput),
+  maxRetries: optional(Schema.Literal(0).annotations({
+    message: () => "Expected 0: retries belong to Retry.policy (SDK retries would nest inside it)"
+  })),
+  fetch: optional(Schema.declare((u: unknown): u is NonNullable<Options["fetch"]> => typeof u === "function", {
+    message: () => "Expected a fetch function"
+  })),
+  defaultQuery: optional(Schema.Record({ key: Schema.String, value: Schema.String }))
 })
 
 // The key is checked by hand: a Schema issue would print the actual value, i.e. the key itself.
@@ -259,7 +278,9 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
         project: valid.project,
         defaultHeaders: valid.defaultHeaders,
         maxRetries: 0,
-        timeout: SDK_TIMEOUT_MS,
+        timeout: valid.timeout === undefined ? SDK_TIMEOUT_MS : Math.min(Duration.toMillis(valid.timeout), SDK_TIMEOUT_MS),
+        ...(valid.fetch === undefined ? {} : { fetch: valid.fetch }),
+        ...(valid.defaultQuery === undefined ? {} : { defaultQuery: { ...valid.defaultQuery } }),
         // The SDK logs bodies it cannot parse, which may hold completion text.
         logLevel: "off"
       })

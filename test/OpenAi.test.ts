@@ -526,6 +526,33 @@ describe("OpenAi request mapping", () => {
       expect(error.message).not.toContain(Redacted.value(apiKey))
     }))
 
+  it.scopedLive("accepts the SDK's timeout, maxRetries 0, a custom fetch and defaultQuery; rejects SDK retries", () =>
+    Effect.gen(function* () {
+      const server = yield* ChaosServer.make({ seed: 1 })
+      const urls: Array<string> = []
+      const countingFetch = (input: string | URL | Request, init?: RequestInit) => {
+        urls.push(String(input instanceof Request ? input.url : input))
+        return fetch(input, init)
+      }
+      const client = yield* OpenAi.make({
+        apiKey,
+        baseURL: server.baseURL,
+        timeout: "5 seconds",
+        maxRetries: 0,
+        fetch: countingFetch,
+        defaultQuery: { "api-version": "2024-10-21" }
+      })
+      const response = yield* client.complete(request("gpt-4o-mini"))
+      expect(response.servedFrom).toBe("provider")
+      expect(urls).toHaveLength(1)
+      expect(urls[0]).toContain("api-version=2024-10-21")
+      const error = yield* Effect.flip(
+        OpenAi.make({ apiKey, maxRetries: 2 as unknown as 0, timeout: -1 as unknown as Duration.DurationInput })
+      )
+      expect(error.issues.map((i) => i.path).sort()).toEqual(["maxRetries", "timeout"])
+      expect(error.message).toContain("retries belong to Retry.policy")
+    }))
+
   it.live("layerConfig reads OPENAI_API_KEY and OPENAI_BASE_URL", () =>
     Effect.gen(function* () {
       const port = yield* closedPort
