@@ -69,9 +69,9 @@ export interface Options {
   readonly tier?: ModelTier.Options | undefined
   /** ResponseCache's options (`ResponseCache.policy`). Needs a `ResponseCacheStore`. */
   readonly cache?: ResponseCache.Options | undefined
-  /** A list of budgets, outermost first (`TokenBudget.policy` each). Needs a `TokenBudgetStore` and a `Tokenizer`. */
+  /** A list of budgets, outermost first (`TokenBudget.policy` each). Needs a `TokenBudgetStore`. */
   readonly budgets?: ReadonlyArray<TokenBudget.Options> | undefined
-  /** PromptTrim's options (`PromptTrim.policy`). Needs a `Tokenizer`. */
+  /** PromptTrim's options (`PromptTrim.policy`). Counts with the `Tokenizer` in context (exact by default). */
   readonly trim?: PromptTrim.PolicyOptions | undefined
   /** Fallback's options (`Fallback.policy`). */
   readonly fallback?: Fallback.Options | undefined
@@ -106,8 +106,7 @@ type Given<O, K extends keyof Options> = K extends keyof O ? [Exclude<O[K], unde
 export type Requirements<O extends Options> =
   | (Given<O, "cache"> extends true ? ResponseCache.ResponseCacheStore : never)
   | (Given<O, "idempotency"> extends true ? Idempotency.IdempotencyStore : never)
-  | (Given<O, "budgets"> extends true ? TokenBudget.TokenBudgetStore | Tokenizer.Tokenizer : never)
-  | (Given<O, "trim"> extends true ? Tokenizer.Tokenizer : never)
+  | (Given<O, "budgets"> extends true ? TokenBudget.TokenBudgetStore : never)
   | (Given<O, "breaker"> extends true ? CircuitBreaker.CircuitBreakerStore : never)
   | (Given<O, "rateLimit"> extends true ? RateLimiterStore : never)
 

@@ -26,7 +26,8 @@ import * as LlmClient from "./LlmClient.js"
 import { ContextTooLong } from "./LlmError.js"
 import * as LlmMetrics from "./LlmMetrics.js"
 import * as Pricing from "./Pricing.js"
-import { Tokenizer, replyPrimingTokens } from "./Tokenizer.js"
+import { type Tokenizer, replyPrimingTokens } from "./Tokenizer.js"
+import * as TokenizerModule from "./Tokenizer.js"
 
 /**
  * Which messages go first when a prompt is too long. See the module documentation for each strategy.
@@ -252,21 +253,21 @@ const resolveTrimOptions = (options: TrimOptions): Either.Either<Resolved, Inval
 export const trim: {
   (options: TrimOptions): (
     messages: ReadonlyArray<ChatMessage>
-  ) => Effect.Effect<TrimResult, ContextTooLong | InvalidOptions, Tokenizer>
+  ) => Effect.Effect<TrimResult, ContextTooLong | InvalidOptions>
   (
     messages: ReadonlyArray<ChatMessage>,
     options: TrimOptions
-  ): Effect.Effect<TrimResult, ContextTooLong | InvalidOptions, Tokenizer>
+  ): Effect.Effect<TrimResult, ContextTooLong | InvalidOptions>
 } = dual(
   2,
   (
     messages: ReadonlyArray<ChatMessage>,
     options: TrimOptions
-  ): Effect.Effect<TrimResult, ContextTooLong | InvalidOptions, Tokenizer> =>
+  ): Effect.Effect<TrimResult, ContextTooLong | InvalidOptions> =>
     Either.match(resolveTrimOptions(options), {
       onLeft: (error) => Effect.fail(error),
       onRight: (resolved) =>
-        Effect.flatMap(Tokenizer, (tokenizer) =>
+        Effect.flatMap(TokenizerModule.current, (tokenizer) =>
           Effect.flatMap(countEach(tokenizer, messages, resolved.model), (counts) =>
             trimCounted(tokenizer, messages, counts, resolved)))
     })
@@ -369,11 +370,11 @@ const record = (model: string, result: TrimResult): Effect.Effect<void> =>
  */
 export const policy = (
   options: PolicyOptions = {}
-): Effect.Effect<LlmClient.Policy, InvalidOptions, Tokenizer> =>
+): Effect.Effect<LlmClient.Policy, InvalidOptions> =>
   Either.match(decode(PolicyOptionsSchema, "PromptTrim.policy", options), {
     onLeft: (error) => Effect.fail(error),
     onRight: (decoded) =>
-      Effect.map(Effect.zip(Tokenizer, Pricing.current), ([tokenizer, pricing]) => {
+      Effect.map(Effect.zip(TokenizerModule.current, Pricing.current), ([tokenizer, pricing]) => {
         const strategy = decoded.strategy ?? "keep-system-and-recent"
         const marker = decoded.marker === undefined ? defaultMarker : decoded.marker
         const fit = (request: ChatRequest): Effect.Effect<ChatRequest, ContextTooLong> =>

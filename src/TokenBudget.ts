@@ -20,7 +20,7 @@ import { DurationInput, decode, InvalidOptions } from "./InvalidOptions.js"
 import type { ChatRequest } from "./Llm.js"
 import type { Policy } from "./LlmClient.js"
 import * as Pricing from "./Pricing.js"
-import { Tokenizer } from "./Tokenizer.js"
+import * as TokenizerModule from "./Tokenizer.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options
@@ -620,12 +620,12 @@ export interface Budget extends Policy {
  * @since 0.1.0
  * @category Constructors
  */
-export const policy = (options: Options): Effect.Effect<Budget, InvalidOptions, TokenBudgetStore | Tokenizer> =>
+export const policy = (options: Options): Effect.Effect<Budget, InvalidOptions, TokenBudgetStore> =>
   Effect.gen(function* () {
     const config = yield* resolve(options)
     const engine = yield* internal.make(config, {
       store: yield* TokenBudgetStore,
-      tokenizer: yield* Tokenizer,
+      tokenizer: yield* TokenizerModule.current,
       pricing: yield* Pricing.current,
       alerts: yield* Effect.serviceOption(TokenBudgetAlerts)
     })

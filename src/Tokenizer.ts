@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import {
   approximateTokens,
   MESSAGE_OVERHEAD_TOKENS,
@@ -244,6 +244,24 @@ const approximateService: Service = makeService((text) => approximateTokens(text
 export const layer: Layer.Layer<Tokenizer> = Layer.succeed(Tokenizer, exactService)
 
 /**
+ * The `Tokenizer` in context, or the exact one when none is provided: counting never needs a layer, and
+ * `Tokenizer.layerApproximate` (or your own) replaces it where provided.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Tokenizer } from "effect-llm-resilience"
+ * const tokens = Effect.flatMap(Tokenizer.current, (tokenizer) => tokenizer.count("Hello", "gpt-4o"))
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const current: Effect.Effect<Service> = Effect.map(
+  Effect.serviceOption(Tokenizer),
+  Option.getOrElse(() => exactService)
+)
+
+/**
  * Deterministic approximate counts for providers without a public tokenizer: ⌈characters / 4⌉ a text, 3 tokens
  * of framing a message (role included), 1 + name for a name, 3 + name + arguments a tool call, 3 priming
  * tokens a conversation. Loads nothing.
@@ -271,8 +289,8 @@ export const layerApproximate: Layer.Layer<Tokenizer> = Layer.succeed(Tokenizer,
  * @since 0.1.0
  * @category Accessors
  */
-export const count = (text: string, model: string): Effect.Effect<number, never, Tokenizer> =>
-  Effect.flatMap(Tokenizer, (tokenizer) => tokenizer.count(text, model))
+export const count = (text: string, model: string): Effect.Effect<number> =>
+  Effect.flatMap(current, (tokenizer) => tokenizer.count(text, model))
 
 /**
  * Tokens of one message including its chat framing, with the `Tokenizer` in context.
@@ -286,8 +304,8 @@ export const count = (text: string, model: string): Effect.Effect<number, never,
  * @since 0.1.0
  * @category Accessors
  */
-export const countMessage = (message: ChatMessage, model: string): Effect.Effect<number, never, Tokenizer> =>
-  Effect.flatMap(Tokenizer, (tokenizer) => tokenizer.countMessage(message, model))
+export const countMessage = (message: ChatMessage, model: string): Effect.Effect<number> =>
+  Effect.flatMap(current, (tokenizer) => tokenizer.countMessage(message, model))
 
 /**
  * Prompt tokens of a conversation (framing and reply priming included), with the `Tokenizer` in context.
@@ -307,5 +325,5 @@ export const countMessage = (message: ChatMessage, model: string): Effect.Effect
 export const countMessages = (
   messages: ReadonlyArray<ChatMessage>,
   model: string
-): Effect.Effect<number, never, Tokenizer> =>
-  Effect.flatMap(Tokenizer, (tokenizer) => tokenizer.countMessages(messages, model))
+): Effect.Effect<number> =>
+  Effect.flatMap(current, (tokenizer) => tokenizer.countMessages(messages, model))

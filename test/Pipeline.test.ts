@@ -12,7 +12,6 @@ import * as ModelTier from "../src/ModelTier.js"
 import * as Pipeline from "../src/Pipeline.js"
 import type { ResponseCacheStore } from "../src/ResponseCache.js"
 import type { TokenBudgetStore } from "../src/TokenBudget.js"
-import type { Tokenizer } from "../src/Tokenizer.js"
 
 const tiers = [{ name: "simple", model: "gpt-4o-mini" }, { name: "complex", model: "gpt-4o" }] as const
 
@@ -180,8 +179,9 @@ describe("Pipeline", () => {
     expectTypeOf<Pipeline.Requirements<{}>>().toEqualTypeOf<never>()
     expectTypeOf<Pipeline.Requirements<{ cache: {} }>>().toEqualTypeOf<ResponseCacheStore>()
     expectTypeOf<Pipeline.Requirements<{ idempotency: {} }>>().toEqualTypeOf<IdempotencyStore>()
-    expectTypeOf<Pipeline.Requirements<{ budgets: readonly [] }>>().toEqualTypeOf<TokenBudgetStore | Tokenizer>()
-    expectTypeOf<Pipeline.Requirements<{ trim: {} }>>().toEqualTypeOf<Tokenizer>()
+    expectTypeOf<Pipeline.Requirements<{ budgets: readonly [] }>>().toEqualTypeOf<TokenBudgetStore>()
+    // counting uses the Tokenizer in context, or the exact one: it is never a requirement
+    expectTypeOf<Pipeline.Requirements<{ trim: {} }>>().toEqualTypeOf<never>()
     expectTypeOf<Pipeline.Requirements<{ breaker: {} }>>().toEqualTypeOf<CircuitBreakerStore>()
     expectTypeOf<Pipeline.Requirements<{ rateLimit: { rpm: 1 } }>>().toEqualTypeOf<RateLimiterStore>()
     // the stateless patterns need nothing
@@ -190,16 +190,16 @@ describe("Pipeline", () => {
     expectTypeOf<Pipeline.Requirements<{ retry: {}; timeout: {} }>>().toEqualTypeOf<never>()
     expectTypeOf<Pipeline.Requirements<{ bulkhead: { maxConcurrent: 1 } }>>().toEqualTypeOf<never>()
     // combinations are the union of their parts; a key given as undefined needs nothing
-    expectTypeOf<Pipeline.Requirements<{ budgets: readonly []; trim: {} }>>().toEqualTypeOf<TokenBudgetStore | Tokenizer>()
+    expectTypeOf<Pipeline.Requirements<{ budgets: readonly []; trim: {} }>>().toEqualTypeOf<TokenBudgetStore>()
     expectTypeOf<Pipeline.Requirements<{ cache: {}; breaker: {}; retry: {} }>>()
       .toEqualTypeOf<ResponseCacheStore | CircuitBreakerStore>()
     expectTypeOf<Pipeline.Requirements<{ cache: undefined; breaker: {} }>>().toEqualTypeOf<CircuitBreakerStore>()
     expectTypeOf<Pipeline.Requirements<typeof each>>().toEqualTypeOf<
-      ResponseCacheStore | IdempotencyStore | TokenBudgetStore | Tokenizer | CircuitBreakerStore | RateLimiterStore
+      ResponseCacheStore | IdempotencyStore | TokenBudgetStore | CircuitBreakerStore | RateLimiterStore
     >()
     // a wide type whose keys may be present needs every store its keys may ask for
     expectTypeOf<Pipeline.Requirements<Pipeline.Options>>().toEqualTypeOf<
-      ResponseCacheStore | IdempotencyStore | TokenBudgetStore | Tokenizer | CircuitBreakerStore | RateLimiterStore
+      ResponseCacheStore | IdempotencyStore | TokenBudgetStore | CircuitBreakerStore | RateLimiterStore
     >()
     expectTypeOf<Pipeline.Requirements<{ cache?: { ttl: "1 hour" } }>>().toEqualTypeOf<ResponseCacheStore>()
     // and the layers carry them
@@ -214,7 +214,6 @@ describe("Pipeline", () => {
         | ResponseCacheStore
         | IdempotencyStore
         | TokenBudgetStore
-        | Tokenizer
         | CircuitBreakerStore
         | RateLimiterStore
       >

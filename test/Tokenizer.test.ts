@@ -4,6 +4,7 @@ import * as cl100k from "gpt-tokenizer/encoding/cl100k_base"
 import * as o200k from "gpt-tokenizer/encoding/o200k_base"
 import { approximateMessageTokens } from "../src/internal/approximateTokens.js"
 import type { ChatMessage } from "../src/Llm.js"
+import * as PromptTrim from "../src/PromptTrim.js"
 import * as Tokenizer from "../src/Tokenizer.js"
 
 const texts = [
@@ -109,4 +110,17 @@ describe("Tokenizer", () => {
         expect(first).toBe(approximateMessageTokens(chat))
       }
     }).pipe(Effect.provide(Tokenizer.layerApproximate)))
+
+  it.effect("without a Tokenizer in context, counting is exact; a provided one replaces it", () =>
+    Effect.gen(function* () {
+      const text = "The quick brown fox jumps over the lazy dog."
+      expect(yield* Tokenizer.count(text, "gpt-4o")).toBe(o200k.countTokens(text))
+      const approximate = yield* Tokenizer.count(text, "gpt-4o").pipe(Effect.provide(Tokenizer.layerApproximate))
+      expect(approximate).toBe(Math.ceil(text.length / 4))
+      const trimmed = yield* PromptTrim.trim(
+        [{ role: "system", content: "be brief" }, { role: "user", content: text }],
+        { maxInputTokens: 1_000, model: "gpt-4o" }
+      )
+      expect(trimmed.droppedMessages).toBe(0)
+    }))
 })
