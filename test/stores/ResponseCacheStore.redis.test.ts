@@ -1,5 +1,4 @@
-import { afterAll, expect, it } from "@effect/vitest"
-import { randomUUID } from "node:crypto"
+import { expect, it } from "@effect/vitest"
 import { Chunk, Context, Effect, HashMap, Layer, List, Logger, Option, Schema, Stream } from "effect"
 import { Redis as IORedis } from "ioredis"
 import * as FakeLlm from "../../src/FakeLlm.js"
@@ -7,42 +6,11 @@ import { ChatRequest, ChatResponse } from "../../src/Llm.js"
 import * as LlmClient from "../../src/LlmClient.js"
 import * as Redis from "../../src/Redis.js"
 import * as ResponseCache from "../../src/ResponseCache.js"
-import { describeRedis, redisUrl } from "../support/redis.js"
+import { describeRedis, keysUnder, redisUrl, testPrefix } from "../support/redis.js"
 import { responseCacheStoreContract } from "./ResponseCacheStore.contract.js"
 
-const prefixes: Array<string> = []
-const newPrefix = (): string => {
-  const prefix = `test:rc:${randomUUID()}:`
-  prefixes.push(prefix)
-  return prefix
-}
+const newPrefix = testPrefix
 const connection = (prefix: string) => Redis.layer({ url: redisUrl, prefix })
-
-/** Every key under a prefix, with its remaining time to live (ms). */
-const keysUnder = async (prefix: string): Promise<ReadonlyArray<{ readonly key: string; readonly pttl: number }>> => {
-  const client = new IORedis(redisUrl)
-  try {
-    const keys = await client.keys(`${prefix}*`)
-    return await Promise.all(keys.map(async (key) => ({ key, pttl: await client.pttl(key) })))
-  } finally {
-    client.disconnect()
-  }
-}
-
-afterAll(async () => {
-  const client = new IORedis(redisUrl, { lazyConnect: true, retryStrategy: () => null })
-  try {
-    await client.connect()
-    for (const prefix of prefixes) {
-      const keys = await client.keys(`${prefix}*`)
-      if (keys.length > 0) await client.del(...keys)
-    }
-  } catch {
-    // Redis is not there: nothing was written.
-  } finally {
-    client.disconnect()
-  }
-})
 
 /** A store over a connection of its own ("a process"), open for the test's scope. */
 const storeOn = (prefix: string, capacity = 10_000) =>

@@ -81,3 +81,16 @@ export const describeRedis = (name: string, body: () => void): void => {
 /** A RedisClient layer with a prefix of its own (see {@link testPrefix}), so suites never see each other's keys. */
 export const layerRedisTest = (): Layer.Layer<Redis.RedisClient, Redis.RedisError> =>
   Redis.layer({ url: redisUrl, prefix: testPrefix() })
+
+/** Every key under a prefix, with its remaining time to live (ms). */
+export const keysUnder = async (
+  prefix: string
+): Promise<ReadonlyArray<{ readonly key: string; readonly pttl: number }>> => {
+  const client = new IORedis(redisUrl)
+  try {
+    const keys = await client.keys(`${prefix}*`)
+    return await Promise.all(keys.map(async (key) => ({ key, pttl: await client.pttl(key) })))
+  } finally {
+    client.disconnect()
+  }
+}
