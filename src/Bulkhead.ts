@@ -305,13 +305,16 @@ export const policy = (options: PolicyOptions): Effect.Effect<Policy, InvalidOpt
         name: "bulkhead",
         keyOf,
         stats: (key) => Effect.sync(() => statsOf(key, limits, compartments.get(key))),
-        complete: (next) => (request) => {
-          const key = keyOf(request)
-          return guardEffect(() => compartmentOf(key), key, limits, request.model, next(request))
-        },
-        stream: (next) => (request) => {
-          const key = keyOf(request)
-          return guardStream(() => compartmentOf(key), key, limits, request.model, next(request))
-        }
+        // A `per` function that throws is a defect of the call, never a synchronous throw out of `complete`.
+        complete: (next) => (request) =>
+          Effect.suspend(() => {
+            const key = keyOf(request)
+            return guardEffect(() => compartmentOf(key), key, limits, request.model, next(request))
+          }),
+        stream: (next) => (request) =>
+          Stream.suspend(() => {
+            const key = keyOf(request)
+            return guardStream(() => compartmentOf(key), key, limits, request.model, next(request))
+          })
       }
     }))

@@ -682,8 +682,11 @@ export const policy = (options: PolicyOptions = {}): Effect.Effect<Policy, Inval
     const keyOf = keyFunction(decoded.per)
     return {
       name: "circuit-breaker",
-      complete: (next) => (request) => shell.guardEffect(engine, keyOf(request), request.model, next(request)),
-      stream: (next) => (request) => shell.guardStream(engine, keyOf(request), request.model, next(request)),
+      // A `per` function that throws is a defect of the call, never a synchronous throw out of `complete`.
+      complete: (next) => (request) =>
+        Effect.suspend(() => shell.guardEffect(engine, keyOf(request), request.model, next(request))),
+      stream: (next) => (request) =>
+        Stream.suspend(() => shell.guardStream(engine, keyOf(request), request.model, next(request))),
       keyOf,
       state: (key) => shell.statusOf(engine, key),
       transitions: Stream.fromPubSub(engine.hub),

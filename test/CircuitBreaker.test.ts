@@ -15,6 +15,7 @@ import {
   Stream,
   TestClock
 } from "effect"
+import * as Bulkhead from "../src/Bulkhead.js"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as FakeLlm from "../src/FakeLlm.js"
 import { ChatRequest } from "../src/Llm.js"
@@ -519,4 +520,26 @@ describe("CircuitBreaker.policy", () => {
       const streamed = Chunk.toReadonlyArray(yield* Fiber.join(collected)).map((t) => `${t.key}:${t.to}`)
       expect(streamed).toEqual(["a:isolated", "b:isolated"])
     }).pipe(Effect.provide(Store)))
+})
+
+describe("a per function that throws", () => {
+  it.effect("is a defect of the call (breaker and bulkhead), never a synchronous throw", () =>
+    Effect.gen(function* () {
+      const per = () => {
+        throw new Error("bad key function")
+      }
+      const { client } = yield* FakeLlm.make(FakeLlm.reply("ok"))
+      const breaker = yield* CircuitBreaker.policy({ per })
+      const bulkhead = yield* Bulkhead.policy({ maxConcurrent: 1, per })
+      const request = new ChatRequest({ model: "m", messages: [{ role: "user", content: "hi" }] })
+      for (const policy of [breaker, bulkhead]) {
+        const decorated = LlmClient.decorate(client, policy)
+        let effect: Effect.Effect<unknown, unknown> | undefined
+        expect(() => (effect = decorated.complete(request))).not.toThrow()
+        const exit = yield* Effect.exit(effect!)
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+        const streamExit = yield* Effect.exit(Stream.runDrain(decorated.stream(request)))
+        expect(Exit.isFailure(streamExit) && Cause.isDie(streamExit.cause)).toBe(true)
+      }
+    }).pipe(Effect.provide(CircuitBreaker.layerStoreMemory)))
 })
