@@ -149,6 +149,11 @@ export type Entry = internal.Entry
  * The narrow, atomic contract an idempotency store implements; one method is one atomic operation. Times and TTLs
  * are milliseconds from the Effect clock, passed in so a shared store (Redis) uses the caller's clock.
  *
+ * Every claim carries its caller's `owner` token (the policy makes a fresh random one per claim): `complete` and
+ * `release` act only while the key is still that owner's claim, so a caller whose lease expired and whose key another
+ * caller has claimed since can neither erase nor overwrite that caller's claim or record; they then do nothing and
+ * answer `false`.
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -160,14 +165,39 @@ export type Entry = internal.Entry
  */
 export interface Store {
   /**
-   * If `key` is free (or its entry expired), claims it for `ttl` ms and answers `Claimed`; else answers `Mismatch`
-   * when the entry's fingerprint differs, `InFlight` for a live claim, `Completed` with the record when settled.
+   * If `key` is free (or its entry expired), claims it for `ttl` ms on behalf of `owner` (a token unique to this
+   * claim) and answers `Claimed`; else answers `Mismatch` when the entry's fingerprint differs, `InFlight` for a live
+   * claim, `Completed` with the record when settled.
    */
-  readonly claim: (key: string, fingerprint: string, now: number, ttl: number) => Effect.Effect<ClaimResult>
-  /** Settles `key` with its final record, kept `ttl` ms. */
-  readonly complete: (key: string, record: StoredRecord, now: number, ttl: number) => Effect.Effect<void>
-  /** Forgets `key` (a claim given up after a retryable failure or an interruption), so the next caller runs. */
-  readonly release: (key: string) => Effect.Effect<void>
+  readonly claim: (
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttl: number,
+    owner: string
+  ) => Effect.Effect<ClaimResult>
+  /**
+   * Settles `key` with its final record, kept `ttl` ms, if the key is still `owner`'s claim (even past its lease, as
+   * long as nobody claimed the key since); answers whether it did. A `ttl` of zero or less just frees the key.
+   */
+  readonly complete: (
+    key: string,
+    record: StoredRecord,
+    now: number,
+    ttl: number,
+    owner: string
+  ) => Effect.Effect<boolean>
+  /**
+   * Forgets `key` (a claim given up after a retryable failure or an interruption), so the next caller runs — only if
+   * the key is still `owner`'s claim; answers whether it did.
+   */
+  readonly release: (key: string, owner: string) => Effect.Effect<boolean>
+  /**
+   * Forgets a settled `key` only if it still holds exactly `record` (as `claim` or `get` answered it): how a record
+   * that no longer decodes (another version wrote it) is dropped without erasing a claim or a record another caller
+   * wrote since. Answers whether it did.
+   */
+  readonly discard: (key: string, record: StoredRecord) => Effect.Effect<boolean>
   /** The live entry of `key` at `now`. */
   readonly get: (key: string, now: number) => Effect.Effect<Option.Option<Entry>>
 }
@@ -179,7 +209,8 @@ export interface Store {
  * ```ts
  * import { Effect } from "effect"
  * import { Idempotency } from "effect-llm-resilience"
- * const forget = (key: string) => Effect.flatMap(Idempotency.IdempotencyStore, (store) => store.release(key))
+ * const forget = (key: string, owner: string) =>
+ *   Effect.flatMap(Idempotency.IdempotencyStore, (store) => store.release(key, owner))
  * ```
  * @since 0.1.0
  * @category Tags
@@ -197,7 +228,7 @@ export class IdempotencyStore extends Context.Tag("effect-llm-resilience/Idempot
  * ```ts
  * import { Effect } from "effect"
  * import { Idempotency } from "effect-llm-resilience"
- * const program = Effect.flatMap(Idempotency.makeStoreMemory(), (store) => store.claim("k", "fp", 0, 60_000))
+ * const program = Effect.flatMap(Idempotency.makeStoreMemory(), (store) => store.claim("k", "fp", 0, 60_000, "owner-1"))
  * ```
  * @since 0.1.0
  * @category Constructors

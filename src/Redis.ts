@@ -374,9 +374,11 @@ export const layerResponseCacheStore: Layer.Layer<ResponseCacheStore, never, Red
   layerResponseCacheStoreWith({})
 
 /**
- * The `IdempotencyStore` in Redis: one hash `<prefix><key>` per idempotency key (state, fingerprint, `expiresAt`, and
- * the encoded record once settled), kept by Redis a minute past its logical expiry. `claim` is one Lua script, so
- * of any number of processes exactly one claims a key; the others see it in flight (and poll, with "wait") or settled.
+ * The `IdempotencyStore` in Redis: one hash `<prefix><key>` per idempotency key (state, fingerprint, `expiresAt`, the
+ * claim's owner token, and the encoded record once settled), kept by Redis a minute past its logical expiry. `claim`
+ * is one Lua script, so of any number of processes exactly one claims a key; the others see it in flight (and poll,
+ * with "wait") or settled. `complete` and `release` are one script each (compare the owner, then act), so a holder
+ * whose lease expired never overwrites or erases the claim or record of the process that took the key over.
  * Fails closed: a Redis failure in `claim` or `get` is logged and becomes a defect, so the call fails instead of
  * running unguarded; a failed `complete` or `release` (after the call) is logged as a warning, the caller keeps its
  * outcome and the claim expires at its lease.

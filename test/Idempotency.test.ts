@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Exit, Fiber, Option, Ref, Stream, TestClock } from "effect"
+import { Chunk, Duration, Effect, Exit, Fiber, Logger, Option, Ref, Stream, TestClock } from "effect"
 import * as FakeLlm from "../src/FakeLlm.js"
 import * as Idempotency from "../src/Idempotency.js"
 import { ChatRequest, ChatResponse } from "../src/Llm.js"
@@ -293,13 +293,43 @@ describe("Idempotency.policy", () => {
         FakeLlm.reply("finally")
       )
       const { key, fingerprint } = policy.keyOf(request())
-      yield* store.claim(key, fingerprint, 0, 60_000) // the "dead" holder
+      yield* store.claim(key, fingerprint, 0, 60_000, "dead") // the "dead" holder
       const waiting = yield* Effect.fork(client.complete(request()))
       yield* TestClock.adjust("50 seconds")
       expect(Option.isNone(yield* Fiber.poll(waiting))).toBe(true)
       yield* TestClock.adjust("10 seconds")
       expect(yield* Fiber.join(waiting)).toMatchObject({ content: "finally", servedFrom: "provider" })
       expect(yield* providerCalls).toBe(1)
+    }))
+
+  it.effect("a holder whose lease expired and whose key another process claimed neither overwrites nor releases it", () =>
+    Effect.gen(function* () {
+      const store = yield* Idempotency.makeStoreMemory()
+      const options: Idempotency.Options = { lease: "1 minute", pollInterval: "10 seconds" }
+      // Process A's call outlives its lease; B's duplicate then claims the key and runs the call itself.
+      const a = yield* processOn(store, options, FakeLlm.delay("90 seconds", FakeLlm.reply("from A")))
+      const b = yield* processOn(store, options, FakeLlm.delay("90 seconds", FakeLlm.reply("from B")))
+      const { key } = a.policy.keyOf(request())
+      const logs: Array<string> = []
+      const capture = Logger.make(({ logLevel, message }) => {
+        logs.push(`${logLevel.label} ${JSON.stringify(message)}`)
+      })
+      const runA = yield* Effect.fork(a.client.complete(request()).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture))))
+      yield* TestClock.adjust("1 second")
+      const runB = yield* Effect.fork(b.client.complete(request()))
+      yield* TestClock.adjust("60 seconds") // A's lease is over: B claims at its next poll and starts its call
+      expect(yield* b.providerCalls).toBe(1)
+      yield* TestClock.adjust("30 seconds") // A finishes: its claim is B's now
+      expect(yield* Fiber.join(runA)).toMatchObject({ content: "from A", servedFrom: "provider" })
+      expect(yield* store.get(key, 91_000)).toMatchObject(Option.some({ _tag: "InFlight" }))
+      expect(logs.filter((l) => l.startsWith("WARN"))).toHaveLength(1)
+      expect(logs[0]).toContain("not stored")
+      expect(logs.some((l) => l.includes(key) || l.includes("order-42"))).toBe(false)
+      yield* TestClock.adjust("90 seconds")
+      expect(yield* Fiber.join(runB)).toMatchObject({ content: "from B", servedFrom: "provider" })
+      // B's own record is the one stored and replayed.
+      expect(yield* a.client.complete(request())).toMatchObject({ content: "from B", servedFrom: "idempotency" })
+      expect(logs.filter((l) => l.startsWith("WARN"))).toHaveLength(1)
     }))
 
   it.effect("streams: a finished stream is recorded and replayed as chunks; a cut stream is not", () =>

@@ -3,7 +3,7 @@
  * the store (so another process sees "in-flight"), and encoded outcome records replayed to later callers.
  * The public module (Idempotency.ts) holds the types, docs and Tags.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Option, type Scope, Schema, Stream } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Option, Random, type Scope, Schema, Stream } from "effect"
 import { ChatResponse, type ChatChunk, type ChatRequest } from "../Llm.js"
 import type { Complete, StreamFn } from "../LlmClient.js"
 import { IdempotencyConflict, isLlmError, isRetryable, LlmError } from "../LlmError.js"
@@ -34,9 +34,22 @@ export type Entry =
   | { readonly _tag: "Completed"; readonly record: StoredRecord; readonly expiresAt: number }
 
 export interface Store {
-  readonly claim: (key: string, fingerprint: string, now: number, ttl: number) => Effect.Effect<ClaimResult>
-  readonly complete: (key: string, record: StoredRecord, now: number, ttl: number) => Effect.Effect<void>
-  readonly release: (key: string) => Effect.Effect<void>
+  readonly claim: (
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttl: number,
+    owner: string
+  ) => Effect.Effect<ClaimResult>
+  readonly complete: (
+    key: string,
+    record: StoredRecord,
+    now: number,
+    ttl: number,
+    owner: string
+  ) => Effect.Effect<boolean>
+  readonly release: (key: string, owner: string) => Effect.Effect<boolean>
+  readonly discard: (key: string, record: StoredRecord) => Effect.Effect<boolean>
   readonly get: (key: string, now: number) => Effect.Effect<Option.Option<Entry>>
 }
 
@@ -122,6 +135,19 @@ export const make = (store: Store, config: Config): Engine => {
 
   const identify = (request: ChatRequest): Identity => identityOf(config.scope, request)
 
+  // A fresh token per claim, so that a release or a complete acts only on this call's own claim.
+  let claims = 0
+  const newOwner: Effect.Effect<string> = Effect.map(
+    Effect.zip(Random.nextInt, Random.nextInt),
+    ([a, b]) => `${a.toString(36)}.${b.toString(36)}.${(++claims).toString(36)}`
+  )
+
+  const claimLost = (operation: "complete" | "release") => (applied: boolean): Effect.Effect<void> =>
+    applied ? Effect.void : Effect.logWarning(
+      `Idempotency: the ${operation === "complete" ? "outcome was not stored" : "claim was not released"}: ` +
+        "the key was no longer this call's claim (its lease expired and another caller claimed it, or the store failed)"
+    ).pipe(Effect.annotateLogs({ policy: "Idempotency", operation }))
+
   const conflict = (id: Identity, request: ChatRequest, reason: "in-flight" | "payload-mismatch") =>
     new IdempotencyConflict({ key: id.label, reason, model: request.model })
 
@@ -135,12 +161,24 @@ export const make = (store: Store, config: Config): Engine => {
       return deferred === undefined ? Effect.void : Deferred.succeed(deferred, undefined)
     })
 
-  /** Stores the final outcome, or releases the claim so a later call runs. */
-  const settle = (id: Identity, exit: Exit.Exit<ChatResponse, LlmError> | undefined): Effect.Effect<void> =>
+  /**
+   * Stores the final outcome, or releases the claim so a later call runs. Either is done only while the key is still
+   * this call's claim: when its lease expired and another caller claimed the key, nothing is touched (a warning is
+   * logged, without the key) and the caller keeps its own outcome.
+   */
+  const settle = (
+    id: Identity,
+    owner: string,
+    exit: Exit.Exit<ChatResponse, LlmError> | undefined
+  ): Effect.Effect<void> =>
     Effect.ensuring(
       Option.match(exit === undefined ? Option.none() : recordOf(id.fingerprint, exit), {
-        onNone: () => store.release(id.key),
-        onSome: (record) => Effect.flatMap(Clock.currentTimeMillis, (now) => store.complete(id.key, record, now, ttlMillis))
+        onNone: () => Effect.flatMap(store.release(id.key, owner), claimLost("release")),
+        onSome: (record) =>
+          Clock.currentTimeMillis.pipe(
+            Effect.flatMap((now) => store.complete(id.key, record, now, ttlMillis, owner)),
+            Effect.flatMap(claimLost("complete"))
+          )
       }),
       unhold(id.key)
     )
@@ -152,8 +190,8 @@ export const make = (store: Store, config: Config): Engine => {
       return local === undefined ? tick : Effect.race(Deferred.await(local), tick)
     })
 
-  const claim = (id: Identity): Effect.Effect<ClaimResult> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => store.claim(id.key, id.fingerprint, now, leaseMillis))
+  const claim = (id: Identity, owner: string): Effect.Effect<ClaimResult> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => store.claim(id.key, id.fingerprint, now, leaseMillis, owner))
 
   /**
    * Claims the key and, once claimed, runs `onClaimed` (uninterruptibly registered, so a claim is never leaked);
@@ -162,19 +200,26 @@ export const make = (store: Store, config: Config): Engine => {
   const acquire = <A, R>(
     id: Identity,
     request: ChatRequest,
-    onClaimed: (restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>) => Effect.Effect<A, never, R>,
+    onClaimed: (
+      restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>,
+      owner: string
+    ) => Effect.Effect<A, never, R>,
     onOutcome: (outcome: Outcome) => A
   ): Effect.Effect<A, never, R> => {
     const attempt: Effect.Effect<A, never, R> = Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(claim(id), (result): Effect.Effect<A, never, R> => {
+      Effect.flatMap(newOwner, (owner) => Effect.flatMap(claim(id, owner), (result): Effect.Effect<A, never, R> => {
         switch (result._tag) {
           case "Claimed":
             hold(id.key)
-            return onClaimed(restore)
+            return onClaimed(restore, owner)
           case "Completed":
             return Option.match(decodeRecord(result.record), {
-              // A record that no longer decodes (another version wrote it) is dropped and the call runs again.
-              onNone: () => Effect.zipRight(store.release(id.key), restore(attempt)),
+              // A record that no longer decodes (another version wrote it) is dropped — only that exact record, so a
+              // newer claim or record another process wrote meanwhile stays — and the key is claimed again (after a
+              // poll interval when it was not dropped, so a key that keeps changing is never claimed in a busy loop).
+              onNone: () =>
+                Effect.flatMap(store.discard(id.key, result.record), (dropped) =>
+                  restore(dropped ? attempt : Effect.zipRight(Effect.sleep(config.pollInterval), attempt))),
               onSome: (record) => {
                 const exit = Exit.map(record.exit, (fields) => new ChatResponse(fields, true))
                 return Effect.succeed(onOutcome({ exit, replayed: true }))
@@ -187,7 +232,7 @@ export const make = (store: Store, config: Config): Engine => {
               ? Effect.succeed(onOutcome({ exit: Exit.fail(conflict(id, request, "in-flight")), replayed: false }))
               : restore(Effect.zipRight(waitForSettlement(id.key), attempt))
         }
-      })
+      }))
     )
     return attempt
   }
@@ -196,10 +241,10 @@ export const make = (store: Store, config: Config): Engine => {
     acquire(
       id,
       request,
-      (restore) =>
+      (restore, owner) =>
         Effect.map(
           Effect.onExit(restore(Effect.exit(next(request))), (exit) =>
-            settle(id, Exit.isSuccess(exit) ? exit.value : undefined)),
+            settle(id, owner, Exit.isSuccess(exit) ? exit.value : undefined)),
           (exit): Outcome => ({ exit, replayed: false })
         ),
       (outcome) => outcome
@@ -247,6 +292,7 @@ export const make = (store: Store, config: Config): Engine => {
   /** Streams through and settles the claim when the stream's scope closes: a finished stream is recorded. */
   const streamAndRecord = (
     id: Identity,
+    owner: string,
     request: ChatRequest,
     next: StreamFn
   ): Effect.Effect<Stream.Stream<ChatChunk, LlmError>, never, Scope.Scope> => {
@@ -254,7 +300,7 @@ export const make = (store: Store, config: Config): Engine => {
     let failure: Exit.Exit<ChatResponse, LlmError> | undefined
     return Effect.as(
       Effect.addFinalizer(() =>
-        settle(id, failure ?? Option.getOrUndefined(Option.map(assembly.response(), Exit.succeed)))
+        settle(id, owner, failure ?? Option.getOrUndefined(Option.map(assembly.response(), Exit.succeed)))
       ),
       next(request).pipe(
         Stream.tap((chunk) => Effect.sync(() => assembly.add(chunk))),
@@ -271,7 +317,7 @@ export const make = (store: Store, config: Config): Engine => {
     acquire(
       id,
       request,
-      () => streamAndRecord(id, request, next),
+      (_, owner) => streamAndRecord(id, owner, request, next),
       (outcome) =>
         outcome.replayed || Exit.isSuccess(outcome.exit) ? replayStream(outcome) : Stream.failCause(outcome.exit.cause)
     )
@@ -295,30 +341,35 @@ export const make = (store: Store, config: Config): Engine => {
 }
 
 /** The memory store: one Map; claims and records expire at their deadline; beyond `capacity` the oldest entry that is
- * not a live claim is evicted. */
+ * not a live claim is evicted. A claim keeps its owner's token: only that owner completes or releases it. */
 export const makeMemoryStore = (capacity: number): Store => {
-  const entries = new Map<string, Entry>()
+  const entries = new Map<string, { readonly entry: Entry; readonly owner: string | undefined }>()
   const live = (key: string, now: number): Entry | undefined => {
-    const entry = entries.get(key)
-    if (entry !== undefined && entry.expiresAt <= now) {
+    const slot = entries.get(key)
+    if (slot !== undefined && slot.entry.expiresAt <= now) {
       entries.delete(key)
       return undefined
     }
-    return entry
+    return slot?.entry
   }
   const evict = (now: number): void => {
     if (entries.size <= capacity) return
-    for (const [key, entry] of entries) {
+    for (const [key, { entry }] of entries) {
       if (entries.size <= capacity) break
       if (entry._tag === "Completed" || entry.expiresAt <= now) entries.delete(key)
     }
   }
+  // Still the owner's claim: not taken over by another caller (past its lease is fine while nobody took it).
+  const ownedBy = (key: string, owner: string): boolean => {
+    const slot = entries.get(key)
+    return slot !== undefined && slot.entry._tag === "InFlight" && slot.owner === owner
+  }
   return {
-    claim: (key, fingerprint, now, ttl) =>
+    claim: (key, fingerprint, now, ttl, owner) =>
       Effect.sync((): ClaimResult => {
         const entry = live(key, now)
         if (entry === undefined) {
-          entries.set(key, { _tag: "InFlight", fingerprint, expiresAt: now + ttl })
+          entries.set(key, { entry: { _tag: "InFlight", fingerprint, expiresAt: now + ttl }, owner })
           evict(now)
           return { _tag: "Claimed" }
         }
@@ -326,14 +377,23 @@ export const makeMemoryStore = (capacity: number): Store => {
         if (stored !== fingerprint) return { _tag: "Mismatch" }
         return entry._tag === "InFlight" ? { _tag: "InFlight" } : { _tag: "Completed", record: entry.record }
       }),
-    complete: (key, record, now, ttl) =>
+    complete: (key, record, now, ttl, owner) =>
       Effect.sync(() => {
+        if (!ownedBy(key, owner)) return false
         entries.delete(key)
-        if (ttl <= 0) return
-        entries.set(key, { _tag: "Completed", record, expiresAt: now + ttl })
+        if (ttl <= 0) return true
+        entries.set(key, { entry: { _tag: "Completed", record, expiresAt: now + ttl }, owner: undefined })
         evict(now)
+        return true
       }),
-    release: (key) => Effect.sync(() => void entries.delete(key)),
+    release: (key, owner) => Effect.sync(() => ownedBy(key, owner) && entries.delete(key)),
+    discard: (key, record) =>
+      Effect.sync(() => {
+        const slot = entries.get(key)
+        const same = slot !== undefined && slot.entry._tag === "Completed" &&
+          (slot.entry.record === record || JSON.stringify(slot.entry.record) === JSON.stringify(record))
+        return same && entries.delete(key)
+      }),
     get: (key, now) => Effect.sync(() => Option.fromNullable(live(key, now)))
   }
 }

@@ -100,17 +100,22 @@ describeRedis("IdempotencyStore (Redis)", () => {
       const prefix = newPrefix()
       const a = yield* storeOn(prefix)
       const b = yield* storeOn(prefix)
-      expect(yield* a.claim("k", "fp", T0, MINUTE)).toEqual({ _tag: "Claimed" })
-      expect(yield* b.claim("k", "fp", T0 + 1, MINUTE)).toEqual({ _tag: "InFlight" })
-      expect(yield* b.claim("k", "other", T0 + 1, MINUTE)).toEqual({ _tag: "Mismatch" })
+      expect(yield* a.claim("k", "fp", T0, MINUTE, "a")).toEqual({ _tag: "Claimed" })
+      expect(yield* b.claim("k", "fp", T0 + 1, MINUTE, "b")).toEqual({ _tag: "InFlight" })
+      expect(yield* b.claim("k", "other", T0 + 1, MINUTE, "b")).toEqual({ _tag: "Mismatch" })
       expect(yield* b.get("k", T0 + 1)).toEqual(Option.some({ _tag: "InFlight", fingerprint: "fp", expiresAt: T0 + MINUTE }))
       const [claimKey] = yield* Effect.promise(() => keysUnder(prefix))
       expect(claimKey.pttl).toBeGreaterThan(MINUTE)
       expect(claimKey.pttl).toBeLessThanOrEqual(2 * MINUTE)
-      yield* a.complete("k", record, T0 + 10, 10 * MINUTE)
-      expect(yield* b.claim("k", "fp", T0 + 20, MINUTE)).toEqual({ _tag: "Completed", record })
-      yield* b.release("k")
-      expect(yield* a.claim("k", "fp", T0 + 30, MINUTE)).toEqual({ _tag: "Claimed" })
+      // Only the owner settles its claim, from whichever connection.
+      expect(yield* b.release("k", "b")).toBe(false)
+      expect(yield* b.complete("k", record, T0 + 5, 10 * MINUTE, "b")).toBe(false)
+      expect(yield* a.complete("k", record, T0 + 10, 10 * MINUTE, "a")).toBe(true)
+      const seen = yield* b.claim("k", "fp", T0 + 20, MINUTE, "b")
+      expect(seen).toEqual({ _tag: "Completed", record })
+      if (seen._tag !== "Completed") return
+      expect(yield* a.discard("k", seen.record)).toBe(true)
+      expect(yield* a.claim("k", "fp", T0 + 30, MINUTE, "a2")).toEqual({ _tag: "Claimed" })
     }))
 
   it.scoped("a record that no longer decodes (another version wrote it) is dropped and the call runs again", () =>
@@ -130,6 +135,35 @@ describeRedis("IdempotencyStore (Redis)", () => {
         servedFrom: "provider"
       })
       expect((yield* fake.recorder.calls).length).toBe(1)
+    }))
+
+  it.scoped("two processes see the same record that no longer parses: the late discard leaves the newer record", () =>
+    Effect.gen(function* () {
+      const prefix = newPrefix()
+      const a = yield* storeOn(prefix)
+      const b = yield* storeOn(prefix)
+      const raw = new IORedis(redisUrl)
+      yield* Effect.addFinalizer(() => Effect.sync(() => raw.disconnect()))
+      for (const stale of ["{not json", "\"a string\"", "null"]) {
+        const key = `stale:${stale.length}`
+        yield* Effect.promise(() =>
+          raw.hset(`${prefix}${key}`, { s: "c", f: "fp", x: String(Number.MAX_SAFE_INTEGER), r: stale })
+        )
+        const seenByA = yield* a.claim(key, "fp", T0, MINUTE, "a")
+        const seenByB = yield* b.claim(key, "fp", T0, MINUTE, "b")
+        if (seenByA._tag !== "Completed" || seenByB._tag !== "Completed") throw new Error("expected the stale record")
+        expect(yield* a.discard(key, seenByA.record)).toBe(true)
+        expect(yield* a.claim(key, "fp", T0 + 1, MINUTE, "a")).toEqual({ _tag: "Claimed" })
+        expect(yield* b.discard(key, seenByB.record)).toBe(false)
+        expect(yield* a.complete(key, record, T0 + 2, MINUTE, "a")).toBe(true)
+        expect(yield* b.discard(key, seenByB.record)).toBe(false)
+        expect(yield* b.claim(key, "fp", T0 + 3, MINUTE, "b")).toEqual({ _tag: "Completed", record })
+      }
+      // A settled entry without its record is dropped as well.
+      yield* Effect.promise(() => raw.hset(`${prefix}bare`, { s: "c", f: "fp", x: String(Number.MAX_SAFE_INTEGER) }))
+      const bare = yield* a.claim("bare", "fp", T0, MINUTE, "a")
+      if (bare._tag !== "Completed") throw new Error("expected the stale record")
+      expect(yield* a.discard("bare", bare.record)).toBe(true)
     }))
 
   it.live("fails closed: a Redis failure in claim fails the call with a defect and never calls the provider", () =>
@@ -166,9 +200,11 @@ describeRedis("IdempotencyStore (Redis)", () => {
       expect(logs[0].text).toContain("claim failed")
 
       // After the call, failures are warnings: the outcome is kept and the claim expires at its lease.
-      const after = yield* Effect.all([store.complete("llm-idem:v1:secret", record, T0, MINUTE), store.release("llm-idem:v1:secret")])
-        .pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
-      expect(after).toEqual([undefined, undefined])
+      const after = yield* Effect.all([
+        store.complete("llm-idem:v1:secret", record, T0, MINUTE, "owner"),
+        store.release("llm-idem:v1:secret", "owner")
+      ]).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
+      expect(after).toEqual([false, false])
       expect(logs.slice(1).map((l) => l.level)).toEqual(["WARN", "WARN"])
       const read = yield* Effect.exit(store.get("llm-idem:v1:secret", T0)).pipe(
         Effect.provide(Logger.replace(Logger.defaultLogger, capture))
