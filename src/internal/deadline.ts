@@ -13,7 +13,7 @@
  * that holds too when the caller is interrupted while a timed-out effect is still stopping. On success the
  * effect's FiberRef changes are kept, as if it had run in the caller's fiber.
  */
-import { Clock, Duration, Effect, Exit, Fiber, FiberRef, type FiberRefs } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, FiberRef } from "effect"
 import type { Timeout } from "../LlmError.js"
 
 type CancelTimer = () => void
@@ -51,15 +51,11 @@ const startTimer = (clock: Clock.Clock, duration: Duration.Duration, onFire: () 
     ? hostTimer(Duration.toMillis(duration), onFire)
     : clockTimer(clock, duration, onFire)
 
-// Like `Fiber.join`: a success brings the child's FiberRef changes into the caller.
-// Inheriting a child's FiberRefs diffs every ref: skip it when the child never replaced its refs (they are updated
-// immutably, so an untouched child still holds the very object it was forked with).
-const joined = <A, E>(
-  fiber: Fiber.RuntimeFiber<A, E>,
-  forkedRefs: FiberRefs.FiberRefs,
-  exit: Exit.Exit<A, E>
-): Effect.Effect<A, E> =>
-  Exit.isSuccess(exit) && fiber.getFiberRefs() !== forkedRefs ? Effect.zipRight(fiber.inheritAll, exit) : exit
+// Like `Fiber.join`: a success brings the child's FiberRef changes into the caller. (Always inherited:
+// `getFiberRefs()` stamps the runtime flags and so returns a fresh object on every call, so an identity check
+// against the refs the child was forked with can never tell an untouched child.)
+const joined = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, exit: Exit.Exit<A, E>): Effect.Effect<A, E> =>
+  Exit.isSuccess(exit) ? Effect.zipRight(fiber.inheritAll, exit) : exit
 
 /**
  * Runs `self` with a deadline of `duration`; on expiry interrupts it, waits for it to stop, and fails with
@@ -73,11 +69,10 @@ export const withDeadline = <A, E, R, E2>(
   if (!Duration.isFinite(duration)) return self
   return Effect.clockWith((clock) =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(Effect.fork(restore(self)), (fiber) => {
-        const forkedRefs = fiber.getFiberRefs()
-        return restore(Effect.async<A, E | E2>((resume) => {
+      Effect.flatMap(Effect.fork(restore(self)), (fiber) =>
+        restore(Effect.async<A, E | E2>((resume) => {
           const done = fiber.unsafePoll()
-          if (done !== null) return resume(joined(fiber, forkedRefs, done))
+          if (done !== null) return resume(joined(fiber, done))
           let settled = false
           const cancel = startTimer(clock, duration, () => {
             if (settled) return
@@ -88,7 +83,7 @@ export const withDeadline = <A, E, R, E2>(
             if (settled) return
             settled = true
             cancel()
-            resume(joined(fiber, forkedRefs, exit))
+            resume(joined(fiber, exit))
           })
           // The caller was interrupted: stop the timer and the effect, and wait for the effect to stop. Effect.async
           // also runs this when the interruption comes while a timed-out effect is still stopping (the resumed
@@ -99,7 +94,7 @@ export const withDeadline = <A, E, R, E2>(
             return Fiber.interrupt(fiber)
           })
         }))
-      })
+      )
     )
   )
 }
@@ -130,8 +125,9 @@ export const honorsDeadline = (f: unknown): boolean =>
 
 /**
  * `Effect.tryPromise` for a provider call that enforces the current leaf deadline: when it passes, the request is
- * aborted through its signal and the call fails with the deadline's Timeout once the promise has settled (so the
- * request has really stopped). Without a deadline it is a plain `tryPromise`.
+ * aborted through its signal and the call fails with the deadline's Timeout at once, as `withDeadline` over
+ * `Effect.tryPromise` does (a request whose promise ignores the signal cannot hold the caller past the deadline).
+ * Without a deadline it is a plain `tryPromise`.
  */
 export const tryPromiseWithDeadline = <A>(
   call: (signal: AbortSignal) => PromiseLike<A>
@@ -144,29 +140,37 @@ export const tryPromiseWithDeadline = <A>(
       // One controller serves both the deadline and the caller's interruption.
       return Effect.async<A, unknown>((resume) => {
         const controller = new AbortController()
-        let timedOut = false
+        let settled = false
         const cancel = startTimer(clock, Duration.millis(remaining), () => {
-          timedOut = true
+          if (settled) return
+          settled = true
           controller.abort()
+          resume(Effect.fail(deadline.onTimeout()))
         })
         let promise: PromiseLike<A>
         try {
           promise = call(controller.signal)
         } catch (error) {
+          settled = true
           cancel()
           return resume(Effect.fail(error))
         }
         promise.then(
           (value) => {
+            if (settled) return
+            settled = true
             cancel()
             resume(Effect.succeed(value))
           },
           (error) => {
+            if (settled) return
+            settled = true
             cancel()
-            resume(Effect.fail(timedOut ? deadline.onTimeout() : error))
+            resume(Effect.fail(error))
           }
         )
         return Effect.sync(() => {
+          settled = true
           cancel()
           controller.abort()
         })

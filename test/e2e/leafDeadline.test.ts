@@ -35,6 +35,19 @@ describe("e2e: a Timeout directly above the OpenAI adapter hands it the deadline
       expect(yield* pollAborted(server, 1)).toBeGreaterThanOrEqual(1)
     })))
 
+  it.live("a custom fetch that ignores the abort signal still cannot hold the caller past the deadline", () =>
+    Effect.gen(function* () {
+      const base = yield* OpenAi.make({
+        apiKey: Redacted.make("sk-test"),
+        baseURL: "http://127.0.0.1:9/v1",
+        fetch: () => new Promise<Response>(() => {})
+      })
+      const client = LlmClient.decorate(base, Timeout.attempt("100 millis"))
+      const [elapsed, error] = yield* Effect.timed(Effect.flip(client.complete(request)))
+      expect(error).toMatchObject({ _tag: "Timeout", phase: "attempt", model: "gpt-4o-mini" })
+      expect(Duration.toMillis(elapsed)).toBeLessThan(2_000)
+    }))
+
   it.live("a call that answers in time is not affected", () =>
     Effect.scoped(Effect.gen(function* () {
       const server = yield* ChaosServer.make({ seed: 1, faults: { latency: "5 millis" } })

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Fiber, FiberRef, Option, Ref, TestClock } from "effect"
-import { withDeadline } from "../../src/internal/deadline.js"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, FiberRef, Option, Ref, TestClock } from "effect"
+import { CurrentLeafDeadline, tryPromiseWithDeadline, withDeadline } from "../../src/internal/deadline.js"
+import { Timeout } from "../../src/LlmError.js"
 
 const timedOut = () => "timed out" as const
 
@@ -128,5 +129,41 @@ describe("withDeadline", () => {
       const error = yield* Effect.flip(withDeadline(Effect.never, Duration.millis(5), timedOut))
       expect(error).toBe("timed out")
       expect(yield* withDeadline(Effect.succeed("fast"), Duration.millis(5), timedOut)).toBe("fast")
+    }))
+})
+
+describe("tryPromiseWithDeadline", () => {
+  const deadlineError = new Timeout({ phase: "attempt", after: Duration.seconds(1) })
+  const withLeaf = <A, E>(self: Effect.Effect<A, E>) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.locally(self, CurrentLeafDeadline, { at: now + 1_000, onTimeout: () => deadlineError }))
+
+  it.effect("fails with the deadline's Timeout at the instant even when the promise ignores the signal", () =>
+    Effect.gen(function* () {
+      let signal: AbortSignal | undefined
+      const call = tryPromiseWithDeadline((s) => {
+        signal = s
+        return new Promise<never>(() => {})
+      })
+      const fiber = yield* Effect.fork(Effect.flip(withLeaf(call)))
+      yield* TestClock.adjust("999 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      expect(signal?.aborted).toBe(false)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Fiber.join(fiber)).toBe(deadlineError)
+      expect(signal?.aborted).toBe(true)
+    }))
+
+  it.effect("a settled promise wins before the deadline; a caller's interruption aborts and is an interruption", () =>
+    Effect.gen(function* () {
+      expect(yield* withLeaf(tryPromiseWithDeadline(() => Promise.resolve(7)))).toBe(7)
+      let signal: AbortSignal | undefined
+      const fiber = yield* Effect.fork(withLeaf(tryPromiseWithDeadline((s) => {
+        signal = s
+        return new Promise<never>(() => {})
+      })))
+      yield* TestClock.adjust("500 millis")
+      expect(Exit.isInterrupted(yield* Fiber.interrupt(fiber))).toBe(true)
+      expect(signal?.aborted).toBe(true)
     }))
 })
