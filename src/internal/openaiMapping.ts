@@ -162,6 +162,19 @@ export interface StreamState {
   toolCalls?: Array<{ id: string; name: string; arguments: string }> | undefined
 }
 
+// Some OpenAI-compatible servers omit a delta's `index`: a delta with a new id then starts the next call, and one
+// without continues the last call (indexing the array with `undefined` would drop the call silently).
+const toolCallIndex = (
+  calls: ReadonlyArray<{ id: string } | undefined>,
+  delta: OpenAI.Chat.ChatCompletionChunk.Choice.Delta.ToolCall
+): number => {
+  const index: unknown = delta.index
+  if (typeof index === "number" && Number.isSafeInteger(index) && index >= 0) return index
+  const last = calls.length - 1
+  if (last < 0) return 0
+  return delta.id && calls[last] !== undefined && calls[last].id !== "" && calls[last].id !== delta.id ? last + 1 : last
+}
+
 const addToolCallDeltas = (
   state: StreamState,
   deltas: ReadonlyArray<OpenAI.Chat.ChatCompletionChunk.Choice.Delta.ToolCall> | null | undefined
@@ -169,7 +182,7 @@ const addToolCallDeltas = (
   if (deltas == null) return
   for (const delta of deltas) {
     const calls = (state.toolCalls ??= [])
-    const call = (calls[delta.index] ??= { id: "", name: "", arguments: "" })
+    const call = (calls[toolCallIndex(calls, delta)] ??= { id: "", name: "", arguments: "" })
     if (delta.id) call.id = delta.id
     if (delta.function?.name) call.name += delta.function.name
     if (delta.function?.arguments) call.arguments += delta.function.arguments

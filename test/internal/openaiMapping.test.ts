@@ -75,6 +75,22 @@ describe("openaiMapping stream state", () => {
     ])
   })
 
+  it("tool-call deltas without an index (some compatible servers): a new id starts the next call, none continues it", () => {
+    const state = fresh()
+    // the SDK types `index` as required; these servers leave it out
+    const toolDelta = (tool_calls: ReadonlyArray<Record<string, unknown>>) =>
+      chunk([{ index: 0, delta: { tool_calls: tool_calls as unknown as OpenAI.Chat.ChatCompletionChunk.Choice.Delta["tool_calls"] }, finish_reason: null }])
+    Mapping.onChunk(state, toolDelta([{ id: "call_a", type: "function", function: { name: "lookup", arguments: "{\"q\":" } }]))
+    Mapping.onChunk(state, toolDelta([{ function: { arguments: "\"x\"}" } }]))
+    Mapping.onChunk(state, toolDelta([{ id: "call_b", type: "function", function: { name: "weather", arguments: "{}" } }]))
+    Mapping.onChunk(state, delta(undefined, "tool_calls"))
+    const last = Either.getOrThrow(Mapping.onEnd(state, "gpt-4o"))
+    expect(last.toolCalls).toEqual([
+      { id: "call_a", name: "lookup", arguments: "{\"q\":\"x\"}" },
+      { id: "call_b", name: "weather", arguments: "{}" }
+    ])
+  })
+
   it("a content_filter finish reason → ContentFiltered", () => {
     const state = fresh()
     Mapping.onChunk(state, delta(undefined, "content_filter"))
