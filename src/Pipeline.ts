@@ -211,7 +211,9 @@ const stepsOf = (options: Options): ReadonlyArray<Step> => {
   const { idempotency, tier, cache, budgets, trim, fallback, retry, breaker, rateLimit, bulkhead, timeout } = options
   // Above idempotency, a request with an explicit idempotency key skips the cache: it gets the outcome recorded for
   // its key, never another call's cached answer.
-  const keyedSkipCache = cache !== undefined && idempotency !== undefined && tier === undefined
+  // (an invalid `cacheable` is left as given, so that ResponseCache reports it instead of calling it per request)
+  const keyedSkipCache = cache !== undefined && idempotency !== undefined && tier === undefined &&
+    (cache.cacheable === undefined || typeof cache.cacheable === "function")
   const cacheOptions: ResponseCache.Options | undefined = cache === undefined || !keyedSkipCache ? cache : {
     ...cache,
     cacheable: (request) => request.idempotencyKey === undefined && (cache.cacheable ?? isDeterministic)(request)

@@ -151,6 +151,16 @@ describe("Pipeline", () => {
         )
       }))
 
+    it.effect("with idempotency configured, an invalid cache.cacheable is still reported (not wrapped and called per request)", () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(Pipeline.policies({
+          cache: { cacheable: "yes" },
+          idempotency: {}
+        } as unknown as Pipeline.Options)).pipe(Effect.provide(Pipeline.layerStoresMemory))
+        expect(error).toBeInstanceOf(InvalidOptions)
+        expect(error.issues.map((i) => i.path)).toContain("cache.cacheable")
+      }))
+
     it.effect("a key that is not an options object (null, a string, a single budget instead of a list) is reported", () =>
       Effect.gen(function* () {
         const error = yield* Effect.flip(Pipeline.policies({
