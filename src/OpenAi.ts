@@ -11,7 +11,7 @@
 import { Clock, Config, Duration, Effect, Either, Layer, Option, Redacted, Schema, Stream } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import OpenAI from "openai"
-import { DurationInput, InvalidOptions } from "./InvalidOptions.js"
+import { InvalidOptions } from "./InvalidOptions.js"
 import type { ChatChunk, ChatRequest, ChatResponse } from "./Llm.js"
 import { LlmClient, type Service } from "./LlmClient.js"
 import type { LlmError, ModelFailure } from "./LlmError.js"
@@ -20,6 +20,7 @@ import { markHonorsDeadline, tryPromiseWithDeadline } from "./internal/deadline.
 import * as LlmMetrics from "./LlmMetrics.js"
 import * as Errors from "./internal/openaiErrors.js"
 import * as Mapping from "./internal/openaiMapping.js"
+import { PositiveDuration } from "./internal/optionSchemas.js"
 
 /**
  * Options of {@link layer} and {@link make}.
@@ -51,7 +52,8 @@ export interface Options {
   readonly maxTokensParam?: Mapping.MaxTokensParam | undefined
   /**
    * The SDK's own per-request timeout. Defaults to none: deadlines belong to `Timeout.policy`, which aborts the
-   * request and fails with a typed `Timeout`. Given, it bounds each HTTP request (its expiry is a ConnectionError).
+   * request and fails with a typed `Timeout`. Given (a positive duration), it bounds each HTTP request (its expiry is a
+   * ConnectionError).
    */
   readonly timeout?: Duration.DurationInput | undefined
   /** Only 0 is accepted (the default): retries belong to `Retry.policy`; SDK retries would nest inside them. */
@@ -93,7 +95,8 @@ const OptionsSchema = Schema.Struct({
   project: optional(HeaderValue),
   defaultHeaders: optional(Headers),
   maxTokensParam: optional(Schema.Literal("max_tokens", "max_completion_tokens")),
-  timeout: optional(DurationInput),
+  // 0 would abort every request at once
+  timeout: optional(PositiveDuration),
   maxRetries: optional(Schema.Literal(0).annotations({
     message: () => "Expected 0: retries belong to Retry.policy (SDK retries would nest inside it)"
   })),

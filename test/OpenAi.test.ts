@@ -551,6 +551,9 @@ describe("OpenAi request mapping", () => {
       )
       expect(error.issues.map((i) => i.path).sort()).toEqual(["maxRetries", "timeout"])
       expect(error.message).toContain("retries belong to Retry.policy")
+      // a zero SDK timeout would abort every request at once
+      const zero = yield* Effect.flip(OpenAi.make({ apiKey, timeout: 0 }))
+      expect(zero.issues.map((i) => i.path)).toEqual(["timeout"])
     }))
 
   it.live("layerConfig reads OPENAI_API_KEY and OPENAI_BASE_URL", () =>
