@@ -51,9 +51,9 @@ export interface Options {
    */
   readonly maxTokensParam?: Mapping.MaxTokensParam | undefined
   /**
-   * The SDK's own per-request timeout. Defaults to none: deadlines belong to `Timeout.policy`, which aborts the
-   * request and fails with a typed `Timeout`. Given (a positive duration), it bounds each HTTP request (its expiry is a
-   * ConnectionError).
+   * The SDK's own per-request timeout: it bounds the wait for a response's headers (not reading its body or a
+   * stream). Defaults to none: deadlines belong to `Timeout.policy`, which aborts the request and fails with a typed
+   * `Timeout`. Given (a positive duration), its expiry is a ConnectionError.
    */
   readonly timeout?: Duration.DurationInput | undefined
   /** Only 0 is accepted (the default): retries belong to `Retry.policy`; SDK retries would nest inside them. */

@@ -124,7 +124,8 @@ export type Requirements<O extends Options> =
 export type Exact<O> = O & { readonly [K in Exclude<keyof O, keyof Options>]: never }
 
 /**
- * The order of the pipeline, outermost first (the names of the policies it builds).
+ * The order of the pipeline without a tier, outermost first (the names of the policies it builds). With a `tier`,
+ * the first three are `Idempotency`, `ModelTier`, `ResponseCache` (see the module's header).
  *
  * @example
  * ```ts
