@@ -29,20 +29,23 @@ const graph = (entry: string) => {
 }
 
 describe("packaging", () => {
-  it("the core entry point never loads a driver (openai, ioredis)", () => {
+  it("the core entry point never loads a driver (openai, ioredis, OpenTelemetry)", () => {
     const modules = graph(join(src, "index.ts"))
     expect(modules.size).toBeGreaterThan(10)
     const offenders = [...modules].flatMap(([file, packages]) =>
-      packages.filter((p) => p === "openai" || p.startsWith("openai/") || p === "ioredis").map((p) => `${file}: ${p}`)
+      packages
+        .filter((p) => p === "openai" || p.startsWith("openai/") || p === "ioredis" || p.includes("opentelemetry"))
+        .map((p) => `${file}: ${p}`)
     )
     expect(offenders).toEqual([])
     // and the adapter subpath does load it
     expect([...graph(join(src, "OpenAi.ts")).values()].flat()).toContain("openai")
+    expect([...graph(join(src, "Prometheus.ts")).values()].flat()).toContain("@opentelemetry/exporter-prometheus")
   })
 
   it("every export of every public module has JSDoc with an example", () => {
     const index = readFileSync(join(src, "index.ts"), "utf8")
-    const modules = [...index.matchAll(/from "\.\/([A-Za-z]+)\.js"/g)].map((m) => m[1]).concat(["OpenAi"])
+    const modules = [...index.matchAll(/from "\.\/([A-Za-z]+)\.js"/g)].map((m) => m[1]).concat(["OpenAi", "Redis", "Prometheus"])
     const missing: Array<string> = []
     for (const name of modules) {
       const file = join(src, `${name}.ts`)
