@@ -22,8 +22,7 @@ for (const file of files) {
     if (block[2].includes("no-check")) return
     const line = text.slice(0, block.index).split("\n").length
     const code = block[3]
-      .replaceAll(`from "effect-llm-resilience/OpenAi"`, `from "../src/OpenAi.js"`)
-      .replaceAll(`from "effect-llm-resilience/Redis"`, `from "../src/Redis.js"`)
+      .replace(/from "effect-llm-resilience\/([A-Za-z]+)"/g, `from "../src/$1.js"`)
       .replaceAll(`from "effect-llm-resilience"`, `from "../src/index.js"`)
     const name = `${file.replace(/[/.]/g, "_")}_${i}.ts`
     writeFileSync(join(out, name), `// ${file}:${line}\nexport {}\n${code}`)
