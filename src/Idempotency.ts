@@ -17,7 +17,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Layer, type Option, Schema } from "effect"
+import { Context, Duration, Effect, Layer, type Schema } from "effect"
 import * as internal from "./internal/idempotency.js"
 import { defaultScope } from "./internal/requestKey.js"
 import { FiniteDuration, strict } from "./internal/optionSchemas.js"
@@ -163,44 +163,7 @@ export type Entry = internal.Entry
  * @since 0.1.0
  * @category Models
  */
-export interface Store {
-  /**
-   * If `key` is free (or its entry expired), claims it for `ttl` ms on behalf of `owner` (a token unique to this
-   * claim) and answers `Claimed`; else answers `Mismatch` when the entry's fingerprint differs, `InFlight` for a live
-   * claim, `Completed` with the record when settled.
-   */
-  readonly claim: (
-    key: string,
-    fingerprint: string,
-    now: number,
-    ttl: number,
-    owner: string
-  ) => Effect.Effect<ClaimResult>
-  /**
-   * Settles `key` with its final record, kept `ttl` ms, if the key is still `owner`'s claim (even past its lease, as
-   * long as nobody claimed the key since); answers whether it did. A `ttl` of zero or less just frees the key.
-   */
-  readonly complete: (
-    key: string,
-    record: StoredRecord,
-    now: number,
-    ttl: number,
-    owner: string
-  ) => Effect.Effect<boolean>
-  /**
-   * Forgets `key` (a claim given up after a retryable failure or an interruption), so the next caller runs — only if
-   * the key is still `owner`'s claim; answers whether it did.
-   */
-  readonly release: (key: string, owner: string) => Effect.Effect<boolean>
-  /**
-   * Forgets a settled `key` only if it still holds exactly `record` (as `claim` or `get` answered it): how a record
-   * that no longer decodes (another version wrote it) is dropped without erasing a claim or a record another caller
-   * wrote since. Answers whether it did.
-   */
-  readonly discard: (key: string, record: StoredRecord) => Effect.Effect<boolean>
-  /** The live entry of `key` at `now`. */
-  readonly get: (key: string, now: number) => Effect.Effect<Option.Option<Entry>>
-}
+export interface Store extends internal.Store {}
 
 /**
  * The store Tag the idempotency policy requires: provide {@link layerStoreMemory}, or a shared (Redis) store.

@@ -33,7 +33,13 @@ export type Entry =
   | { readonly _tag: "InFlight"; readonly fingerprint: string; readonly expiresAt: number }
   | { readonly _tag: "Completed"; readonly record: StoredRecord; readonly expiresAt: number }
 
+/** The store the engine runs on; its contract is documented on `Idempotency.Store`'s methods here. */
 export interface Store {
+  /**
+   * If `key` is free (or its entry expired), claims it for `ttl` ms on behalf of `owner` (a token unique to this
+   * claim) and answers `Claimed`; else answers `Mismatch` when the entry's fingerprint differs, `InFlight` for a live
+   * claim, `Completed` with the record when settled.
+   */
   readonly claim: (
     key: string,
     fingerprint: string,
@@ -41,6 +47,10 @@ export interface Store {
     ttl: number,
     owner: string
   ) => Effect.Effect<ClaimResult>
+  /**
+   * Settles `key` with its final record, kept `ttl` ms, if the key is still `owner`'s claim (even past its lease, as
+   * long as nobody claimed the key since); answers whether it did. A `ttl` of zero or less just frees the key.
+   */
   readonly complete: (
     key: string,
     record: StoredRecord,
@@ -48,8 +58,18 @@ export interface Store {
     ttl: number,
     owner: string
   ) => Effect.Effect<boolean>
+  /**
+   * Forgets `key` (a claim given up after a retryable failure or an interruption), so the next caller runs — only if
+   * the key is still `owner`'s claim; answers whether it did.
+   */
   readonly release: (key: string, owner: string) => Effect.Effect<boolean>
+  /**
+   * Forgets a settled `key` only if it still holds exactly `record` (as `claim` or `get` answered it): how a record
+   * that no longer decodes (another version wrote it) is dropped without erasing a claim or a record another caller
+   * wrote since. Answers whether it did.
+   */
   readonly discard: (key: string, record: StoredRecord) => Effect.Effect<boolean>
+  /** The live entry of `key` at `now`. */
   readonly get: (key: string, now: number) => Effect.Effect<Option.Option<Entry>>
 }
 
