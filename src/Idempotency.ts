@@ -17,7 +17,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Layer, type Schema } from "effect"
+import { Context, Duration, Effect, Layer, Schema } from "effect"
 import * as internal from "./internal/idempotency.js"
 import { defaultScope } from "./internal/requestKey.js"
 import { FiniteDuration, strict } from "./internal/optionSchemas.js"
