@@ -8,9 +8,9 @@ import { Effect, type Layer } from "effect"
 import { randomUUID } from "node:crypto"
 import * as CircuitBreaker from "../../src/CircuitBreaker.js"
 
-const T0 = 1_700_000_000_000
+export const T0 = 1_700_000_000_000
 
-const config: CircuitBreaker.Config = {
+export const config: CircuitBreaker.Config = {
   failureThreshold: 3,
   failureRate: null,
   slowCall: null,

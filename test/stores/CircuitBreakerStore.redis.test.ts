@@ -14,21 +14,8 @@ import { ChatRequest } from "../../src/Llm.js"
 import * as LlmClient from "../../src/LlmClient.js"
 import { ServerError } from "../../src/LlmError.js"
 import * as Redis from "../../src/Redis.js"
-import { describeRedis, layerRedisTest, redisUrl, testPrefix } from "../support/redis.js"
-import { circuitBreakerStoreContract } from "./CircuitBreakerStore.contract.js"
-
-const T0 = 1_700_000_000_000
-
-const config: CircuitBreaker.Config = {
-  failureThreshold: 3,
-  failureRate: null,
-  slowCall: null,
-  window: null,
-  minimumCalls: 10,
-  halfOpenAfter: { initialMs: 10_000, maxMs: 40_000, factor: 2 },
-  halfOpenProbes: 1,
-  probeTimeoutMs: 60_000
-}
+import { describeRedis, layerRedisTest, layerRedisUnreachable, redisUrl, testPrefix } from "../support/redis.js"
+import { circuitBreakerStoreContract, config, T0 } from "./CircuitBreakerStore.contract.js"
 
 /** Every outcome changes the state (a window of the last 1000 calls): each record is a write. */
 const counting: CircuitBreaker.Config = {
@@ -180,23 +167,7 @@ describeRedis("CircuitBreakerStore over Redis", () => {
   })
 
   describe("failure behaviour", () => {
-    const unreachable = Layer.scoped(
-      Redis.RedisClient,
-      Effect.acquireRelease(
-        Effect.sync(() =>
-          Redis.fromClient(
-            new IORedis("redis://127.0.0.1:1", {
-              lazyConnect: true,
-              enableOfflineQueue: false,
-              maxRetriesPerRequest: 0,
-              retryStrategy: () => null
-            }),
-            "down:"
-          )
-        ),
-        (redis) => Effect.sync(() => redis.client.disconnect())
-      )
-    )
+    const unreachable = layerRedisUnreachable
 
     it.effect("a Redis failure is a CircuitBreakerStoreError naming the operation, not the key", () =>
       Effect.gen(function* () {

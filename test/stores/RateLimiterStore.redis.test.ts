@@ -1,7 +1,6 @@
 import * as RateLimiter from "@effect/experimental/RateLimiter"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer } from "effect"
-import { Redis as IORedis } from "ioredis"
 import { randomUUID } from "node:crypto"
 import * as FakeLlm from "../../src/FakeLlm.js"
 import { redisKey, TTL_MARGIN_MS } from "../../src/internal/redis/rateLimiterStore.js"
@@ -9,7 +8,7 @@ import { ChatRequest } from "../../src/Llm.js"
 import * as LlmClient from "../../src/LlmClient.js"
 import * as RateLimit from "../../src/RateLimit.js"
 import * as Redis from "../../src/Redis.js"
-import { describeRedis, layerRedisTest, redisUrl, testPrefix } from "../support/redis.js"
+import { describeRedis, layerRedisTest, layerRedisUnreachable, redisUrl, testPrefix } from "../support/redis.js"
 import { rateLimiterStoreContract } from "./RateLimiterStore.contract.js"
 
 const storeOver = <E>(client: Layer.Layer<Redis.RedisClient, E>) =>
@@ -58,24 +57,7 @@ describeRedis("RateLimiterStore over Redis", () => {
   })
 
   describe("failure behaviour", () => {
-    // A client that cannot reach any server: every command fails at once.
-    const unreachable = Layer.scoped(
-      Redis.RedisClient,
-      Effect.acquireRelease(
-        Effect.sync(() =>
-          Redis.fromClient(
-            new IORedis("redis://127.0.0.1:1", {
-              lazyConnect: true,
-              enableOfflineQueue: false,
-              maxRetriesPerRequest: 0,
-              retryStrategy: () => null
-            }),
-            "down:"
-          )
-        ),
-        (redis) => Effect.sync(() => redis.client.disconnect())
-      )
-    )
+    const unreachable = layerRedisUnreachable
 
     it.effect("a Redis failure is a RateLimitStoreError whose message does not name the key", () =>
       Effect.gen(function* () {

@@ -3,7 +3,7 @@
  * suites fail under CI (any `CI` other than empty, "0" or "false") and are reported as not run, loudly, elsewhere.
  */
 import { randomUUID } from "node:crypto"
-import type { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { Redis as IORedis } from "ioredis"
 import { afterAll, describe, it } from "vitest"
 import * as Redis from "../../src/Redis.js"
@@ -94,3 +94,22 @@ export const keysUnder = async (
     client.disconnect()
   }
 }
+
+/** A RedisClient that cannot reach any server: every command fails at once (for failure-behaviour tests). */
+export const layerRedisUnreachable: Layer.Layer<Redis.RedisClient> = Layer.scoped(
+  Redis.RedisClient,
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      Redis.fromClient(
+        new IORedis("redis://127.0.0.1:1", {
+          lazyConnect: true,
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 0,
+          retryStrategy: () => null
+        }),
+        "down:"
+      )
+    ),
+    (redis) => Effect.sync(() => redis.client.disconnect())
+  )
+)
