@@ -13,7 +13,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Layer, type Option, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Schema } from "effect"
 import * as internal from "./internal/responseCache.js"
 import { defaultScope, isDeterministic, requestHash, scopedKey } from "./internal/requestKey.js"
 import { FiniteDuration, strict } from "./internal/optionSchemas.js"
@@ -166,18 +166,7 @@ export type StoredResponse = typeof ChatResponse.Encoded
  * @since 0.1.0
  * @category Models
  */
-export interface Store {
-  /** The live entry of `key` (an entry with `expiresAt <= now` is gone). A hit counts as a use for LRU. */
-  readonly get: (key: string, now: number) => Effect.Effect<Option.Option<StoredResponse>>
-  /** Writes `key`, replacing any entry; it expires at `expiresAt`. May evict the least recently used entry. */
-  readonly set: (key: string, value: StoredResponse, expiresAt: number, now: number) => Effect.Effect<void>
-  /** Deletes `key`; true when an entry was there. */
-  readonly delete: (key: string) => Effect.Effect<boolean>
-  /** Deletes every entry. */
-  readonly clear: Effect.Effect<void>
-  /** The number of live entries at `now`. */
-  readonly size: (now: number) => Effect.Effect<number>
-}
+export interface Store extends internal.Store {}
 
 /**
  * The store Tag the cache policy requires: provide {@link layerStoreMemory}, or a shared (Redis) store.

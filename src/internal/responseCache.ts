@@ -16,12 +16,17 @@ export const NAMESPACE = "llm-cache:v1"
 /** What a store holds: a ChatResponse encoded by its Schema (plain JSON). */
 export type Stored = typeof ChatResponse.Encoded
 
-/** The narrow store contract (see ResponseCacheStore in ResponseCache.ts). */
+/** The narrow store contract (documented as `ResponseCache.Store`). */
 export interface Store {
+  /** The live entry of `key` (an entry with `expiresAt <= now` is gone). A hit counts as a use for LRU. */
   readonly get: (key: string, now: number) => Effect.Effect<Option.Option<Stored>>
+  /** Writes `key`, replacing any entry; it expires at `expiresAt`. May evict the least recently used entry. */
   readonly set: (key: string, value: Stored, expiresAt: number, now: number) => Effect.Effect<void>
+  /** Deletes `key`; true when an entry was there. */
   readonly delete: (key: string) => Effect.Effect<boolean>
+  /** Deletes every entry. */
   readonly clear: Effect.Effect<void>
+  /** The number of live entries at `now`. */
   readonly size: (now: number) => Effect.Effect<number>
 }
 
