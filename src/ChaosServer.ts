@@ -9,13 +9,13 @@
  * @since 0.1.0
  */
 import type { HttpServerError } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Either, Layer } from "effect"
 import type { Duration, Scope } from "effect"
 import * as Http from "node:http"
 import type { InvalidOptions } from "./InvalidOptions.js"
 import * as App from "./internal/chaosApp.js"
 import * as FaultSchemas from "./internal/chaosFaults.js"
+import * as NodeHttpServer from "./internal/nodeHttpServer.js"
 
 /**
  * When an error response asks the client to retry: `{ seconds }` sends `retry-after: <seconds>`, `{ ms }`
@@ -83,7 +83,10 @@ export interface Faults {
   readonly latency?: Duration.DurationInput | undefined
   /** Extra random delay, uniform in [0, jitter), added to `latency`. Defaults to 0. */
   readonly jitter?: Duration.DurationInput | undefined
-  /** Streams: delay between the headers and the first chunk (time to first token). Defaults to 0. */
+  /**
+   * Streams: delay between the opening role delta (sent with the headers, as OpenAI does) and the first text
+   * (time to first token). Defaults to 0.
+   */
   readonly firstTokenDelay?: Duration.DurationInput | undefined
   /** Streams: delay between two chunks. Defaults to 0. */
   readonly chunkDelay?: Duration.DurationInput | undefined
@@ -251,8 +254,6 @@ export const make = (
     })
     const nodeServer = Http.createServer()
     const server = yield* NodeHttpServer.make(() => nodeServer, { port: valid.port ?? 0, host: "127.0.0.1" })
-    // Runs before the server's own close: hanging requests would otherwise keep it open for ever.
-    yield* Effect.addFinalizer(() => Effect.sync(() => nodeServer.closeAllConnections()))
     yield* server.serve(App.router(state))
     const port = server.address._tag === "TcpAddress" ? server.address.port : 0
     const url = `http://127.0.0.1:${port}`

@@ -14,6 +14,7 @@ import { ChatRequest } from "./Llm.js"
 import * as LlmClient from "./LlmClient.js"
 import * as LlmError from "./LlmError.js"
 import * as LlmMetrics from "./LlmMetrics.js"
+import { hasProgress } from "./internal/streamProgress.js"
 import * as Pricing from "./Pricing.js"
 
 /**
@@ -210,14 +211,15 @@ const completeChain = (r: Resolved, next: LlmClient.Complete): LlmClient.Complet
 const streamChain = (r: Resolved, next: LlmClient.StreamFn): LlmClient.StreamFn => (request) =>
   Stream.suspend(() => {
     const chain = chainFor(r.tiers, request.model)
-    // Once a chunk has gone downstream, another model would repeat the answer: the error surfaces instead.
+    // Once progress has gone downstream, another model would repeat the answer: the error surfaces instead. An empty
+    // opening delta is not progress (streamProgress.ts).
     let emitted = false
     const run = (index: number, failures: ReadonlyArray<LlmError.ModelFailure>): ReturnType<LlmClient.StreamFn> => {
       const tier = chain[index]
       const tierRequest = withModel(request, tier.model)
       const chunks = tier.client === undefined ? next(tierRequest) : tier.client.stream(tierRequest)
       const marked = Stream.mapChunks(chunks, (chunk) => {
-        if (chunk.length > 0) emitted = true
+        if (!emitted && hasProgress(chunk)) emitted = true
         return chunk
       })
       return Stream.catchAll(marked, (error) =>

@@ -12,6 +12,7 @@
 import { CurrentLeafDeadline, honorsDeadline, withDeadline } from "./internal/deadline.js"
 import { Duration, Effect, Either, Option, Schema, Stream } from "effect"
 import { PositiveDuration, strict } from "./internal/optionSchemas.js"
+import { hasProgress } from "./internal/streamProgress.js"
 import { decode, type InvalidOptions } from "./InvalidOptions.js"
 import * as LlmClient from "./LlmClient.js"
 import { Timeout, type TimeoutPhase } from "./LlmError.js"
@@ -182,6 +183,9 @@ const timeoutPulls = <A, E, R>(
     let since: number | undefined
     const pulled = Effect.tap(pull, (chunk) => {
       if (chunk.length === 0) return
+      // Before the stream has started, elements that are not progress (an empty opening delta) neither end the
+      // firstToken wait nor restart it (streamProgress.ts); after it, every element ends an idle wait.
+      if (first && !hasProgress(chunk)) return
       first = false
       since = undefined
     })

@@ -2,7 +2,7 @@
  * The ChaosServer's HTTP application: routes, request handling and fault injection over a shared state.
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
+import * as NodeHttpServerRequest from "./nodeHttpServer.js"
 import { Clock, Duration, Effect, Either, ParseResult, Schema, Stream } from "effect"
 import type * as Http from "node:http"
 import * as Content from "./chaosContent.js"
@@ -195,11 +195,17 @@ const sseEvents = (call: Call, decision: Faults.Decision): { events: Array<Event
   const base = { id: call.id, model: call.body.model, created: call.created }
   const firstDelay = call.faults.firstTokenDelay ?? Duration.zero
   const gap = call.faults.chunkDelay ?? Duration.zero
+  // As OpenAI does, the opening role delta (empty text) goes out with the headers; `firstTokenDelay` delays the
+  // first event after it (the first text, or the broken event), so time to first token is time to first text.
   const events: Array<Event> = [
-    { delay: firstDelay, data: Content.sse(Content.chunkBody({ ...base, delta: { role: "assistant", content: "" }, finishReason: null })) }
+    { delay: Duration.zero, data: Content.sse(Content.chunkBody({ ...base, delta: { role: "assistant", content: "" }, finishReason: null })) }
   ]
+  const delayFirst = () => {
+    if (events.length > 1) events[1] = { ...events[1], delay: Duration.sum(firstDelay, events[1].delay) }
+  }
   if (decision._tag === "malformed") {
     events.push({ delay: gap, data: Content.sse(JSON.stringify(Content.chunkBody({ ...base, delta: { content: "x" }, finishReason: null })).slice(0, 40)) })
+    delayFirst()
     return { events, cut: false }
   }
   const pieces = decision._tag === "filtered" ? [] : Content.pieces(call.answer.content)
@@ -209,7 +215,10 @@ const sseEvents = (call: Call, decision: Faults.Decision): { events: Array<Event
   for (const piece of pieces.slice(0, cutAt)) {
     events.push({ delay: gap, data: Content.sse(Content.chunkBody({ ...base, delta: { content: piece }, finishReason: null })) })
   }
-  if (decision._tag === "cut") return { events, cut: true }
+  if (decision._tag === "cut") {
+    delayFirst()
+    return { events, cut: true }
+  }
   const finishReason = decision._tag === "filtered" ? "content_filter" : call.answer.finishReason
   events.push({ delay: gap, data: Content.sse(Content.chunkBody({ ...base, delta: {}, finishReason })) })
   if (call.body.stream_options?.include_usage === true) {
@@ -217,6 +226,7 @@ const sseEvents = (call: Call, decision: Faults.Decision): { events: Array<Event
     events.push({ delay: Duration.zero, data: Content.sse(Content.usageChunkBody({ ...base, answer })) })
   }
   events.push({ delay: Duration.zero, data: Content.sse("[DONE]") })
+  delayFirst()
   return { events, cut: false }
 }
 

@@ -196,7 +196,8 @@ export const onChunk = (state: StreamState, chunk: OpenAI.Chat.ChatCompletionChu
   const choice = chunk.choices?.[0]
   if (choice === undefined) return undefined
   const content = choice.delta?.content ?? ""
-  addToolCallDeltas(state, choice.delta?.tool_calls)
+  const toolDeltas = choice.delta?.tool_calls
+  addToolCallDeltas(state, toolDeltas)
   if (state.final !== undefined) {
     state.final.content += content
     return undefined
@@ -205,6 +206,10 @@ export const onChunk = (state: StreamState, chunk: OpenAI.Chat.ChatCompletionChu
     state.final = { content, finishReason: choice.finish_reason }
     return undefined
   }
+  // A delta with neither text nor a tool-call piece (OpenAI's opening `{ role: "assistant", content: "" }`, a
+  // keep-alive) carries nothing of the answer: it is not emitted. A tool-call piece is emitted as an empty chunk
+  // (the call itself arrives whole on the last chunk) so idle deadlines see the stream moving.
+  if (content.length === 0 && (toolDeltas == null || toolDeltas.length === 0)) return undefined
   state.received++
   return new ChatChunk({ content, model: state.model, servedFrom: "provider" })
 }

@@ -8,6 +8,7 @@ import * as LlmError from "../LlmError.js"
 import * as LlmMetrics from "../LlmMetrics.js"
 import type { Budget, RetryEvent } from "../Retry.js"
 import * as Backoff from "./backoff.js"
+import { hasProgress } from "./streamProgress.js"
 
 /** Validated options with their defaults applied. */
 export interface Resolved {
@@ -128,10 +129,11 @@ export const retryStream = <A, E extends LlmError.LlmError, R>(
   model: string | undefined
 ): Stream.Stream<A, E, R> =>
   Stream.suspend(() => {
-    // Once an element has gone downstream, a retry would duplicate it: the error surfaces instead.
+    // Once progress has gone downstream, a retry would duplicate it: the error surfaces instead. Elements that are
+    // not progress (an empty opening delta) do not count: see streamProgress.ts.
     let emitted = false
     const attempt = Stream.mapChunks(self, (chunk) => {
-      if (chunk.length > 0) emitted = true
+      if (!emitted && hasProgress(chunk)) emitted = true
       return chunk
     })
     const guard = (cause: Cause.Cause<E>, onFailure: (error: E) => Stream.Stream<A, E, R>) => {

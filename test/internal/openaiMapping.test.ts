@@ -40,14 +40,15 @@ describe("openaiMapping.fromCompletion", () => {
 describe("openaiMapping stream state", () => {
   it("holds the finish chunk back until the usage chunk, then ends with both", () => {
     const state = fresh()
-    expect(Mapping.onChunk(state, chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]))?.content).toBe("")
+    // the opening role delta carries no text: it is not emitted (an empty chunk would count as the stream's start)
+    expect(Mapping.onChunk(state, chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]))).toBeUndefined()
     expect(Mapping.onChunk(state, delta("Hel"))?.content).toBe("Hel")
     expect(Mapping.onChunk(state, delta("lo", "stop"))).toBeUndefined()
     expect(Mapping.onChunk(state, chunk([], { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 }))).toBeUndefined()
     const last = Either.getOrThrow(Mapping.onEnd(state, "gpt-4o"))
     expect(last).toMatchObject({ content: "lo", finishReason: "stop", usage: { inputTokens: 3, outputTokens: 2 } })
     expect(last.model).toBe("gpt-4o-2024-08-06")
-    expect(state.received).toBe(2)
+    expect(state.received).toBe(1)
   })
 
   it("ends without a finish reason → StreamTruncated with the chunks received", () => {
