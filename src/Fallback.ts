@@ -232,7 +232,7 @@ const streamChain = (r: Resolved, next: LlmClient.StreamFn): LlmClient.StreamFn 
 /**
  * The fallback policy (LLM middleware). Place it above Retry and CircuitBreaker: each model is retried first,
  * and an open breaker moves on at once. The response's `model` says which model answered. Every move is counted
- * in `llm_fallbacks_total` (labels `from`, `to`, `reason`). Streams fall back only before their first chunk.
+ * in `llm_fallbacks_total` (labels `from`, `to`, `reason`). Streams fall back only before they started (their first text: an empty delta does not count).
  * Throws InvalidOptions (every failing path listed) on bad options.
  *
  * @example

@@ -34,7 +34,10 @@ export interface Options {
   readonly attempt?: Duration.DurationInput | undefined
   /** Bounds the whole logical call, when the policy sits above Retry and Fallback. Phase "total". */
   readonly total?: Duration.DurationInput | undefined
-  /** Streams only: bounds the wait for the first chunk. Phase "firstToken". */
+  /**
+   * Streams only: bounds the wait until the stream started (its first text, finish reason or tool calls; empty
+   * deltas do not count). Phase "firstToken".
+   */
   readonly firstToken?: Duration.DurationInput | undefined
   /** Streams only: bounds the gap between two chunks (after the first). Phase "idle". */
   readonly idle?: Duration.DurationInput | undefined
