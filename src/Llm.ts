@@ -185,19 +185,23 @@ export class ChatRequest extends Schema.Class<ChatRequest>("effect-llm-resilienc
 }) {}
 
 /**
- * Token usage of one call.
+ * Token usage of one call. `estimated` is true when the provider reported no usage (or only part of it) and the
+ * library counted the missing part itself: prompt tokens with the `Tokenizer` in context (exact by default),
+ * completion tokens from the text received. Budgets, rate limits and metrics charge it all the same.
  *
  * @example
  * ```ts
  * import { Llm } from "effect-llm-resilience"
  * const usage: Llm.Usage = { inputTokens: 12, outputTokens: 30 }
+ * const counted: Llm.Usage = { inputTokens: 12, outputTokens: 30, estimated: true }
  * ```
  * @since 0.1.0
  * @category Models
  */
 export const Usage = Schema.Struct({
   inputTokens: Schema.NonNegativeInt,
-  outputTokens: Schema.NonNegativeInt
+  outputTokens: Schema.NonNegativeInt,
+  estimated: Schema.optional(Schema.Boolean)
 })
 
 /**

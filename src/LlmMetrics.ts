@@ -49,7 +49,76 @@ export const names = {
   batches: "llm_batches_total",
   batchItems: "llm_batch_items_total",
   batchUnknownIds: "llm_batch_unknown_ids_total",
-  tierRoutes: "llm_tier_routes_total"
+  tierRoutes: "llm_tier_routes_total",
+  estimatedTokens: "llm_estimated_tokens_total",
+  timeToFirstToken: "llm_time_to_first_token_ms",
+  operationDuration: "gen_ai.client.operation.duration",
+  tokenUsage: "gen_ai.client.token.usage",
+  timeToFirstChunk: "gen_ai.client.operation.time_to_first_chunk"
+} as const
+
+/**
+ * Span event names: what each policy adds to the current call's span when it decides something (a retry, a
+ * fallback, a breaker rejection…). Their attributes are listed in docs/observability.md; none holds prompt or
+ * completion text.
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * LlmMetrics.events.retry // "llm.retry"
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const events = {
+  retry: "llm.retry",
+  fallback: "llm.fallback",
+  breakerRejected: "llm.breaker.rejected",
+  breakerTransition: "llm.breaker.transition",
+  cacheHit: "llm.cache.hit",
+  idempotentReplay: "llm.idempotency.replay",
+  budgetRefused: "llm.budget.refused",
+  promptTrimmed: "llm.prompt.trimmed",
+  rateLimited: "llm.rate_limited",
+  bulkheadRejected: "llm.bulkhead.rejected"
+} as const
+
+/**
+ * Span and metric attribute names, spelled as the OpenTelemetry GenAI semantic conventions spell them (plus the
+ * library's own `llm.*` ones).
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * LlmMetrics.attributes.requestModel // "gen_ai.request.model"
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const attributes = {
+  operationName: "gen_ai.operation.name",
+  providerName: "gen_ai.provider.name",
+  system: "gen_ai.system",
+  requestModel: "gen_ai.request.model",
+  requestMaxTokens: "gen_ai.request.max_tokens",
+  requestTemperature: "gen_ai.request.temperature",
+  requestTopP: "gen_ai.request.top_p",
+  requestSeed: "gen_ai.request.seed",
+  responseModel: "gen_ai.response.model",
+  responseId: "gen_ai.response.id",
+  responseFinishReasons: "gen_ai.response.finish_reasons",
+  responseTimeToFirstChunk: "gen_ai.response.time_to_first_chunk",
+  usageInputTokens: "gen_ai.usage.input_tokens",
+  usageOutputTokens: "gen_ai.usage.output_tokens",
+  tokenType: "gen_ai.token.type",
+  inputMessages: "gen_ai.input.messages",
+  outputMessages: "gen_ai.output.messages",
+  serverAddress: "server.address",
+  serverPort: "server.port",
+  errorType: "error.type",
+  servedFrom: "llm.served_from",
+  usageEstimated: "llm.usage.estimated",
+  stream: "llm.stream"
 } as const
 
 /**
@@ -154,6 +223,116 @@ export const batchItems = counter(names.batchItems, "Items carried by batched pr
 export const batchUnknownIds = counter(names.batchUnknownIds, "Answer entries with an id not in the batch (ignored), labelled model")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.tierRoutes */
 export const tierRoutes = counter(names.tierRoutes, "Requests routed by ModelTier, labelled tier and reason")
+
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.estimatedTokens */
+export const estimatedTokens = counter(
+  names.estimatedTokens,
+  "Tokens the library counted itself because the provider reported none, labelled model and type (input or output)"
+)
+
+/**
+ * Time from a stream's request to its first chunk of text, in milliseconds, labelled `model` (one per streamed
+ * provider call that received text).
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * LlmMetrics.timeToFirstToken
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const timeToFirstToken = Metric.histogram(
+  names.timeToFirstToken,
+  latencyBoundaries,
+  "Time to the first chunk of text of a streamed LLM provider call (ms)"
+)
+
+/**
+ * The bucket boundaries the GenAI conventions give for their duration histograms, in seconds.
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const boundaries = LlmMetrics.durationBoundaries
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const durationBoundaries = MetricBoundaries.fromIterable([
+  0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92
+])
+
+/**
+ * The bucket boundaries the GenAI conventions give for `gen_ai.client.token.usage` (powers of 4).
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const boundaries = LlmMetrics.tokenBoundaries
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const tokenBoundaries = MetricBoundaries.fromIterable(
+  Array.from({ length: 14 }, (_, i) => 4 ** i)
+)
+
+/**
+ * `gen_ai.client.operation.duration` (unit `s`): one per provider call, labelled as the GenAI conventions say
+ * (`gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`,
+ * `server.address`, `server.port`, `error.type` on failure).
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * LlmMetrics.operationDuration
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const operationDuration = Metric.tagged(
+  Metric.histogram(names.operationDuration, durationBoundaries, "Duration of a GenAI client operation (s)"),
+  "unit",
+  "s"
+)
+
+/**
+ * `gen_ai.client.token.usage` (unit `{token}`): two per successful provider call, `gen_ai.token.type` "input"
+ * and "output", with the labels of {@link operationDuration}. Estimated usage is recorded too (and counted in
+ * `llm_estimated_tokens_total`).
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * LlmMetrics.tokenUsage
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const tokenUsage = Metric.tagged(
+  Metric.histogram(names.tokenUsage, tokenBoundaries, "Input and output tokens of a GenAI client operation"),
+  "unit",
+  "{token}"
+)
+
+/**
+ * `gen_ai.client.operation.time_to_first_chunk` (unit `s`): one per streamed provider call that received a
+ * chunk of text, measured from the request.
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * LlmMetrics.timeToFirstChunk
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const timeToFirstChunk = Metric.tagged(
+  Metric.histogram(names.timeToFirstChunk, durationBoundaries, "Time to the first chunk of a streamed GenAI client operation (s)"),
+  "unit",
+  "s"
+)
 
 type AnyCounter = Metric.Metric.Counter<number>
 
