@@ -3,12 +3,15 @@
  * hands over to a fallback at once), defects and interruptions are never retried, and a shared retry budget
  * caps retries across every call during an outage.
  *
+ * The combinators work on any Effect or Stream, whatever its error type: LlmError's classification is the
+ * default, and a user's own error type brings its `retryOn` (and optionally `retryAfter` and a `schedule`).
+ *
  * A call that succeeds the first time builds no schedule state: the backoff Schedule is made on the first
  * failure only.
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Either, Layer, Schedule, Schema, Stream } from "effect"
+import { Context, Duration, Effect, Either, Layer, type Option, Schedule, Schema, Stream } from "effect"
 import * as Backoff from "./internal/backoff.js"
 import { AnyFunction, FiniteDuration, strict } from "./internal/optionSchemas.js"
 import * as Engine from "./internal/retry.js"
@@ -33,7 +36,7 @@ import * as LlmError from "./LlmError.js"
 export type Jitter = Backoff.Jitter
 
 /**
- * What `onRetry` receives before each retry's wait.
+ * What `onRetry` receives before each retry's wait. `E` is the error type retried (LlmError by default).
  *
  * @example
  * ```ts
@@ -44,19 +47,24 @@ export type Jitter = Backoff.Jitter
  * @since 0.1.0
  * @category Models
  */
-export interface RetryEvent {
+export interface RetryEvent<E = LlmError.LlmError> {
   /** 1 for the first retry (the second call), 2 for the second, … */
   readonly retry: number
   /** The error that is retried. */
-  readonly error: LlmError.LlmError
-  /** The wait before the retry (the backoff, or the Retry-After when it is longer). */
+  readonly error: E
+  /** The wait before the retry (the backoff or the schedule's delay, or the Retry-After when it is longer). */
   readonly delay: Duration.Duration
-  /** The model, from the request (policy) or the error (combinator); "unknown" if neither says. */
+  /**
+   * The model, from the request (policy) or the error when it is an LlmError (combinator); "unknown" if neither
+   * says.
+   */
   readonly model: string
 }
 
 /**
- * Retry options. Every field is optional; the defaults are written on each.
+ * Retry options over errors of type `E` (LlmError by default), with a `schedule` that may need `R`. Every field
+ * is optional; the defaults are written on each. For an error type that is not an LlmError the combinators take
+ * {@link OptionsFor}, where `retryOn` is required.
  *
  * @example
  * ```ts
@@ -66,19 +74,37 @@ export interface RetryEvent {
  * @since 0.1.0
  * @category Models
  */
-export interface Options {
-  /** Retries after the first call, so at most `maxRetries + 1` calls. Defaults to 3. */
+export interface Options<E = LlmError.LlmError, R = never> {
+  /**
+   * Retries after the first call, so at most `maxRetries + 1` calls. Defaults to 3; with a `schedule`, to no
+   * limit (the schedule decides when to stop; `maxRetries` then caps it).
+   */
   readonly maxRetries?: number | undefined
-  /** The delay before the first retry (before jitter). Defaults to "1 second". */
+  /** The delay before the first retry (before jitter). Defaults to "1 second". Not with `schedule`. */
   readonly baseDelay?: Duration.DurationInput | undefined
-  /** Each retry's delay is the previous one × `factor` (≥ 1). Defaults to 2. */
+  /** Each retry's delay is the previous one × `factor` (≥ 1). Defaults to 2. Not with `schedule`. */
   readonly factor?: number | undefined
-  /** The cap on the computed delay (a Retry-After may exceed it). Must be ≥ `baseDelay`. Defaults to "30 seconds". */
+  /**
+   * The cap on the computed delay (a Retry-After may exceed it). Must be ≥ `baseDelay`. Defaults to "30 seconds".
+   * Not with `schedule`.
+   */
   readonly maxDelay?: Duration.DurationInput | undefined
-  /** Jitter mode. Defaults to "full". */
+  /** Jitter mode. Defaults to "full". Not with `schedule`. */
   readonly jitter?: Jitter | undefined
-  /** Which errors to retry. Defaults to `LlmError.isRetryable`. */
-  readonly retryOn?: ((error: LlmError.LlmError) => boolean) | undefined
+  /**
+   * A Schedule of your own, fed each error, in place of the built-in backoff (`baseDelay`, `factor`, `maxDelay`
+   * and `jitter` are then rejected): its delays are waited, and its end stops retrying. Retry-After, `retryOn`,
+   * `maxRetries`, the `budget`, metrics and `onRetry` still apply: a longer Retry-After is waited in full, and
+   * one over `maxRetryAfter` stops at once. No default.
+   */
+  readonly schedule?: Schedule.Schedule<unknown, E, R> | undefined
+  /**
+   * Which errors to retry. Defaults to `LlmError.isRetryable` for LlmErrors; any other error is not retried
+   * without it (so the combinators require it when `E` is not an LlmError).
+   */
+  readonly retryOn?: ((error: E) => boolean) | undefined
+  /** The wait an error asks for (its Retry-After). Defaults to `LlmError.retryAfter` (none for other errors). */
+  readonly retryAfter?: ((error: E) => Option.Option<Duration.Duration>) | undefined
   /** Wait the error's Retry-After when it is longer than the computed delay. Defaults to true. */
   readonly honorRetryAfter?: boolean | undefined
   /**
@@ -89,7 +115,29 @@ export interface Options {
   /** A retry budget shared with other calls: when it is spent, errors are returned without retrying. No default. */
   readonly budget?: Budget | undefined
   /** Called before each retry's wait (a returned Effect is run). */
-  readonly onRetry?: ((event: RetryEvent) => void | Effect.Effect<void>) | undefined
+  readonly onRetry?: ((event: RetryEvent<E>) => void | Effect.Effect<void>) | undefined
+}
+
+/**
+ * {@link Options} for any error type `E`, with the `retryOn` that says which of its errors are worth another
+ * call: what {@link withRetry}, {@link withStreamRetry} and {@link schedule} require when `E` is not an LlmError.
+ *
+ * @example
+ * ```ts
+ * import { Data, Duration, Option } from "effect"
+ * import { Retry } from "effect-llm-resilience"
+ * class HttpFailure extends Data.TaggedError("HttpFailure")<{ status: number; retryAfterMs?: number }> {}
+ * const options: Retry.OptionsFor<HttpFailure> = {
+ *   maxRetries: 3,
+ *   retryOn: (e) => e.status === 429 || e.status >= 500,
+ *   retryAfter: (e) => Option.map(Option.fromNullable(e.retryAfterMs), Duration.millis)
+ * }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface OptionsFor<E, R = never> extends Options<E, R> {
+  readonly retryOn: (error: E) => boolean
 }
 
 /**
@@ -267,47 +315,65 @@ export const layer: (options?: BudgetOptions) => Layer.Layer<RetryBudget, Invali
  */
 export const isBudget = (u: unknown): u is Budget => typeof u === "object" && u !== null && BudgetTypeId in u
 
+// With a schedule, these would be silently unused: they are reported instead.
+const backoffKeys = ["baseDelay", "factor", "maxDelay", "jitter"] as const
+
 const OptionsSchema = Schema.Struct({
   maxRetries: Schema.optional(Schema.Int.pipe(Schema.nonNegative())),
   baseDelay: Schema.optional(FiniteDuration),
   factor: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.greaterThanOrEqualTo(1))),
   maxDelay: Schema.optional(FiniteDuration),
   jitter: Schema.optional(Schema.Literal("full", "equal", "decorrelated", "none")),
+  schedule: Schema.optional(
+    Schema.declare(Schedule.isSchedule, { message: () => "Expected a Schedule (effect's Schedule module)" })
+  ),
   retryOn: Schema.optional(AnyFunction),
+  retryAfter: Schema.optional(AnyFunction),
   honorRetryAfter: Schema.optional(Schema.Boolean),
   maxRetryAfter: Schema.optional(DurationInput),
   budget: Schema.optional(Schema.declare(isBudget, { message: () => "Expected a Retry.Budget (Retry.makeBudget)" })),
   onRetry: Schema.optional(AnyFunction)
 }).annotations(strict).pipe(
-  Schema.filter((o) =>
-    Duration.lessThan(o.maxDelay ?? Duration.seconds(30), o.baseDelay ?? Duration.seconds(1))
-      ? { path: ["maxDelay"], message: "Expected maxDelay ≥ baseDelay" }
-      : undefined
-  )
+  Schema.filter((o) => {
+    const issues: Array<Schema.FilterIssue> = []
+    if (o.schedule !== undefined) {
+      for (const key of backoffKeys) {
+        if (o[key] !== undefined) issues.push({ path: [key], message: "Not used with schedule: the schedule decides the delays" })
+      }
+    }
+    if (Duration.lessThan(o.maxDelay ?? Duration.seconds(30), o.baseDelay ?? Duration.seconds(1))) {
+      issues.push({ path: ["maxDelay"], message: "Expected maxDelay ≥ baseDelay" })
+    }
+    return issues
+  })
 )
 
-const toResolved = (o: typeof OptionsSchema.Type, raw: Options): Engine.Resolved => ({
-  maxRetries: o.maxRetries ?? 3,
+const toResolved = <E, R>(o: typeof OptionsSchema.Type, raw: Options<E, R>): Engine.Resolved<E, R> => ({
+  maxRetries: o.maxRetries ?? (raw.schedule === undefined ? 3 : Infinity),
   backoff: {
     baseMs: Duration.toMillis(o.baseDelay ?? Duration.seconds(1)),
     factor: o.factor ?? 2,
     maxMs: Duration.toMillis(o.maxDelay ?? Duration.seconds(30)),
     jitter: o.jitter ?? "full"
   },
-  retryOn: raw.retryOn ?? LlmError.isRetryable,
-  honorRetryAfter: o.honorRetryAfter ?? true,
+  schedule: raw.schedule,
+  retryOn: raw.retryOn ?? Engine.defaultRetryOn,
+  retryAfter: (o.honorRetryAfter ?? true) ? raw.retryAfter ?? Engine.defaultRetryAfter : undefined,
   maxRetryAfterMs: Duration.toMillis(o.maxRetryAfter ?? Duration.seconds(60)),
   budget: raw.budget,
   onRetry: raw.onRetry
 })
 
 // Options objects are validated once: a data-first `withRetry(effect, options)` in a hot loop pays a lookup.
-const resolvedCache = new WeakMap<Options, Engine.Resolved>()
+// (The value is the Resolved of the options object it is keyed by, so it has that object's E and R.)
+const resolvedCache = new WeakMap<object, unknown>()
 const defaults: Options = {}
 
-const resolveEither = (options: Options = defaults): Either.Either<Engine.Resolved, InvalidOptions> => {
+const resolveEither = <E, R>(
+  options: Options<E, R> = defaults as Options<E, R>
+): Either.Either<Engine.Resolved<E, R>, InvalidOptions> => {
   const cached = resolvedCache.get(options)
-  if (cached !== undefined) return Either.right(cached)
+  if (cached !== undefined) return Either.right(cached as Engine.Resolved<E, R>)
   return Either.map(decode(OptionsSchema, "Retry", options), (decoded) => {
     const resolved = toResolved(decoded, options)
     resolvedCache.set(options, resolved)
@@ -315,26 +381,36 @@ const resolveEither = (options: Options = defaults): Either.Either<Engine.Resolv
   })
 }
 
-const resolve = (options?: Options): Engine.Resolved => Either.getOrThrowWith(resolveEither(options), (error) => error)
+const resolve = <E, R>(options?: Options<E, R>): Engine.Resolved<E, R> =>
+  Either.getOrThrowWith(resolveEither(options), (error) => error)
 
 /**
- * The retry decision of `options` as a Schedule over LlmErrors, for `Effect.retry`: backoff with jitter,
- * Retry-After, `maxRetryAfter`, `retryOn`, `maxRetries`, metrics and `onRetry`. It outputs each wait. A budget
- * needs one deposit per logical call, which a Schedule cannot make: use {@link withRetry} for budgets.
+ * The retry decision of `options` as a Schedule over errors of type E, for `Effect.retry`: backoff with jitter
+ * (or your `schedule`), Retry-After, `maxRetryAfter`, `retryOn`, `maxRetries`, metrics and `onRetry`. It outputs
+ * each wait. For an LlmError every option is optional; for any other error type `retryOn` is required. A budget
+ * needs one deposit per logical call, which a Schedule cannot make: use {@link withRetry} for budgets. Throws
+ * InvalidOptions (every failing path listed) on bad options.
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
+ * import { Data, Effect } from "effect"
  * import { Retry } from "effect-llm-resilience"
  * declare const call: Effect.Effect<string, import("effect-llm-resilience").LlmError.LlmError>
  * const retried = Effect.retry(call, Retry.schedule({ maxRetries: 2, jitter: "none" }))
+ *
+ * class HttpFailure extends Data.TaggedError("HttpFailure")<{ status: number }> {}
+ * declare const fetchUser: Effect.Effect<string, HttpFailure>
+ * const alsoRetried = Effect.retry(fetchUser, Retry.schedule({ retryOn: (e: HttpFailure) => e.status >= 500 }))
  * ```
  * @since 0.1.0
  * @category Constructors
  */
-export const schedule = (
-  options: Omit<Options, "budget"> = defaults
-): Schedule.Schedule<Duration.Duration, LlmError.LlmError> => {
+export const schedule: {
+  <E, R = never>(options: Omit<OptionsFor<E, R>, "budget">): Schedule.Schedule<Duration.Duration, E, R>
+  <R = never>(
+    options?: Omit<Options<LlmError.LlmError, R>, "budget">
+  ): Schedule.Schedule<Duration.Duration, LlmError.LlmError, R>
+} = <E, R>(options: Omit<Options<E, R>, "budget"> = defaults as Options<E, R>): Schedule.Schedule<Duration.Duration, E, R> => {
   const unaccepted = budgetNotAccepted(options, "a Schedule cannot count logical calls: use withRetry or policy")
   if (unaccepted !== undefined) throw unaccepted
   return Engine.makeSchedule(resolve(options), undefined, undefined)
@@ -348,60 +424,94 @@ const budgetNotAccepted = (options: object, why: string): InvalidOptions | undef
     : undefined
 
 /**
- * Retries an Effect whose error is an LlmError (dual). Options are validated when the combinator is built (an
- * invalid one throws InvalidOptions listing every path); each call deposits into the `budget`, if any.
+ * Retries an Effect (dual), whatever its error type: A and E are unchanged, R gains what the `schedule` needs.
+ *
+ * - When E is an LlmError, every option is optional: `retryOn` defaults to `LlmError.isRetryable` and
+ *   `retryAfter` to `LlmError.retryAfter`.
+ * - For any other E (an HTTP call, a query), `retryOn` is required ({@link OptionsFor}): the types reject
+ *   `withRetry({ maxRetries: 3 })` on such an Effect rather than let it retry nothing, or everything.
+ *
+ * Options are validated when the combinator is built: an invalid one throws InvalidOptions listing every path.
+ * Each call deposits into the `budget`, if any. A call that succeeds the first time builds no schedule state.
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
+ * import { Data, Duration, Effect, Option, Schedule } from "effect"
  * import { Retry } from "effect-llm-resilience"
  * declare const call: Effect.Effect<string, import("effect-llm-resilience").LlmError.LlmError>
  * const retried = call.pipe(Retry.withRetry({ maxRetries: 3, baseDelay: "500 millis" }))
+ *
+ * class HttpFailure extends Data.TaggedError("HttpFailure")<{ status: number; retryAfterMs?: number }> {}
+ * declare const fetchUser: Effect.Effect<string, HttpFailure>
+ * const user = fetchUser.pipe(Retry.withRetry({
+ *   retryOn: (e) => e.status === 429 || e.status >= 500,
+ *   retryAfter: (e) => Option.map(Option.fromNullable(e.retryAfterMs), Duration.millis),
+ *   schedule: Schedule.exponential("200 millis").pipe(Schedule.jittered),
+ *   maxRetries: 4
+ * })) // Effect<string, HttpFailure>
  * ```
  * @since 0.1.0
  * @category Combinators
  */
 export const withRetry: {
-  (options?: Options): <A, E extends LlmError.LlmError, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  <A, E extends LlmError.LlmError, R>(self: Effect.Effect<A, E, R>, options?: Options): Effect.Effect<A, E, R>
-} = function<A, E extends LlmError.LlmError, R>(
-  ...args: [options?: Options] | [self: Effect.Effect<A, E, R>, options?: Options]
-) {
-  if (Effect.isEffect(args[0])) return Engine.retryEffect(args[0], resolve(args[1]), undefined)
-  const r = resolve(args[0] as Options | undefined)
-  return (self: Effect.Effect<A, E, R>) => Engine.retryEffect(self, r, undefined)
+  <E, R2 = never>(options: OptionsFor<E, R2>): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R | R2>
+  <R2 = never>(
+    options?: Options<LlmError.LlmError, R2>
+  ): <A, E extends LlmError.LlmError, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R | R2>
+  <A, E, R, R2 = never>(self: Effect.Effect<A, E, R>, options: OptionsFor<E, R2>): Effect.Effect<A, E, R | R2>
+  <A, E extends LlmError.LlmError, R, R2 = never>(
+    self: Effect.Effect<A, E, R>,
+    options?: Options<E, R2>
+  ): Effect.Effect<A, E, R | R2>
+} = function(...args: ReadonlyArray<unknown>) {
+  if (Effect.isEffect(args[0])) return Engine.retryEffect(args[0], resolve(args[1] as AnyOptions), undefined)
+  const r = resolve(args[0] as AnyOptions)
+  return (self: Effect.Effect<unknown, unknown, unknown>) => Engine.retryEffect(self, r, undefined)
 } as typeof withRetry
 
+// What the implementations of the overloaded combinators see once the types have been checked by the overloads.
+type AnyOptions = Options<unknown, unknown> | undefined
+
 /**
- * Retries a stream of an LlmError (dual), only before its first element has been emitted downstream: after
- * that, a retry would duplicate tokens, so the error surfaces.
+ * Retries a stream (dual), whatever its error type, only before it has sent anything downstream: after that, a
+ * retry would duplicate elements, so the error surfaces. The options and types are those of {@link withRetry}
+ * (for a non-LlmError error type, `retryOn` is required).
  *
  * @example
  * ```ts
- * import { Stream } from "effect"
+ * import { Data, Stream } from "effect"
  * import { Retry } from "effect-llm-resilience"
  * declare const chunks: Stream.Stream<string, import("effect-llm-resilience").LlmError.LlmError>
  * const retried = chunks.pipe(Retry.withStreamRetry({ maxRetries: 2 }))
+ *
+ * class FeedDown extends Data.TaggedError("FeedDown")<{ status: number }> {}
+ * declare const feed: Stream.Stream<string, FeedDown>
+ * const resilient = feed.pipe(Retry.withStreamRetry({ retryOn: (e) => e.status >= 500 }))
  * ```
  * @since 0.1.0
  * @category Combinators
  */
 export const withStreamRetry: {
-  (options?: Options): <A, E extends LlmError.LlmError, R>(self: Stream.Stream<A, E, R>) => Stream.Stream<A, E, R>
-  <A, E extends LlmError.LlmError, R>(self: Stream.Stream<A, E, R>, options?: Options): Stream.Stream<A, E, R>
-} = function<A, E extends LlmError.LlmError, R>(
-  ...args: [options?: Options] | [self: Stream.Stream<A, E, R>, options?: Options]
-) {
-  if (isStream(args[0])) return Engine.retryStream(args[0], resolve(args[1]), undefined)
-  const r = resolve(args[0] as Options | undefined)
-  return (self: Stream.Stream<A, E, R>) => Engine.retryStream(self, r, undefined)
+  <E, R2 = never>(options: OptionsFor<E, R2>): <A, R>(self: Stream.Stream<A, E, R>) => Stream.Stream<A, E, R | R2>
+  <R2 = never>(
+    options?: Options<LlmError.LlmError, R2>
+  ): <A, E extends LlmError.LlmError, R>(self: Stream.Stream<A, E, R>) => Stream.Stream<A, E, R | R2>
+  <A, E, R, R2 = never>(self: Stream.Stream<A, E, R>, options: OptionsFor<E, R2>): Stream.Stream<A, E, R | R2>
+  <A, E extends LlmError.LlmError, R, R2 = never>(
+    self: Stream.Stream<A, E, R>,
+    options?: Options<E, R2>
+  ): Stream.Stream<A, E, R | R2>
+} = function(...args: ReadonlyArray<unknown>) {
+  if (isStream(args[0])) return Engine.retryStream(args[0], resolve(args[1] as AnyOptions), undefined)
+  const r = resolve(args[0] as AnyOptions)
+  return (self: Stream.Stream<unknown, unknown, unknown>) => Engine.retryStream(self, r, undefined)
 } as typeof withStreamRetry
 
 const isStream = (u: unknown): u is Stream.Stream<unknown, unknown, unknown> =>
   typeof u === "object" && u !== null && Stream.StreamTypeId in u
 
 /**
- * The retry policy (LLM middleware): retries `complete`, and `stream` before its first chunk. Place it inside
+ * The retry policy (LLM middleware): retries `complete`, and `stream` before it started (its first text). Place it inside
  * Fallback and outside CircuitBreaker and the per-attempt Timeout. Every retry is counted in
  * `llm_retries_total` (labels `model`, `error`). Throws InvalidOptions (every failing path listed) on bad options.
  *
@@ -418,7 +528,7 @@ const isStream = (u: unknown): u is Stream.Stream<unknown, unknown, unknown> =>
  */
 export const policy = (options: Options = defaults): LlmClient.Policy => makePolicy(resolve(options))
 
-const makePolicy = (r: Engine.Resolved): LlmClient.Policy =>
+const makePolicy = (r: Engine.Resolved<LlmError.LlmError>): LlmClient.Policy =>
   LlmClient.policy({
     name: "retry",
     complete: (next) => (request) => Engine.retryEffect(next(request), r, request.model),

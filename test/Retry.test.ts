@@ -1,5 +1,22 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Random, Ref, Stream, TestClock } from "effect"
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
+import {
+  Cause,
+  Chunk,
+  Context,
+  Data,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Metric,
+  Option,
+  Random,
+  Ref,
+  Schedule,
+  Stream,
+  TestClock
+} from "effect"
 import * as FakeLlm from "../src/FakeLlm.js"
 import { InvalidOptions } from "../src/InvalidOptions.js"
 import { ChatRequest } from "../src/Llm.js"
@@ -518,4 +535,281 @@ describe("Retry: combinator, schedule and validation", () => {
       expect(error).toBeInstanceOf(InvalidOptions)
       expect(error.issues.map((i) => i.path)).toEqual(["budget"])
     }).pipe(Effect.provide(Retry.layerBudget())))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Any error type: a user's own HTTP error, which is not an LlmError.
+
+class HttpFailure extends Data.TaggedError("HttpFailure")<{ status: number; retryAfterMs?: number }> {}
+
+const transient = (e: HttpFailure) => e.status === 429 || e.status >= 500
+const retryAfterOf = (e: HttpFailure) => Option.map(Option.fromNullable(e.retryAfterMs), Duration.millis)
+
+/**
+ * An HTTP call answering from a script (the last step repeats), recording the TestClock time of each call relative
+ * to the first.
+ */
+const httpCall = (script: ReadonlyArray<HttpFailure | string>) =>
+  Effect.map(Ref.make<ReadonlyArray<number>>([]), (times) => {
+    const call: Effect.Effect<string, HttpFailure> = Effect.flatMap(TestClock.currentTimeMillis, (now) =>
+      Effect.flatMap(Ref.modify(times, (ts) => [ts.length, [...ts, now]]), (i) => {
+        const step = script[Math.min(i, script.length - 1)]
+        return typeof step === "string" ? Effect.succeed(step) : Effect.fail(step)
+      }))
+    return { call, times: Effect.map(Ref.get(times), (ts) => ts.map((t) => t - ts[0])) }
+  })
+
+/** Runs `effect` to the end on the TestClock. */
+const settle = <A, E, R>(effect: Effect.Effect<A, E, R>, advance: Duration.DurationInput = "10 minutes") =>
+  Effect.gen(function* () {
+    const fiber = yield* Effect.fork(Effect.exit(effect))
+    yield* TestClock.adjust(advance)
+    return yield* Fiber.join(fiber)
+  })
+
+describe("Retry.withRetry over a user's error type", () => {
+  it.effect("retryOn picks the errors worth another call: 503, 503, then the answer at 0, 1000, 3000", () =>
+    Effect.gen(function* () {
+      const { call, times } = yield* httpCall([new HttpFailure({ status: 503 }), new HttpFailure({ status: 502 }), "ok"])
+      const exit = yield* settle(call.pipe(Retry.withRetry({ retryOn: transient, jitter: "none" })))
+      expect(exit).toEqual(Exit.succeed("ok"))
+      expect(yield* times).toEqual([0, 1000, 3000])
+    }))
+
+  it.effect("an error retryOn rejects is returned at once; an exhausted retry returns the last error", () =>
+    Effect.gen(function* () {
+      const notFound = yield* httpCall([new HttpFailure({ status: 404 })])
+      const exit = yield* settle(notFound.call.pipe(Retry.withRetry({ retryOn: transient })))
+      expect(exit).toEqual(Exit.fail(new HttpFailure({ status: 404 })))
+      expect(yield* notFound.times).toEqual([0])
+      const down = yield* httpCall([new HttpFailure({ status: 503 }), new HttpFailure({ status: 500 })])
+      const last = yield* settle(Retry.withRetry(down.call, { retryOn: transient, maxRetries: 2, jitter: "none" }))
+      expect(last).toEqual(Exit.fail(new HttpFailure({ status: 500 })))
+      expect(yield* down.times).toEqual([0, 1000, 3000])
+    }))
+
+  it.effect("retryAfter is honoured: a longer one is waited in full, one over maxRetryAfter stops at once", () =>
+    Effect.gen(function* () {
+      const limited = yield* httpCall([new HttpFailure({ status: 429, retryAfterMs: 45_000 }), "ok"])
+      const options = { retryOn: transient, retryAfter: retryAfterOf, maxDelay: "10 seconds" } as const
+      expect(yield* settle(limited.call.pipe(Retry.withRetry(options)))).toEqual(Exit.succeed("ok"))
+      expect(yield* limited.times).toEqual([0, 45_000])
+
+      const tooLong = yield* httpCall([new HttpFailure({ status: 429, retryAfterMs: 90_000 }), "ok"])
+      const fiber = yield* Effect.fork(Effect.exit(tooLong.call.pipe(Retry.withRetry(options))))
+      // the TestClock never moves: the error comes back without a wait
+      expect(yield* Fiber.join(fiber)).toEqual(Exit.fail(new HttpFailure({ status: 429, retryAfterMs: 90_000 })))
+      expect(yield* tooLong.times).toEqual([0])
+    }))
+
+  it.effect("without retryAfter a user's error asks for no wait; honorRetryAfter: false ignores it", () =>
+    Effect.gen(function* () {
+      const limited = yield* httpCall([new HttpFailure({ status: 429, retryAfterMs: 45_000 }), "ok"])
+      yield* settle(limited.call.pipe(Retry.withRetry({ retryOn: transient, jitter: "none" })))
+      expect(yield* limited.times).toEqual([0, 1000])
+      const ignored = yield* httpCall([new HttpFailure({ status: 429, retryAfterMs: 45_000 }), "ok"])
+      yield* settle(ignored.call.pipe(
+        Retry.withRetry({ retryOn: transient, retryAfter: retryAfterOf, honorRetryAfter: false, jitter: "none" })
+      ))
+      expect(yield* ignored.times).toEqual([0, 1000])
+    }))
+
+  it.effect("a user Schedule decides the delays and when to stop", () =>
+    Effect.gen(function* () {
+      const { call, times } = yield* httpCall([new HttpFailure({ status: 503 })])
+      const schedule = Schedule.spaced("250 millis").pipe(Schedule.intersect(Schedule.recurs(2)))
+      const exit = yield* settle(call.pipe(Retry.withRetry({ retryOn: transient, schedule })))
+      expect(exit).toEqual(Exit.fail(new HttpFailure({ status: 503 })))
+      expect(yield* times).toEqual([0, 250, 500])
+    }))
+
+  it.effect("a user Schedule sees each error (whileInput) and its jitter is pinned by Random", () =>
+    Effect.gen(function* () {
+      const { call, times } = yield* httpCall([
+        new HttpFailure({ status: 503 }),
+        new HttpFailure({ status: 503 }),
+        new HttpFailure({ status: 502 })
+      ])
+      const schedule = Schedule.exponential("1 second").pipe(
+        Schedule.jittered, // × U[0.8, 1.2]: 1.0 with Random pinned at 0.5
+        Schedule.whileInput((e: HttpFailure) => e.status === 503)
+      )
+      const exit = yield* settle(call.pipe(Retry.withRetry({ retryOn: transient, schedule })))
+      expect(exit).toEqual(Exit.fail(new HttpFailure({ status: 502 })))
+      expect(yield* times).toEqual([0, 1000, 3000])
+    }).pipe(Effect.withRandomFixed([0.5])))
+
+  it.effect("with a Schedule, a longer Retry-After is waited in full and maxRetryAfter still stops", () =>
+    Effect.gen(function* () {
+      const schedule = Schedule.spaced("100 millis")
+      const { call, times } = yield* httpCall([
+        new HttpFailure({ status: 429, retryAfterMs: 2000 }),
+        new HttpFailure({ status: 503 }),
+        new HttpFailure({ status: 429, retryAfterMs: 120_000 })
+      ])
+      const exit = yield* settle(call.pipe(Retry.withRetry({ retryOn: transient, retryAfter: retryAfterOf, schedule })))
+      expect(exit).toEqual(Exit.fail(new HttpFailure({ status: 429, retryAfterMs: 120_000 })))
+      expect(yield* times).toEqual([0, 2000, 2100])
+    }))
+
+  it.effect("with a Schedule, maxRetries (no default then) caps the schedule", () =>
+    Effect.gen(function* () {
+      const { call, times } = yield* httpCall([new HttpFailure({ status: 503 })])
+      const schedule = Schedule.spaced("1 second")
+      yield* settle(call.pipe(Retry.withRetry({ retryOn: transient, schedule, maxRetries: 4 })))
+      expect(yield* times).toEqual([0, 1000, 2000, 3000, 4000])
+      const uncapped = yield* httpCall([new HttpFailure({ status: 503 }), new HttpFailure({ status: 503 }), new HttpFailure({ status: 503 }), new HttpFailure({ status: 503 }), new HttpFailure({ status: 503 }), "ok"])
+      expect(yield* settle(uncapped.call.pipe(Retry.withRetry({ retryOn: transient, schedule })))).toEqual(Exit.succeed("ok"))
+      expect((yield* uncapped.times).length).toBe(6) // more than the default 3 retries: the schedule decides
+    }))
+
+  it.effect("the shared budget limits retries of a user's error, with or without a Schedule", () =>
+    Effect.gen(function* () {
+      // ratio 0 and a floor of 0.1 / s × 10 s: one retry per window, for every call sharing the budget
+      const budget = yield* Retry.makeBudget({ ratio: 0, minPerSecond: 0.1 })
+      const first = yield* httpCall([new HttpFailure({ status: 503 })])
+      yield* settle(first.call.pipe(Retry.withRetry({ retryOn: transient, jitter: "none", budget })), "5 seconds")
+      expect(yield* first.times).toEqual([0, 1000]) // one retry granted, then the budget is spent
+      const second = yield* httpCall([new HttpFailure({ status: 503 })])
+      const schedule = Schedule.spaced("100 millis")
+      const exit = yield* settle(second.call.pipe(Retry.withRetry({ retryOn: transient, schedule, budget })), "1 second")
+      expect(exit).toEqual(Exit.fail(new HttpFailure({ status: 503 })))
+      expect((yield* second.times).length).toBe(1)
+      expect(yield* budget.snapshot).toEqual({ requests: 2, retries: 1, allowance: 1 })
+    }))
+
+  it.effect("onRetry receives the user's error (typed) and each retry is counted under its tag", () =>
+    Effect.gen(function* () {
+      const seen: Array<string> = []
+      const before = yield* retriesOf("unknown", "HttpFailure")
+      const { call } = yield* httpCall([new HttpFailure({ status: 503 }), new HttpFailure({ status: 500 }), "ok"])
+      yield* settle(call.pipe(Retry.withRetry({
+        retryOn: transient,
+        jitter: "none",
+        onRetry: (event) => {
+          expectTypeOf(event.error).toEqualTypeOf<HttpFailure>()
+          seen.push(`${event.retry}:${event.error.status}:${Duration.toMillis(event.delay)}:${event.model}`)
+        }
+      })))
+      expect(seen).toEqual(["1:503:1000:unknown", "2:500:2000:unknown"])
+      expect((yield* retriesOf("unknown", "HttpFailure")) - before).toBe(2)
+    }))
+
+  it.effect("a call that succeeds at once builds nothing: no Random, no Schedule step", () =>
+    Effect.gen(function* () {
+      const steps = yield* Ref.make(0)
+      const schedule = Schedule.spaced("1 second").pipe(Schedule.tapInput(() => Ref.update(steps, (n) => n + 1)))
+      const { call } = yield* httpCall(["ok"])
+      expect(yield* call.pipe(Retry.withRetry({ retryOn: transient, schedule }))).toBe("ok")
+      expect(yield* call.pipe(Retry.withRetry({ retryOn: transient }))).toBe("ok")
+      expect(yield* Ref.get(steps)).toBe(0)
+    }).pipe(Effect.withRandom({ ...Random.make(1), next: Effect.die("Random was used") } as Random.Random)))
+
+  it.effect("Retry.schedule over a user's error plugs into Effect.retry", () =>
+    Effect.gen(function* () {
+      const { call, times } = yield* httpCall([new HttpFailure({ status: 503 }), new HttpFailure({ status: 404 })])
+      const exit = yield* settle(Effect.retry(call, Retry.schedule({ retryOn: transient, jitter: "none" })))
+      expect(exit).toEqual(Exit.fail(new HttpFailure({ status: 404 })))
+      expect(yield* times).toEqual([0, 1000])
+    }))
+
+  it.effect("withStreamRetry over a user's error: retried before the first element", () =>
+    Effect.gen(function* () {
+      const { call, times } = yield* httpCall([new HttpFailure({ status: 503 }), "a"])
+      const stream = Stream.fromEffect(call).pipe(Stream.concat(Stream.make("b")))
+      const exit = yield* settle(Stream.runCollect(stream.pipe(Retry.withStreamRetry({ retryOn: transient, jitter: "none" }))))
+      expect(Exit.map(exit, Chunk.toReadonlyArray)).toEqual(Exit.succeed(["a", "b"]))
+      expect(yield* times).toEqual([0, 1000])
+    }))
+
+  it.effect("LlmErrors keep their defaults beside a user Schedule: RateLimited's Retry-After is waited", () =>
+    Effect.gen(function* () {
+      const { at, exit } = yield* timed()
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(at).toEqual([0, 5000, 5100])
+    }).pipe(Effect.provide(stack(
+      [
+        FakeLlm.fail(new LlmError.RateLimited({ retryAfter: Duration.seconds(5) })),
+        FakeLlm.fail(unavailable()),
+        FakeLlm.reply("ok")
+      ],
+      Retry.policy({ schedule: Schedule.spaced("100 millis") })
+    ))))
+
+  it.effect("a Schedule's requirements are added to R", () =>
+    Effect.gen(function* () {
+      class Pacing extends Context.Tag("test/Pacing")<Pacing, { readonly waitMs: number }>() {}
+      const schedule = Schedule.identity<HttpFailure>().pipe(
+        Schedule.intersect(Schedule.recurs(1)),
+        Schedule.delayedEffect(() => Effect.map(Pacing, (p) => Duration.millis(p.waitMs)))
+      )
+      const { call, times } = yield* httpCall([new HttpFailure({ status: 503 }), "ok"])
+      const retried = call.pipe(Retry.withRetry({ retryOn: transient, schedule }))
+      expectTypeOf(retried).toEqualTypeOf<Effect.Effect<string, HttpFailure, Pacing>>()
+      yield* settle(Effect.provideService(retried, Pacing, { waitMs: 700 }))
+      expect(yield* times).toEqual([0, 700])
+    }))
+})
+
+describe("Retry: how the types change", () => {
+  class DbFailure extends Data.TaggedError("DbFailure")<{ code: string }> {}
+  const http = Effect.fail(new HttpFailure({ status: 503 })) as Effect.Effect<string, HttpFailure>
+  const llm = Effect.fail(new LlmError.RateLimited({})) as Effect.Effect<string, LlmError.RateLimited>
+
+  it("A and E are unchanged, for a user's error and for an LlmError (narrowed subtypes stay narrow)", () => {
+    expectTypeOf(http.pipe(Retry.withRetry({ retryOn: (e) => e.status >= 500 }))).toEqualTypeOf<
+      Effect.Effect<string, HttpFailure>
+    >()
+    expectTypeOf(Retry.withRetry(http, { retryOn: (e) => e.status >= 500 })).toEqualTypeOf<
+      Effect.Effect<string, HttpFailure>
+    >()
+    expectTypeOf(llm.pipe(Retry.withRetry({ maxRetries: 2 }))).toEqualTypeOf<Effect.Effect<string, LlmError.RateLimited>>()
+    expectTypeOf(llm.pipe(Retry.withRetry())).toEqualTypeOf<Effect.Effect<string, LlmError.RateLimited>>()
+    expectTypeOf(Retry.withRetry(llm)).toEqualTypeOf<Effect.Effect<string, LlmError.RateLimited>>()
+    const retry3 = Retry.withRetry({ maxRetries: 3 })
+    expectTypeOf(retry3(llm)).toEqualTypeOf<Effect.Effect<string, LlmError.RateLimited>>()
+    const mixed = http as Effect.Effect<string, HttpFailure | DbFailure | LlmError.LlmError>
+    expectTypeOf(mixed.pipe(Retry.withRetry({ retryOn: (e) => e._tag !== "DbFailure" }))).toEqualTypeOf<
+      Effect.Effect<string, HttpFailure | DbFailure | LlmError.LlmError>
+    >()
+    const chunks = Stream.fail(new HttpFailure({ status: 503 })) as Stream.Stream<string, HttpFailure>
+    expectTypeOf(chunks.pipe(Retry.withStreamRetry({ retryOn: (e) => e.status >= 500 }))).toEqualTypeOf<
+      Stream.Stream<string, HttpFailure>
+    >()
+    expectTypeOf(Retry.schedule({ retryOn: (e: HttpFailure) => e.status >= 500 })).toEqualTypeOf<
+      Schedule.Schedule<Duration.Duration, HttpFailure>
+    >()
+  })
+
+  it("retryOn is required when E is not an LlmError, and is typed on E", () => {
+    // @ts-expect-error: HttpFailure is not an LlmError, so retryOn is required
+    http.pipe(Retry.withRetry({ maxRetries: 3 }))
+    // @ts-expect-error: the same, data-first
+    Retry.withRetry(http, { maxRetries: 3 })
+    // @ts-expect-error: the same, without options
+    Retry.withRetry(http)
+    // @ts-expect-error: and for streams
+    Retry.withStreamRetry(Stream.fail(new HttpFailure({ status: 503 })), {})
+    // @ts-expect-error: a Schedule over LlmErrors cannot retry an HttpFailure
+    Effect.retry(http, Retry.schedule({ maxRetries: 2 }))
+    // @ts-expect-error: `status` is not on DbFailure: retryOn sees E
+    Retry.withRetry(Effect.fail(new DbFailure({ code: "x" })), { retryOn: (e) => e.status >= 500 })
+    // @ts-expect-error: a Schedule over another input type is rejected
+    http.pipe(Retry.withRetry({ retryOn: () => true, schedule: Schedule.recurWhile((e: DbFailure) => e.code === "x") }))
+  })
+})
+
+describe("Retry: schedule option validation", () => {
+  it("backoff options beside a schedule, and a schedule that is not one, are reported with every path", () => {
+    let thrown: unknown
+    try {
+      Retry.withRetry({ schedule: Schedule.spaced("1 second"), baseDelay: "1 second", jitter: "none" })
+    } catch (error) {
+      thrown = error
+    }
+    expect(thrown).toBeInstanceOf(InvalidOptions)
+    expect((thrown as InvalidOptions).issues.map((i) => i.path).sort()).toEqual(["baseDelay", "jitter"])
+    expect(() => Retry.withRetry({ schedule: "1 second" as unknown as Schedule.Schedule<unknown> })).toThrow(/schedule/)
+    expect(() => Retry.policy({ retryAfter: 5 as unknown as () => Option.Option<Duration.Duration> })).toThrow(/retryAfter/)
+  })
 })

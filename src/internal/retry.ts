@@ -1,36 +1,71 @@
 /**
- * The retry engine: the Schedule that makes each retry decision (backoff, jitter, Retry-After, budget, metrics,
- * onRetry) and the fast-path runners for Effects and Streams. The public module `Retry.ts` validates options and
- * documents the API.
+ * The retry engine: the Schedule that makes each retry decision (backoff or the user's Schedule, jitter,
+ * Retry-After, budget, metrics, onRetry) and the fast-path runners for Effects and Streams, over any error type.
+ * The public module `Retry.ts` validates options and documents the API.
  */
-import { Cause, Duration, Effect, Option, Random, Schedule, ScheduleDecision, ScheduleInterval, Stream } from "effect"
+import {
+  Cause,
+  Duration,
+  Effect,
+  Option,
+  Random,
+  Schedule,
+  ScheduleDecision,
+  ScheduleInterval,
+  ScheduleIntervals,
+  Stream
+} from "effect"
 import * as LlmError from "../LlmError.js"
 import * as LlmMetrics from "../LlmMetrics.js"
 import type { Budget, RetryEvent } from "../Retry.js"
 import * as Backoff from "./backoff.js"
 import { hasProgress } from "./streamProgress.js"
 
-/** Validated options with their defaults applied. */
-export interface Resolved {
+/** Validated options with their defaults applied, for errors of type E and a user Schedule needing R. */
+export interface Resolved<E, R = never> {
+  /** Infinity when a user Schedule decides alone when to stop. */
   readonly maxRetries: number
+  /** The built-in backoff; unused when `schedule` is set (its `baseMs` seeds the decorrelated jitter). */
   readonly backoff: Backoff.BackoffConfig
-  readonly retryOn: (error: LlmError.LlmError) => boolean
-  readonly honorRetryAfter: boolean
+  /** The user's Schedule, which then decides the delays (and may stop). */
+  readonly schedule: Schedule.Schedule<unknown, E, R> | undefined
+  readonly retryOn: (error: E) => boolean
+  /** The error's Retry-After; undefined when Retry-After is not honoured. */
+  readonly retryAfter: ((error: E) => Option.Option<Duration.Duration>) | undefined
   readonly maxRetryAfterMs: number
   readonly budget: Budget | undefined
-  readonly onRetry: ((event: RetryEvent) => void | Effect.Effect<void>) | undefined
+  readonly onRetry: ((event: RetryEvent<E>) => void | Effect.Effect<void>) | undefined
 }
+
+/** Retryable LlmErrors; nothing else (a non-LlmError error type needs its own `retryOn`). */
+export const defaultRetryOn = (error: unknown): boolean => LlmError.isLlmError(error) && LlmError.isRetryable(error)
+
+/** An LlmError's Retry-After; none for any other error. */
+export const defaultRetryAfter = (error: unknown): Option.Option<Duration.Duration> =>
+  LlmError.isLlmError(error) ? LlmError.retryAfter(error) : Option.none()
 
 interface StepState {
   readonly retry: number
   readonly previousMs: number
+  /** The user Schedule's state. */
+  readonly inner: unknown
 }
 
 const stop = (state: StepState) =>
   Effect.succeed([state, Duration.zero, ScheduleDecision.done] as const)
 
-const announce = (r: Resolved, event: RetryEvent): Effect.Effect<void> => {
-  const counted = LlmMetrics.count(LlmMetrics.retries, { model: event.model, error: event.error._tag })
+// The metric label: a tagged error's tag, an Error's name (both a small, fixed set), else "unknown".
+const errorLabel = (error: unknown): string => {
+  if (typeof error === "object" && error !== null) {
+    const tag = (error as { readonly _tag?: unknown })._tag
+    if (typeof tag === "string") return tag
+    if (error instanceof Error) return error.name
+  }
+  return "unknown"
+}
+
+const announce = <E>(r: Resolved<E, unknown>, event: RetryEvent<E>): Effect.Effect<void> => {
+  const counted = LlmMetrics.count(LlmMetrics.retries, { model: event.model, error: errorLabel(event.error) })
   if (r.onRetry === undefined) return counted
   const onRetry = r.onRetry
   return Effect.zipRight(
@@ -42,14 +77,45 @@ const announce = (r: Resolved, event: RetryEvent): Effect.Effect<void> => {
   )
 }
 
-const retryAfterMs = (r: Resolved, error: LlmError.LlmError): number | undefined => {
-  if (!r.honorRetryAfter) return undefined
-  const after = LlmError.retryAfter(error)
+const retryAfterMs = <E>(r: Resolved<E, unknown>, error: E): number | undefined => {
+  if (r.retryAfter === undefined) return undefined
+  const after = r.retryAfter(error)
   return Option.isSome(after) ? Duration.toMillis(after.value) : undefined
 }
 
-const step = (r: Resolved, model: string | undefined, budget: Budget | undefined) =>
-(now: number, error: LlmError.LlmError, state: StepState) => {
+/** The wait before the next call (`delayMs`), or undefined to stop. */
+interface Wait {
+  readonly delayMs: number
+  /** The backoff alone (the next decorrelated step grows from it). */
+  readonly backoffMs: number
+  readonly inner: unknown
+}
+
+const backoffWait = <E, R>(r: Resolved<E, R>, input: Backoff.DecisionInput, state: StepState) => {
+  const random = r.backoff.jitter === "none" ? Effect.succeed(0) : Random.next
+  return Effect.map(random, (u): Wait | undefined => {
+    const verdict = Backoff.decide(r.backoff, input, state.previousMs, u)
+    return verdict._tag === "Stop" ? undefined : { ...verdict, inner: state.inner }
+  })
+}
+
+// The user's Schedule decides the delay (or stops); a longer Retry-After is still waited in full.
+const scheduledWait = <E, R>(
+  schedule: Schedule.Schedule<unknown, E, R>,
+  input: Backoff.DecisionInput,
+  now: number,
+  error: E,
+  state: StepState
+) =>
+  Effect.map(schedule.step(now, error, state.inner), ([inner, _, decision]): Wait | undefined => {
+    if (ScheduleDecision.isDone(decision)) return undefined
+    const backoffMs = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
+    const retryAfter = input.retryAfterMs ?? 0
+    return { delayMs: retryAfter > backoffMs ? retryAfter : backoffMs, backoffMs, inner }
+  })
+
+const step = <E, R>(r: Resolved<E, R>, model: string | undefined, budget: Budget | undefined) =>
+(now: number, error: E, state: StepState) => {
   const input: Backoff.DecisionInput = {
     retry: state.retry + 1,
     maxRetries: r.maxRetries,
@@ -58,31 +124,33 @@ const step = (r: Resolved, model: string | undefined, budget: Budget | undefined
     maxRetryAfterMs: r.maxRetryAfterMs
   }
   if (Backoff.precheck(input) !== undefined) return stop(state)
-  const random = r.backoff.jitter === "none" ? Effect.succeed(0) : Random.next
-  return Effect.flatMap(random, (u) => {
-    const verdict = Backoff.decide(r.backoff, input, state.previousMs, u)
-    if (verdict._tag === "Stop") return stop(state)
+  const waited = r.schedule === undefined
+    ? backoffWait(r, input, state)
+    : scheduledWait(r.schedule, input, now, error, state)
+  return Effect.flatMap(waited, (wait) => {
+    if (wait === undefined) return stop(state)
     const granted = budget === undefined ? Effect.succeed(true) : budget.tryWithdraw
     return Effect.flatMap(granted, (ok) => {
       if (!ok) return stop(state)
-      const delay = Duration.millis(verdict.delayMs)
-      const event: RetryEvent = { retry: input.retry, error, delay, model: error.model ?? model ?? "unknown" }
-      const next: StepState = { retry: input.retry, previousMs: verdict.backoffMs }
+      const delay = Duration.millis(wait.delayMs)
+      const errorModel = LlmError.isLlmError(error) ? error.model : undefined
+      const event: RetryEvent<E> = { retry: input.retry, error, delay, model: errorModel ?? model ?? "unknown" }
+      const next: StepState = { retry: input.retry, previousMs: wait.backoffMs, inner: wait.inner }
       return Effect.as(
         announce(r, event),
-        [next, delay, ScheduleDecision.continueWith(ScheduleInterval.after(now + verdict.delayMs))] as const
+        [next, delay, ScheduleDecision.continueWith(ScheduleInterval.after(now + wait.delayMs))] as const
       )
     })
   })
 }
 
-export const makeSchedule = (
-  r: Resolved,
+export const makeSchedule = <E, R>(
+  r: Resolved<E, R>,
   model: string | undefined,
   budget: Budget | undefined
-): Schedule.Schedule<Duration.Duration, LlmError.LlmError> =>
-  Schedule.makeWithState<StepState, LlmError.LlmError, Duration.Duration>(
-    { retry: 0, previousMs: r.backoff.baseMs },
+): Schedule.Schedule<Duration.Duration, E, R> =>
+  Schedule.makeWithState<StepState, E, Duration.Duration, R>(
+    { retry: 0, previousMs: r.backoff.baseMs, inner: r.schedule?.initial },
     step(r, model, budget)
   )
 
@@ -90,9 +158,9 @@ export const makeSchedule = (
 const retryableFailure = <E>(cause: Cause.Cause<E>): Option.Option<E> =>
   Cause.isDie(cause) || Cause.isInterrupted(cause) ? Option.none() : Cause.failureOption(cause)
 
-const retryLoop = <A, E extends LlmError.LlmError, R>(
+const retryLoop = <A, E, R>(
   self: Effect.Effect<A, E, R>,
-  r: Resolved,
+  r: Resolved<E, R>,
   model: string | undefined,
   first: E
 ): Effect.Effect<A, E, R> =>
@@ -113,9 +181,11 @@ const handle = <A, E, R>(
   return Option.isSome(failure) ? onFailure(failure.value) : Effect.failCause(cause)
 }
 
-export const retryEffect = <A, E extends LlmError.LlmError, R>(
+// One R for the effect and the user Schedule: a caller with an effect needing R and a Schedule needing R2
+// instantiates it at R | R2 (both are covariant there).
+export const retryEffect = <A, E, R>(
   self: Effect.Effect<A, E, R>,
-  r: Resolved,
+  r: Resolved<E, R>,
   model: string | undefined
 ): Effect.Effect<A, E, R> => {
   // Fast path: the first call runs with only a failure handler; the schedule is built on the first failure.
@@ -123,9 +193,9 @@ export const retryEffect = <A, E extends LlmError.LlmError, R>(
   return r.budget === undefined ? attempt : Effect.zipRight(r.budget.deposit, attempt)
 }
 
-export const retryStream = <A, E extends LlmError.LlmError, R>(
+export const retryStream = <A, E, R>(
   self: Stream.Stream<A, E, R>,
-  r: Resolved,
+  r: Resolved<E, R>,
   model: string | undefined
 ): Stream.Stream<A, E, R> =>
   Stream.suspend(() => {
