@@ -1,23 +1,32 @@
 #!/usr/bin/env node
-// Launcher of the `effect-llm-resilience` command: runs the built dist/bin.js, or, in a checkout without a
-// build, src/bin.ts through tsx (as `node --import tsx src/bin.ts` would).
+// Launcher of the `effect-llm-resilience` command. Installed (under node_modules) it runs the built dist/bin.js; in a
+// checkout of the repository it runs src/bin.ts through tsx, so the command is never an old build of the sources
+// (and falls back to dist/bin.js when tsx is missing). Either way the command runs in this very process: signals
+// sent to it reach the server, and no child is left behind.
 import { existsSync } from "node:fs"
-import { dirname, join } from "node:path"
+import { dirname, join, sep } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const built = join(root, "dist", "bin.js")
+const source = join(root, "src", "bin.ts")
+const installed = root.split(sep).includes("node_modules")
 
-if (existsSync(built)) {
+const tsx = async () => {
+  try {
+    return (await import("tsx/esm/api")).register
+  } catch {
+    return undefined
+  }
+}
+
+const register = installed || !existsSync(source) ? undefined : await tsx()
+if (register !== undefined) {
+  register()
+  await import(pathToFileURL(source).href)
+} else if (existsSync(built)) {
   await import(pathToFileURL(built).href)
 } else {
-  let register
-  try {
-    ;({ register } = await import("tsx/esm/api"))
-  } catch {
-    console.error("effect-llm-resilience: dist/bin.js is missing and tsx is not installed; run `npm run build` first.")
-    process.exit(1)
-  }
-  register()
-  await import(pathToFileURL(join(root, "src", "bin.ts")).href)
+  console.error("effect-llm-resilience: dist/bin.js is missing and tsx is not installed; run `npm run build` first.")
+  process.exit(1)
 }

@@ -4,11 +4,11 @@
  *
  * @since 0.1.0
  */
-import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Either } from "effect"
 import { readFileSync } from "node:fs"
 import * as ChaosServer from "./ChaosServer.js"
 import * as Cli from "./internal/chaosCli.js"
+import { runMain } from "./internal/cliRuntime.js"
 
 const fail = (message: string) =>
   Effect.zipRight(Console.error(`${message}\n\n${Cli.usage}`), Effect.sync(() => void (process.exitCode = 2)))
@@ -51,4 +51,4 @@ const main = (argv: ReadonlyArray<string>) =>
     }
   })
 
-NodeRuntime.runMain(main(process.argv.slice(2)))
+runMain(main(process.argv.slice(2)))
