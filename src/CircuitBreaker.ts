@@ -28,12 +28,12 @@ import {
   type Scope,
   Stream
 } from "effect"
-import { dual } from "effect/Function"
 import * as internal from "./internal/breaker.js"
 import { decodeOptions } from "./internal/breakerOptions.js"
 import * as shell from "./internal/breakerEngine.js"
+import { AnyFunction, strict } from "./internal/optionSchemas.js"
 import { keyFunction } from "./internal/policyKey.js"
-import type { InvalidOptions } from "./InvalidOptions.js"
+import { decode, type InvalidOptions } from "./InvalidOptions.js"
 import type { ChatRequest } from "./Llm.js"
 import type * as LlmClient from "./LlmClient.js"
 import { CircuitOpen, isLlmError, isRetryable } from "./LlmError.js"
@@ -547,6 +547,44 @@ const makeEngine = (options: Options, kind: "make" | "policy") =>
 // One breaker
 
 /**
+ * Options of one guarded call ({@link withBreaker}, `breaker.execute`), over the effect's error type `E`.
+ *
+ * @example
+ * ```ts
+ * import { Data } from "effect"
+ * import { CircuitBreaker } from "effect-llm-resilience"
+ * class HttpFailure extends Data.TaggedError("HttpFailure")<{ status: number }> {}
+ * const options: CircuitBreaker.CallOptions<HttpFailure> = { isFailure: (e) => e.status >= 500 }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface CallOptions<E> {
+  /**
+   * Which of the effect's errors count as failures, in place of the breaker's `countAsFailure` (for these calls
+   * only). An error it rejects neither counts nor resets the count. Defaults to the breaker's `countAsFailure`
+   * ({@link isFailure} unless set: every error that is not an LlmError counts). Interruptions and defects never
+   * count.
+   */
+  readonly isFailure?: ((error: E) => boolean) | undefined
+}
+
+const CallOptionsSchema = Schema.Struct({ isFailure: Schema.optional(AnyFunction) }).annotations(strict)
+// Options objects are validated once (a data-first `withBreaker(effect, breaker, options)` in a loop pays a lookup).
+const validCallOptions = new WeakSet<object>()
+
+/** The call's classifier, after validating its options (throws InvalidOptions, every failing path listed). */
+const callClassifier = <E>(options: CallOptions<E> | undefined): shell.IsFailure | undefined => {
+  if (options === undefined) return undefined
+  if (!validCallOptions.has(options)) {
+    Either.getOrThrowWith(decode(CallOptionsSchema, "CircuitBreaker.withBreaker", options), (error) => error)
+    validCallOptions.add(options)
+  }
+  // The breaker passes it only the effect's own failures, which are E.
+  return options.isFailure as shell.IsFailure | undefined
+}
+
+/**
  * One circuit breaker (one store key). Guard effects with {@link withBreaker}.
  *
  * @example
@@ -571,8 +609,14 @@ export interface CircuitBreaker {
   readonly isolate: Effect.Effect<void, CircuitBreakerStoreError>
   /** Closes the circuit with fresh counts. */
   readonly reset: Effect.Effect<void, CircuitBreakerStoreError>
-  /** Runs `effect` through the breaker. */
-  readonly execute: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpen, R>
+  /**
+   * Runs `effect` through the breaker; `options.isFailure` overrides `countAsFailure` for this call. Throws
+   * InvalidOptions on invalid options.
+   */
+  readonly execute: <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    options?: CallOptions<E>
+  ) => Effect.Effect<A, E | CircuitOpen, R>
 }
 
 /**
@@ -602,33 +646,56 @@ export const make = (options: MakeOptions = {}): Effect.Effect<CircuitBreaker, I
       subscribe: PubSub.subscribe(engine.hub),
       isolate: shell.manual(engine, key, "isolate"),
       reset: shell.manual(engine, key, "reset"),
-      execute: (effect) => shell.guardEffect(engine, key, undefined, effect)
+      execute: (effect, options) => shell.guardEffect(engine, key, undefined, effect, callClassifier(options))
     }
   })
 
 /**
- * Runs an effect through a circuit breaker: rejected at once with `CircuitOpen` (without running it) while the
- * circuit is open, its outcome recorded otherwise. Adds `CircuitOpen` to the error channel.
+ * Runs an effect through a circuit breaker (dual), whatever its error type `E`: rejected at once with
+ * `CircuitOpen` (without running it) while the circuit is open, its outcome recorded otherwise. The result's
+ * error is `E | CircuitOpen`; A and R are unchanged.
+ *
+ * Which errors count: `isFailure` when given (for these calls), else the breaker's `countAsFailure`, which
+ * defaults to {@link isFailure}: retryable LlmErrors and every error that is not an LlmError. Invalid options
+ * throw InvalidOptions when the combinator is built.
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
+ * import { Data, Effect } from "effect"
  * import { CircuitBreaker } from "effect-llm-resilience"
  * declare const breaker: CircuitBreaker.CircuitBreaker
  * const guarded = Effect.succeed(1).pipe(CircuitBreaker.withBreaker(breaker))
  * const same = CircuitBreaker.withBreaker(Effect.succeed(1), breaker)
+ *
+ * class HttpFailure extends Data.TaggedError("HttpFailure")<{ status: number }> {}
+ * declare const fetchUser: Effect.Effect<string, HttpFailure>
+ * // a 404 is the caller's problem, not the server's: only 5xx count
+ * const user = fetchUser.pipe(CircuitBreaker.withBreaker(breaker, { isFailure: (e) => e.status >= 500 }))
+ * // Effect<string, HttpFailure | CircuitOpen>
  * ```
  * @since 0.1.0
  * @category Combinators
  */
 export const withBreaker: {
   (breaker: CircuitBreaker): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpen, R>
-  <A, E, R>(self: Effect.Effect<A, E, R>, breaker: CircuitBreaker): Effect.Effect<A, E | CircuitOpen, R>
-} = dual(
-  2,
-  <A, E, R>(self: Effect.Effect<A, E, R>, breaker: CircuitBreaker): Effect.Effect<A, E | CircuitOpen, R> =>
-    breaker.execute(self)
-)
+  <E>(
+    breaker: CircuitBreaker,
+    options: CallOptions<E>
+  ): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpen, R>
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    breaker: CircuitBreaker,
+    options?: CallOptions<E>
+  ): Effect.Effect<A, E | CircuitOpen, R>
+} = function(...args: ReadonlyArray<unknown>) {
+  if (Effect.isEffect(args[0])) {
+    return (args[1] as CircuitBreaker).execute(args[0], args[2] as CallOptions<unknown> | undefined)
+  }
+  const breaker = args[0] as CircuitBreaker
+  const options = args[1] as CallOptions<unknown> | undefined
+  callClassifier(options)
+  return (self: Effect.Effect<unknown, unknown, unknown>) => breaker.execute(self, options)
+} as typeof withBreaker
 
 // ---------------------------------------------------------------------------------------------------------------
 // Policy

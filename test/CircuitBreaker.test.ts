@@ -1,7 +1,8 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import {
   Cause,
   Chunk,
+  Data,
   Duration,
   Effect,
   Either,
@@ -23,6 +24,7 @@ import * as LlmClient from "../src/LlmClient.js"
 import * as LlmError from "../src/LlmError.js"
 import * as LlmMetrics from "../src/LlmMetrics.js"
 import * as Retry from "../src/Retry.js"
+import * as Timeout from "../src/Timeout.js"
 
 const Store = CircuitBreaker.layerStoreMemory
 // A wrapper around the memory store is a new object: the breaker then goes through the Effect methods, the path
@@ -542,4 +544,105 @@ describe("a per function that throws", () => {
         expect(Exit.isFailure(streamExit) && Cause.isDie(streamExit.cause)).toBe(true)
       }
     }).pipe(Effect.provide(CircuitBreaker.layerStoreMemory)))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Any error type: a user's own HTTP error, which is not an LlmError.
+
+class HttpFailure extends Data.TaggedError("HttpFailure")<{ status: number }> {}
+const http = (status: number) => Effect.fail(new HttpFailure({ status })) as Effect.Effect<string, HttpFailure>
+const serverSide = (e: HttpFailure) => e.status >= 500
+
+for (const [storeName, Store] of stores) describe(`CircuitBreaker.withBreaker over a user's error type (${storeName})`, () => {
+  it.effect("isFailure picks the user's errors that count: 404s do not, three 503s open it", () =>
+    Effect.gen(function* () {
+      const breaker = yield* CircuitBreaker.make({ key: uniqueKey("http"), failureThreshold: 3, halfOpenAfter: "10 seconds" })
+      const guard = CircuitBreaker.withBreaker(breaker, { isFailure: serverSide })
+      for (let i = 0; i < 5; i++) yield* Effect.flip(http(404).pipe(guard))
+      expect(yield* breaker.state).toMatchObject({ state: "closed", consecutiveFailures: 0 })
+      for (let i = 0; i < 2; i++) yield* Effect.flip(http(503).pipe(guard))
+      yield* Effect.flip(http(404).pipe(guard)) // neither counts nor resets the count
+      expect(yield* breaker.state).toMatchObject({ state: "closed", consecutiveFailures: 2 })
+      expect(yield* Effect.flip(CircuitBreaker.withBreaker(http(503), breaker, { isFailure: serverSide }))).toEqual(
+        new HttpFailure({ status: 503 })
+      )
+      expect((yield* breaker.state).state).toBe("open")
+      const runs = yield* Ref.make(0)
+      const rejected = yield* Effect.flip(Effect.zipRight(Ref.update(runs, (n) => n + 1), http(503)).pipe(guard))
+      expect(rejected).toBeInstanceOf(LlmError.CircuitOpen)
+      expect(yield* Ref.get(runs)).toBe(0)
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* Effect.succeed("back").pipe(guard)).toBe("back") // the probe closes it
+      expect((yield* breaker.state).state).toBe("closed")
+    }).pipe(Effect.provide(Store)))
+
+  it.effect("without isFailure every error that is not an LlmError counts (the default classification)", () =>
+    Effect.gen(function* () {
+      const breaker = yield* CircuitBreaker.make({ key: uniqueKey("http-default"), failureThreshold: 2 })
+      yield* Effect.flip(http(404).pipe(CircuitBreaker.withBreaker(breaker)))
+      yield* Effect.flip(http(400).pipe(CircuitBreaker.withBreaker(breaker)))
+      expect((yield* breaker.state).state).toBe("open")
+    }).pipe(Effect.provide(Store)))
+
+  it.effect("isFailure overrides the breaker's countAsFailure for its calls only", () =>
+    Effect.gen(function* () {
+      const breaker = yield* CircuitBreaker.make({ key: uniqueKey("http-override"), failureThreshold: 2, countAsFailure: () => false })
+      yield* Effect.flip(http(503).pipe(CircuitBreaker.withBreaker(breaker)))
+      yield* Effect.flip(breaker.execute(http(503)))
+      expect(yield* breaker.state).toMatchObject({ state: "closed", consecutiveFailures: 0 })
+      yield* Effect.flip(breaker.execute(http(503), { isFailure: serverSide }))
+      yield* Effect.flip(http(502).pipe(CircuitBreaker.withBreaker(breaker, { isFailure: serverSide })))
+      expect((yield* breaker.state).state).toBe("open")
+    }).pipe(Effect.provide(Store)))
+
+  it.effect("a probe failing with an error isFailure rejects frees its slot; one it accepts reopens", () =>
+    Effect.gen(function* () {
+      const breaker = yield* CircuitBreaker.make({ key: uniqueKey("http-probe"), failureThreshold: 1, halfOpenAfter: "5 seconds" })
+      const guard = CircuitBreaker.withBreaker(breaker, { isFailure: serverSide })
+      yield* Effect.flip(http(500).pipe(guard))
+      yield* TestClock.adjust("5 seconds")
+      yield* Effect.flip(http(404).pipe(guard)) // ignored: the slot is free again
+      expect((yield* breaker.state).state).toBe("halfOpen")
+      yield* Effect.flip(http(503).pipe(guard))
+      expect((yield* breaker.state).state).toBe("open")
+    }).pipe(Effect.provide(Store)))
+})
+
+describe("CircuitBreaker.withBreaker: types and options", () => {
+  it("adds exactly CircuitOpen to E, whatever E is; A and R are unchanged", () => {
+    // Only the types matter here: a stand-in breaker that runs the effect as is.
+    const breaker = { execute: (effect: Effect.Effect<unknown>) => effect } as unknown as CircuitBreaker.CircuitBreaker
+    const call = http(503)
+    expectTypeOf(call.pipe(CircuitBreaker.withBreaker(breaker))).toEqualTypeOf<
+      Effect.Effect<string, HttpFailure | LlmError.CircuitOpen>
+    >()
+    expectTypeOf(call.pipe(CircuitBreaker.withBreaker(breaker, { isFailure: (e) => e.status >= 500 }))).toEqualTypeOf<
+      Effect.Effect<string, HttpFailure | LlmError.CircuitOpen>
+    >()
+    expectTypeOf(CircuitBreaker.withBreaker(call, breaker, { isFailure: (e) => e.status >= 500 })).toEqualTypeOf<
+      Effect.Effect<string, HttpFailure | LlmError.CircuitOpen>
+    >()
+    expectTypeOf(Effect.succeed(1).pipe(CircuitBreaker.withBreaker(breaker))).toEqualTypeOf<
+      Effect.Effect<number, LlmError.CircuitOpen>
+    >()
+    // @ts-expect-error: isFailure sees E (an HttpFailure has no `code`)
+    call.pipe(CircuitBreaker.withBreaker(breaker, { isFailure: (e) => e.code === "x" }))
+    // the three generic combinators together: E gains exactly Timeout and CircuitOpen
+    const all = call.pipe(
+      Timeout.withTimeout({ attempt: "30 seconds" }),
+      CircuitBreaker.withBreaker(breaker, { isFailure: (e) => e._tag === "Timeout" || e.status >= 500 }),
+      Retry.withRetry({ retryOn: (e) => e._tag !== "HttpFailure" || e.status >= 500 })
+    )
+    expectTypeOf(all).toEqualTypeOf<Effect.Effect<string, HttpFailure | LlmError.Timeout | LlmError.CircuitOpen>>()
+  })
+
+  it.effect("invalid options throw InvalidOptions when the combinator is built", () =>
+    Effect.gen(function* () {
+      const breaker = yield* CircuitBreaker.make({ key: uniqueKey("options") })
+      expect(() => CircuitBreaker.withBreaker(breaker, { isFailure: 1 as unknown as () => boolean })).toThrow(/isFailure/)
+      expect(() => CircuitBreaker.withBreaker(breaker, { isFailur: serverSide } as CircuitBreaker.CallOptions<HttpFailure>)).toThrow(
+        /isFailur/
+      )
+      expect(() => breaker.execute(http(503), { isFailure: "no" as unknown as () => boolean })).toThrow(/isFailure/)
+    }).pipe(Effect.provide(Store)))
 })

@@ -99,13 +99,20 @@ const admitKey = (engine: Engine, key: string): Effect.Effect<Admission | undefi
       }
     }))
 
-/** How a failed call counts. A `countAsFailure` that throws counts it as ignored, so a probe slot is never lost. */
-const classify = (engine: Engine, cause: Cause.Cause<unknown>): Outcome | { readonly thrown: unknown } => {
+/** Which errors count as failures: the breaker's `countAsFailure`, or a combinator's own `isFailure`. */
+export type IsFailure = (error: unknown) => boolean
+
+/** How a failed call counts. A classifier that throws counts it as ignored, so a probe slot is never lost. */
+const classify = (
+  engine: Engine,
+  cause: Cause.Cause<unknown>,
+  isFailure: IsFailure = engine.countAsFailure
+): Outcome | { readonly thrown: unknown } => {
   if (Cause.isInterruptedOnly(cause)) return "ignored"
   const failure = Cause.failureOption(cause)
   if (Option.isNone(failure)) return "ignored"
   try {
-    return engine.countAsFailure(failure.value) ? "failure" : "ignored"
+    return isFailure(failure.value) ? "failure" : "ignored"
   } catch (thrown) {
     return { thrown }
   }
@@ -165,7 +172,8 @@ const run = <A, E, R>(
   clock: Clock.Clock,
   admission: Admission,
   restored: Effect.Effect<A, E, R>,
-  masked: boolean
+  masked: boolean,
+  isFailure: IsFailure
 ): Effect.Effect<A, E | CircuitOpen, R> => {
   if (admission._tag === "Rejected") return reject(key, model, admission.retryAfterMs)
   const ticket = admission.ticket
@@ -178,7 +186,7 @@ const run = <A, E, R>(
   return Effect.matchCauseEffect(restored, {
     onSuccess: (value) => finish("success", Effect.succeed(value)),
     onFailure: (cause) => {
-      const outcome = classify(engine, cause)
+      const outcome = classify(engine, cause, isFailure)
       return typeof outcome === "string"
         ? finish(outcome, Effect.failCause(cause))
         : finish("ignored", Effect.failCause(Cause.sequential(cause, Cause.die(outcome.thrown))))
@@ -190,17 +198,18 @@ export const guardEffect = <A, E, R>(
   engine: Engine,
   key: string,
   model: string | undefined,
-  effect: Effect.Effect<A, E, R>
+  effect: Effect.Effect<A, E, R>,
+  isFailure: IsFailure = engine.countAsFailure
 ): Effect.Effect<A, E | CircuitOpen, R> => {
   const sync = engine.sync
-  if (sync === undefined) return guardMasked(engine, key, model, effect)
+  if (sync === undefined) return guardMasked(engine, key, model, effect, isFailure)
   return Effect.clockWith((clock) => {
-    if (!sync.isClosed(key)) return guardMasked(engine, key, model, effect)
+    if (!sync.isClosed(key)) return guardMasked(engine, key, model, effect, isFailure)
     // The hot path. A closed circuit admits a plain call, never a probe (the check and the admission are one
     // synchronous step), and a plain call's outcome may be lost to an interruption: see `run`.
     const admission = sync.admit(key, clock.unsafeCurrentTimeMillis(), engine.config)
     const announced = announce(engine, key, admission)
-    const guarded = run(engine, key, model, clock, admission, effect, false)
+    const guarded = run(engine, key, model, clock, admission, effect, false, isFailure)
     return announced === undefined ? guarded : Effect.zipRight(announced, guarded)
   })
 }
@@ -209,7 +218,8 @@ const guardMasked = <A, E, R>(
   engine: Engine,
   key: string,
   model: string | undefined,
-  effect: Effect.Effect<A, E, R>
+  effect: Effect.Effect<A, E, R>,
+  isFailure: IsFailure
 ): Effect.Effect<A, E | CircuitOpen, R> =>
   // Admission and the outcome hook are registered without a gap: an admitted probe is always reported.
   // One clock for both reads (admission and outcome), read synchronously.
@@ -217,7 +227,7 @@ const guardMasked = <A, E, R>(
     Effect.clockWith((clock) => {
       const admitted = (admission: Admission): Effect.Effect<A, E | CircuitOpen, R> => {
         const announced = announce(engine, key, admission)
-        const guarded = run(engine, key, model, clock, admission, restore(effect), true)
+        const guarded = run(engine, key, model, clock, admission, restore(effect), true, isFailure)
         return announced === undefined ? guarded : Effect.zipRight(announced, guarded)
       }
       const now = clock.unsafeCurrentTimeMillis()
