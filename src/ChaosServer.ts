@@ -1,11 +1,28 @@
 /**
- * A fault-injecting OpenAI-compatible HTTP server on loopback, for tests, examples, benchmarks and demos.
+ * A fault-injecting HTTP server on loopback that speaks OpenAI's and Anthropic's APIs, for tests, examples,
+ * benchmarks and demos.
  *
- * It serves `POST /v1/chat/completions` (JSON, and SSE when `stream: true`) and `GET /v1/models`, answering
- * with deterministic text (from the seed and the prompt). Faults are drawn from a seeded PRNG: the same seed
- * and the same sequence of requests give the same faults. Control endpoints: `GET /_chaos/stats`,
- * `POST /_chaos/config` (replace the fault settings) and `POST /_chaos/reset` (zero the counters).
+ * It serves three dialects, each as JSON and as SSE when `stream: true`:
+ * - OpenAI Chat Completions, `POST /v1/chat/completions` (the `openai` SDK, this library's OpenAi adapter);
+ * - OpenAI Responses, `POST /v1/responses` (what `@effect/ai-openai` speaks: `apiUrl` = `baseURL`);
+ * - Anthropic Messages, `POST /v1/messages` (`@effect/ai-anthropic`: `apiUrl` = `url`), with Anthropic's event
+ *   stream and error bodies;
  *
+ * and `GET /v1/models`. Answers are deterministic text (from the seed and the prompt), a structured answer that
+ * fits the requested JSON schema, or a function tool call (see `toolCalls`). Faults are drawn from a seeded PRNG,
+ * the same for every dialect: the same seed and the same sequence of requests give the same faults. Control
+ * endpoints: `GET /_chaos/stats`, `POST /_chaos/config` (replace the fault settings) and `POST /_chaos/reset`
+ * (zero the counters).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ChaosServer } from "effect-llm-resilience"
+ * const program = Effect.scoped(Effect.gen(function* () {
+ *   const server = yield* ChaosServer.make({ seed: 1, faults: { errors: [{ status: 529, rate: 0.2 }] } })
+ *   return { openai: server.baseURL, anthropic: server.url }
+ * }))
+ * ```
  * @since 0.1.0
  */
 import type { HttpServerError } from "@effect/platform"
@@ -154,12 +171,31 @@ export interface Options extends FaultConfig {
   readonly models?: ReadonlyArray<string> | undefined
   /** Words per generated answer. Defaults to 12. */
   readonly words?: number | undefined
+  /**
+   * Whether OpenAI answers report token usage. `false` leaves `usage` out of every chat completion, stream
+   * (`stream_options.include_usage` is ignored: no usage chunk) and Responses object, as some OpenAI-compatible
+   * servers do, to test budgets and metrics against a server that reports none. Anthropic answers always carry
+   * usage (its clients require it). Defaults to true.
+   */
+  readonly usage?: boolean | undefined
+  /**
+   * When a request that offers function tools gets a tool call instead of text, in every dialect:
+   * - `"named"`: when the request forces a tool (a named tool choice, `"required"`, Anthropic's `"any"`) or its last
+   *   user message names an offered tool (e.g. "use get_weather");
+   * - `"offered"`: whenever tools are offered and the tool choice is not `"none"`, unless the conversation ends with
+   *   a tool result (then the answer is text, which completes a tool round trip);
+   * - `"forced"`: only when the request forces a tool.
+   *
+   * The call's arguments are a value of the tool's parameters schema (strings from the generated text), or
+   * `{ "query": … }` for a tool that declares no parameters. Defaults to `"named"`.
+   */
+  readonly toolCalls?: "named" | "offered" | "forced" | undefined
 }
 
 /**
- * The counters of `GET /_chaos/stats`: chat completion requests in total, by model and by outcome (`ok`,
- * `error:<status>`, `hang`, `cut`, `malformed`, `filtered`), connections the client closed before the answer
- * ended (`aborted`) and answers in progress (`inFlight`).
+ * The counters of `GET /_chaos/stats`: requests with a valid body in total, by model, by dialect (`chat`,
+ * `responses`, `messages`) and by outcome (`ok`, `error:<status>`, `hang`, `cut`, `malformed`, `filtered`),
+ * connections the client closed before the answer ended (`aborted`) and answers in progress (`inFlight`).
  *
  * @example
  * ```ts
@@ -187,9 +223,9 @@ export type Stats = App.Stats
  * @category Models
  */
 export interface Service {
-  /** `http://127.0.0.1:PORT`. */
+  /** `http://127.0.0.1:PORT`: the `apiUrl` for Anthropic clients (they add `/v1/messages`). */
   readonly url: string
-  /** `http://127.0.0.1:PORT/v1`: the `baseURL` for OpenAI clients. */
+  /** `http://127.0.0.1:PORT/v1`: the `baseURL` (`apiUrl`) for OpenAI clients. */
   readonly baseURL: string
   readonly port: number
   /** The current counters. */
@@ -251,7 +287,7 @@ export const make = (
     const state = new App.ChaosState(valid.seed ?? 0, valid.models ?? defaultModels, valid.words ?? 12, {
       faults: valid.faults,
       perModel: valid.perModel
-    })
+    }, { usage: valid.usage, toolCalls: valid.toolCalls })
     const nodeServer = Http.createServer()
     const server = yield* NodeHttpServer.make(() => nodeServer, { port: valid.port ?? 0, host: "127.0.0.1" })
     yield* server.serve(App.router(state))

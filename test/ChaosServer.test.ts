@@ -313,12 +313,13 @@ describe("ChaosServer faults", () => {
       expect(stats).toEqual({
         requests: 3,
         byModel: { good: 2, bad: 1 },
+        byDialect: { chat: 3 },
         byOutcome: { ok: 2, "error:500": 1 },
         aborted: 0,
         inFlight: 0
       })
       expect((yield* send(`${server.url}/_chaos/reset`, {})).status).toBe(200)
-      expect(yield* server.stats).toEqual({ requests: 0, byModel: {}, byOutcome: {}, aborted: 0, inFlight: 0 })
+      expect(yield* server.stats).toEqual({ requests: 0, byModel: {}, byDialect: {}, byOutcome: {}, aborted: 0, inFlight: 0 })
     })))
 
   it.live("counts models named like Object.prototype keys like any other", () =>

@@ -1,8 +1,9 @@
 /**
- * What the ChaosServer answers: deterministic completions (from the seed and the prompt) and bodies in
- * OpenAI's formats (chat.completion, chat.completion.chunk, error objects).
+ * What the ChaosServer answers, in every dialect: deterministic text (from the seed and the prompt), token
+ * counts, stream pieces, SSE framing and OpenAI's error bodies (chat completions and Responses share them).
  */
 import { hashString, mulberry32 } from "./chaosRandom.js"
+import { jsonAnswer } from "./chaosTools.js"
 
 const vocabulary = [
   "resilient", "token", "budget", "retry", "circuit", "breaker", "timeout", "fallback", "model", "cache",
@@ -21,12 +22,28 @@ export const approximateTokens = (text: string): number => Math.ceil(text.length
 export const promptText = (messages: ReadonlyArray<{ readonly role: string; readonly content?: unknown }>): string =>
   messages.map((message) => `${message.role}:${contentText(message.content)}`).join("\n")
 
-const contentText = (content: unknown): string => {
+/** The last user message of a conversation. */
+export const lastUser = <M extends { readonly role: string }>(messages: ReadonlyArray<M>): M | undefined => {
+  for (let i = messages.length - 1; i >= 0; i--) if (messages[i].role === "user") return messages[i]
+  return undefined
+}
+
+/**
+ * The text of a message content: a string, or the `text` of its parts (a part without text contributes its
+ * `content` / `output`, as tool results carry theirs).
+ */
+export const contentText = (content: unknown): string => {
   if (typeof content === "string") return content
   if (!Array.isArray(content)) return ""
-  return content
-    .map((part) => (typeof part === "object" && part !== null && typeof part.text === "string" ? part.text : ""))
-    .join("")
+  return content.map(partText).join("")
+}
+
+const partText = (part: unknown): string => {
+  if (typeof part !== "object" || part === null) return ""
+  const { content, output, text } = part as { readonly text?: unknown; readonly content?: unknown; readonly output?: unknown }
+  if (typeof text === "string") return text
+  if (content !== undefined) return contentText(content)
+  return contentText(output)
 }
 
 /** `words` words picked from a fixed vocabulary by a generator seeded with the seed and the prompt. */
@@ -45,16 +62,20 @@ export interface Answer {
   readonly completionTokens: number
 }
 
-/** Builds the answer to a prompt; JSON mode wraps the text as `{"answer": …}`. */
+/**
+ * Builds the answer to a prompt. JSON mode answers a value of `schema` (strings from the generated text), or
+ * wraps the text as `{"answer": …}` without a schema.
+ */
 export const answer = (options: {
   readonly seed: number
   readonly prompt: string
   readonly words: number
   readonly json: boolean
+  readonly schema?: unknown
   readonly maxTokens: number | undefined
 }): Answer => {
   const text = generateText(options.seed, options.prompt, options.words)
-  const full = options.json ? JSON.stringify({ answer: text }) : text
+  const full = options.json ? jsonAnswer(options.schema, text) : text
   const limit = options.maxTokens
   const cut = limit !== undefined && approximateTokens(full) > limit
   const content = cut ? full.slice(0, limit * 4) : full
@@ -69,84 +90,20 @@ export const answer = (options: {
 /** Splits content into stream deltas: one word with its trailing whitespace per piece. */
 export const pieces = (content: string): ReadonlyArray<string> => content.match(/\s*\S+\s*/g) ?? (content ? [content] : [])
 
-const usageOf = (a: Pick<Answer, "promptTokens" | "completionTokens">) => ({
-  prompt_tokens: a.promptTokens,
-  completion_tokens: a.completionTokens,
-  total_tokens: a.promptTokens + a.completionTokens
-})
+/** Splits a tool call's JSON arguments into stream deltas of a few characters each. */
+export const argumentPieces = (text: string): ReadonlyArray<string> => text.match(/[\s\S]{1,8}/g) ?? []
 
-/** A tool call the server makes up when the request forces one. */
-export interface ToolCallAnswer {
-  readonly id: string
-  readonly name: string
-  readonly arguments: string
-}
-
-/** A chat.completion body. */
-export const completionBody = (options: {
-  readonly id: string
-  readonly model: string
-  readonly created: number
-  readonly answer: Answer
-  readonly finishReason?: string
-  readonly toolCall?: ToolCallAnswer | undefined
-}) => ({
-  id: options.id,
-  object: "chat.completion",
-  created: options.created,
-  model: options.model,
-  choices: [{
-    index: 0,
-    message: options.toolCall === undefined
-      ? { role: "assistant", content: options.answer.content, refusal: null }
-      : {
-        role: "assistant",
-        content: null,
-        refusal: null,
-        tool_calls: [{
-          id: options.toolCall.id,
-          type: "function",
-          function: { name: options.toolCall.name, arguments: options.toolCall.arguments }
-        }]
-      },
-    logprobs: null,
-    finish_reason: options.toolCall === undefined ? options.finishReason ?? options.answer.finishReason : "tool_calls"
-  }],
-  usage: usageOf(options.answer)
-})
-
-/** One chat.completion.chunk body. */
-export const chunkBody = (options: {
-  readonly id: string
-  readonly model: string
-  readonly created: number
-  readonly delta: { readonly role?: string; readonly content?: string }
-  readonly finishReason: string | null
-}) => ({
-  id: options.id,
-  object: "chat.completion.chunk",
-  created: options.created,
-  model: options.model,
-  choices: [{ index: 0, delta: options.delta, logprobs: null, finish_reason: options.finishReason }]
-})
-
-/** The usage chunk sent last when `stream_options.include_usage` is set. */
-export const usageChunkBody = (options: {
-  readonly id: string
-  readonly model: string
-  readonly created: number
-  readonly answer: Answer
-}) => ({
-  id: options.id,
-  object: "chat.completion.chunk",
-  created: options.created,
-  model: options.model,
-  choices: [],
-  usage: usageOf(options.answer)
-})
-
-/** One server-sent event line pair. */
+/** One server-sent event with only a data line (OpenAI chat completions, and `[DONE]`). */
 export const sse = (data: unknown): string => `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`
+
+/** One server-sent event with an `event:` line naming its type (Anthropic Messages, OpenAI Responses). */
+export const sseEvent = (type: string, data: unknown): string => `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`
+
+/** A broken event: the frame's data cut after 40 characters, so it is not valid JSON. */
+export const brokenEvent = (frame: string): string => {
+  const at = frame.indexOf("data: ")
+  return `${frame.slice(0, at + "data: ".length + 40)}\n\n`
+}
 
 interface ErrorShape {
   readonly type: string

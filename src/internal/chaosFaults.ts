@@ -118,6 +118,8 @@ export const Options = Schema.Struct({
   seed: optional(Schema.Int),
   models: optional(Schema.Array(Schema.NonEmptyString)),
   words: optional(Schema.Int.pipe(Schema.between(1, 100_000))),
+  usage: optional(Schema.Boolean),
+  toolCalls: optional(Schema.Literal("named", "offered", "forced")),
   ...faultConfigFields
 }).pipe(Schema.filter(mergedRates))
 
