@@ -33,6 +33,7 @@ export const names = {
   costUsd: "llm_cost_usd_total",
   unpricedCalls: "llm_unpriced_calls_total",
   retries: "llm_retries_total",
+  retryBudgetExhausted: "llm_retry_budget_exhausted_total",
   fallbacks: "llm_fallbacks_total",
   cacheHits: "llm_cache_hits_total",
   cacheMisses: "llm_cache_misses_total",
@@ -182,11 +183,16 @@ export const inputTokens = counter(names.inputTokens, "Prompt tokens sent, label
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.outputTokens */
 export const outputTokens = counter(names.outputTokens, "Completion tokens received, labelled model")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.costUsd */
-export const costUsd = Metric.counter(names.costUsd, { description: "Spend in USD, labelled model" })
+export const costUsd = Metric.counter(names.costUsd, { description: "Spend in USD, labelled model", incremental: true })
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.unpricedCalls */
 export const unpricedCalls = counter(names.unpricedCalls, "Calls to a model missing from the price table")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.retries */
 export const retries = counter(names.retries, "Retries, labelled model and error")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.retryBudgetExhausted */
+export const retryBudgetExhausted = counter(
+  names.retryBudgetExhausted,
+  "Retries refused by a spent retry budget (the error is returned without retrying), labelled model and error"
+)
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.fallbacks */
 export const fallbacks = counter(names.fallbacks, "Fallbacks, labelled from, to and reason")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.cacheHits */

@@ -131,9 +131,12 @@ const step = <E, R>(r: Resolved<E, R>, model: string | undefined, budget: Budget
     if (wait === undefined) return stop(state)
     const granted = budget === undefined ? Effect.succeed(true) : budget.tryWithdraw
     return Effect.flatMap(granted, (ok) => {
-      if (!ok) return stop(state)
-      const delay = Duration.millis(wait.delayMs)
       const errorModel = LlmError.isLlmError(error) ? error.model : undefined
+      if (!ok) {
+        const labels = { model: errorModel ?? model ?? "unknown", error: errorLabel(error) }
+        return Effect.zipRight(LlmMetrics.count(LlmMetrics.retryBudgetExhausted, labels), stop(state))
+      }
+      const delay = Duration.millis(wait.delayMs)
       const event: RetryEvent<E> = { retry: input.retry, error, delay, model: errorModel ?? model ?? "unknown" }
       const next: StepState = { retry: input.retry, previousMs: wait.backoffMs, inner: wait.inner }
       return Effect.as(
