@@ -140,16 +140,22 @@ const timeoutEffect = <A, E, R>(
 }
 
 /**
- * Bounds an Effect (dual): `attempt` or `total` (the shorter wins; its name is the error's phase). Fails with
- * `LlmError.Timeout` and interrupts the effect when the deadline passes. Options are validated when the
- * combinator is built (InvalidOptions is thrown); `firstToken` and `idle` only apply to streams.
+ * Bounds any Effect (dual), whatever its error type E: `attempt` or `total` (the shorter wins; its name is the
+ * error's phase). When the deadline passes the effect is interrupted (and awaited), then the call fails with
+ * `LlmError.Timeout`: the result's error is `E | Timeout`, A and R are unchanged. The effect's own errors pass
+ * through unchanged. Options are validated when the combinator is built (InvalidOptions is thrown);
+ * `firstToken` and `idle` only apply to streams.
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
+ * import { Data, Effect } from "effect"
  * import { Timeout } from "effect-llm-resilience"
  * declare const call: Effect.Effect<string>
  * const bounded = call.pipe(Timeout.withTimeout({ attempt: "30 seconds", model: "gpt-4o" }))
+ *
+ * class DbFailure extends Data.TaggedError("DbFailure")<{ code: string }> {}
+ * declare const query: Effect.Effect<ReadonlyArray<string>, DbFailure>
+ * const rows = Timeout.withTimeout(query, { attempt: "2 seconds" }) // Effect<ReadonlyArray<string>, DbFailure | Timeout>
  * ```
  * @since 0.1.0
  * @category Combinators
@@ -160,12 +166,12 @@ export const withTimeout: {
 } = function<A, E, R>(
   ...args: [CombinatorOptions] | [Effect.Effect<A, E, R>, CombinatorOptions]
 ) {
-  if (args.length === 1) {
+  if (!Effect.isEffect(args[0])) {
     const r = resolve(args[0])
     const model = args[0].model
     return (self: Effect.Effect<A, E, R>) => timeoutEffect(self, r, model)
   }
-  return timeoutEffect(args[0], resolve(args[1]), args[1].model)
+  return timeoutEffect(args[0], resolve(args[1]!), args[1]!.model)
 } as typeof withTimeout
 
 /**
@@ -221,9 +227,9 @@ const timeoutStream = <A, E, R>(
 }
 
 /**
- * Bounds a stream (dual): `firstToken` the wait for the first element, `idle` each gap after it, and
- * `attempt` / `total` the whole stream (the shorter wins). Fails with `LlmError.Timeout` and interrupts the
- * stream's producer.
+ * Bounds any stream (dual), whatever its error type E: `firstToken` the wait for the first element, `idle` each
+ * gap after it, and `attempt` / `total` the whole stream (the shorter wins). Fails with `LlmError.Timeout` and
+ * interrupts the stream's producer: the result's error is `E | Timeout`.
  *
  * @example
  * ```ts

@@ -1,5 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schedule, Stream, TestClock } from "effect"
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
+import { Cause, Chunk, Data, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schedule, Stream, TestClock } from "effect"
 import * as FakeLlm from "../src/FakeLlm.js"
 import { InvalidOptions } from "../src/InvalidOptions.js"
 import { ChatRequest } from "../src/Llm.js"
@@ -260,4 +260,88 @@ describe("Timeout options", () => {
     expect(() => Timeout.withTimeout({ attempt: "1 second", model: "x" })).not.toThrow()
     expect(() => Timeout.withStreamTimeout({ idle: "1 second", model: "x" })).not.toThrow()
   })
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Any error type: a user's own database error, which is not an LlmError.
+
+class DbFailure extends Data.TaggedError("DbFailure")<{ code: string }> {}
+
+describe("Timeout.withTimeout over a user's effect", () => {
+  const query = (after: Duration.DurationInput, outcome: Effect.Effect<string, DbFailure>) =>
+    Effect.zipRight(Effect.sleep(after), outcome)
+
+  it.effect("fires after exactly its duration, interrupting the user's effect", () =>
+    Effect.gen(function* () {
+      const stopped = yield* Ref.make(false)
+      const slow = query("5 seconds", Effect.succeed("rows")).pipe(Effect.onInterrupt(() => Ref.set(stopped, true)))
+      const fiber = yield* Effect.fork(Effect.exit(slow.pipe(Timeout.withTimeout({ attempt: "2 seconds" }))))
+      yield* TestClock.adjust("1999 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      expect(failureOf(yield* Fiber.join(fiber))).toEqual(
+        Option.some(new LlmError.Timeout({ phase: "attempt", after: Duration.seconds(2) }))
+      )
+      expect(yield* Ref.get(stopped)).toBe(true)
+    }))
+
+  it.effect("within the deadline the user's value and the user's own errors pass through unchanged", () =>
+    Effect.gen(function* () {
+      const ok = yield* Effect.fork(Timeout.withTimeout(query("1 second", Effect.succeed("rows")), { total: "2 seconds" }))
+      const failed = yield* Effect.fork(Effect.flip(
+        query("1 second", Effect.fail(new DbFailure({ code: "23505" }))).pipe(Timeout.withTimeout({ total: "2 seconds" }))
+      ))
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(ok)).toBe("rows")
+      expect(yield* Fiber.join(failed)).toEqual(new DbFailure({ code: "23505" }))
+    }))
+
+  it.effect("a user's stream: firstToken and idle bound its waits", () =>
+    Effect.gen(function* () {
+      const rows = Stream.fromSchedule(Schedule.spaced("3 seconds")).pipe(
+        Stream.take(3),
+        Stream.mapEffect((n) => n < 2 ? Effect.succeed(n) : Effect.fail(new DbFailure({ code: "57014" })))
+      )
+      const fiber = yield* Effect.fork(Effect.exit(Stream.runCollect(rows.pipe(Timeout.withStreamTimeout({ firstToken: "2 seconds" })))))
+      yield* TestClock.adjust("2 seconds")
+      expect(failureOf(yield* Fiber.join(fiber))).toEqual(
+        Option.some(new LlmError.Timeout({ phase: "firstToken", after: Duration.seconds(2) }))
+      )
+      const own = yield* Effect.fork(Effect.exit(Stream.runCollect(rows.pipe(Timeout.withStreamTimeout({ idle: "4 seconds" })))))
+      yield* TestClock.adjust("1 minute")
+      expect(failureOf(yield* Fiber.join(own))).toEqual(Option.some(new DbFailure({ code: "57014" })))
+    }))
+
+  it("adds exactly Timeout to E, whatever E is; A and R are unchanged", () => {
+    const call = Effect.fail(new DbFailure({ code: "x" })) as Effect.Effect<number, DbFailure>
+    expectTypeOf(call.pipe(Timeout.withTimeout({ attempt: "1 second" }))).toEqualTypeOf<
+      Effect.Effect<number, DbFailure | LlmError.Timeout>
+    >()
+    expectTypeOf(Timeout.withTimeout(call, { total: "1 second" })).toEqualTypeOf<
+      Effect.Effect<number, DbFailure | LlmError.Timeout>
+    >()
+    expectTypeOf(Effect.succeed("x").pipe(Timeout.withTimeout({ attempt: "1 second" }))).toEqualTypeOf<
+      Effect.Effect<string, LlmError.Timeout>
+    >()
+    const stream = Stream.fail(new DbFailure({ code: "x" })) as Stream.Stream<number, DbFailure>
+    expectTypeOf(stream.pipe(Timeout.withStreamTimeout({ idle: "1 second" }))).toEqualTypeOf<
+      Stream.Stream<number, DbFailure | LlmError.Timeout>
+    >()
+  })
+
+  it.effect("composed with Retry over the user's error: a hung attempt times out and the next one answers", () =>
+    Effect.gen(function* () {
+      const attempts = yield* Ref.make(0)
+      const call = Effect.flatMap(Ref.getAndUpdate(attempts, (n) => n + 1), (n) =>
+        n === 0 ? Effect.never : Effect.succeed("rows")) as Effect.Effect<string, DbFailure>
+      const retried = call.pipe(
+        Timeout.withTimeout({ attempt: "3 seconds" }),
+        Retry.withRetry({ retryOn: (e) => e._tag === "Timeout", jitter: "none" })
+      )
+      expectTypeOf(retried).toEqualTypeOf<Effect.Effect<string, DbFailure | LlmError.Timeout>>()
+      const fiber = yield* Effect.fork(retried)
+      yield* TestClock.adjust("4 seconds") // 3 s attempt + 1 s backoff
+      expect(yield* Fiber.join(fiber)).toBe("rows")
+      expect(yield* Ref.get(attempts)).toBe(2)
+    }))
 })
