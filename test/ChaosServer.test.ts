@@ -55,6 +55,27 @@ const sequence = (seed: number, count: number) =>
     return { outcomes, stats: yield* server.stats }
   }))
 
+type Dialect = "chat" | "responses" | "messages"
+
+const ask = (server: ChaosServer.Service, dialect: Dialect, model: string, prompt: string, extra: Record<string, unknown> = {}) => {
+  switch (dialect) {
+    case "chat":
+      return chat(server, model, extra, prompt)
+    case "responses":
+      return send(`${server.baseURL}/responses`, { model, input: prompt, ...extra })
+    case "messages":
+      return send(`${server.url}/v1/messages`, { model, max_tokens: 256, messages: [{ role: "user", content: prompt }], ...extra })
+  }
+}
+
+const dialectSequence = (seed: number, dialects: ReadonlyArray<Dialect>) =>
+  Effect.scoped(Effect.gen(function* () {
+    const server = yield* ChaosServer.make({ seed, faults: mixed })
+    const outcomes: Array<string> = []
+    for (const [i, dialect] of dialects.entries()) outcomes.push(outcome(yield* ask(server, dialect, "gpt-4o", `prompt ${i % 3}`)))
+    return { outcomes, stats: yield* server.stats }
+  }))
+
 const Chaos = ChaosServer.layer({
   seed: 11,
   models: ["alpha", "beta"],
@@ -196,6 +217,79 @@ layer(Chaos, { excludeTestServices: true })("ChaosServer", (it) => {
       }
     }))
 
+  it.effect("opens a stream with OpenAI's first chunk; with include_usage every chunk but the last has usage: null", () =>
+    Effect.gen(function* () {
+      const server = yield* ChaosServer.ChaosServer
+      const plain = sseData((yield* chat(server, "alpha", { stream: true })).text ?? "").slice(0, -1).map((e) => JSON.parse(e))
+      expect(plain[0].choices).toEqual([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }])
+      expect(plain.some((c) => "usage" in c)).toBe(false)
+      const withUsage = sseData((yield* chat(server, "alpha", { stream: true, stream_options: { include_usage: true } })).text ?? "")
+        .slice(0, -1).map((e) => JSON.parse(e))
+      expect(withUsage.slice(0, -1).every((c) => c.usage === null)).toBe(true)
+      expect(withUsage.at(-1).usage.total_tokens).toBeGreaterThan(0)
+    }))
+
+  it.effect("a json_schema response format gets a value of the schema; json_object gets { answer }", () =>
+    Effect.gen(function* () {
+      const server = yield* ChaosServer.ChaosServer
+      const schema = {
+        type: "object",
+        properties: { city: { type: "string" }, days: { type: "integer", minimum: 2 }, tags: { type: "array", items: { enum: ["a", "b"] } } },
+        required: ["city", "days", "tags"],
+        additionalProperties: false
+      }
+      const reply = JSON.parse((yield* chat(server, "alpha", { response_format: { type: "json_schema", json_schema: { name: "x", schema } } })).text ?? "")
+      expect(JSON.parse(reply.choices[0].message.content)).toEqual({ city: expect.any(String), days: 2, tags: ["a"] })
+      const responses = JSON.parse((yield* ask(server, "responses", "alpha", "hi", { text: { format: { type: "json_schema", name: "x", schema } } })).text ?? "")
+      expect(JSON.parse(responses.output[0].content[0].text)).toMatchObject({ days: 2, tags: ["a"] })
+    }))
+
+  it.effect("a forced tool streams as tool_calls deltas (id and name first, then the arguments)", () =>
+    Effect.gen(function* () {
+      const server = yield* ChaosServer.ChaosServer
+      const tools = [{ type: "function", function: { name: "lookup", parameters: { type: "object", properties: { q: { type: "string" } } } } }]
+      const events = sseData((yield* chat(server, "alpha", { stream: true, tools, tool_choice: "required" })).text ?? "")
+      expect(events.at(-1)).toBe("[DONE]")
+      const chunks = events.slice(0, -1).map((e) => JSON.parse(e))
+      const head = chunks[0].choices[0].delta
+      expect(head).toMatchObject({ role: "assistant", content: null, tool_calls: [{ index: 0, id: expect.stringMatching(/^call_chaos_/), function: { name: "lookup", arguments: "" } }] })
+      const args = chunks.slice(1, -1).map((c) => c.choices[0].delta.tool_calls[0].function.arguments).join("")
+      expect(JSON.parse(args)).toEqual({ q: expect.any(String) })
+      expect(chunks.at(-1).choices[0].finish_reason).toBe("tool_calls")
+    }))
+
+  it.effect("Anthropic and Responses bodies that are not valid requests get a 400 in their own format", () =>
+    Effect.gen(function* () {
+      const server = yield* ChaosServer.ChaosServer
+      const messages = yield* send(`${server.url}/v1/messages`, { model: "", messages: [{ role: "system", content: "x" }] })
+      expect(messages.status).toBe(400)
+      const error = JSON.parse(messages.text ?? "")
+      expect(error).toMatchObject({ type: "error", error: { type: "invalid_request_error" } })
+      for (const path of ["model", "max_tokens", "messages.0.role"]) expect(error.error.message).toContain(path)
+      expect((yield* send(`${server.url}/v1/messages`, "{nope")).status).toBe(400)
+      const responses = yield* send(`${server.baseURL}/responses`, { model: "m", max_output_tokens: 0 })
+      expect(responses.status).toBe(400)
+      expect(JSON.parse(responses.text ?? "").error).toMatchObject({ type: "invalid_request_error", param: "max_output_tokens" })
+    }))
+
+  it.effect("lists the models in Anthropic's shape for Anthropic clients", () =>
+    Effect.gen(function* () {
+      const server = yield* ChaosServer.ChaosServer
+      const list = yield* Effect.promise(() =>
+        fetch(`${server.url}/v1/models`, { headers: { "anthropic-version": "2023-06-01", "x-api-key": "sk-ant-chaos" } })
+          .then((r) => r.json() as Promise<unknown>)
+      )
+      expect(list).toEqual({
+        data: [
+          { type: "model", id: "alpha", display_name: "alpha", created_at: "1970-01-01T00:00:00Z" },
+          { type: "model", id: "beta", display_name: "beta", created_at: "1970-01-01T00:00:00Z" }
+        ],
+        has_more: false,
+        first_id: "alpha",
+        last_id: "beta"
+      })
+    }))
+
   it.effect("counts client aborts of a hanging request", () =>
     Effect.gen(function* () {
       const server = yield* ChaosServer.ChaosServer
@@ -237,6 +331,65 @@ describe("ChaosServer faults", () => {
       expect(a.stats.byModel).toEqual({ "gpt-4o": 40 })
     }))
 
+  it.live("the dialects share one fault sequence: request n gets the same fault whatever its dialect", () =>
+    Effect.gen(function* () {
+      const dialects: ReadonlyArray<Dialect> = ["chat", "responses", "messages"]
+      const mixedDialects = Array.from({ length: 30 }, (_, i) => dialects[i % 3])
+      const chatOnly = yield* dialectSequence(42, mixedDialects.map(() => "chat"))
+      const interleaved = yield* dialectSequence(42, mixedDialects)
+      expect(interleaved.outcomes).toEqual(chatOnly.outcomes)
+      expect(interleaved.stats.byOutcome).toEqual(chatOnly.stats.byOutcome)
+      expect(interleaved.stats.byDialect).toEqual({ chat: 10, responses: 10, messages: 10 })
+    }))
+
+  it.live("usage: false leaves usage out of chat completions, their streams and Responses; Anthropic keeps it", () =>
+    Effect.scoped(Effect.gen(function* () {
+      const server = yield* ChaosServer.make({ usage: false })
+      const body = JSON.parse((yield* chat(server, "m")).text ?? "")
+      expect(body.choices[0].message.content.length).toBeGreaterThan(0)
+      expect("usage" in body).toBe(false)
+      const events = sseData((yield* chat(server, "m", { stream: true, stream_options: { include_usage: true } })).text ?? "")
+      expect(events.at(-1)).toBe("[DONE]")
+      const chunks = events.slice(0, -1).map((e) => JSON.parse(e))
+      expect(chunks.some((c) => "usage" in c || c.choices.length === 0)).toBe(false)
+      expect(chunks.at(-1).choices[0].finish_reason).toBe("stop")
+      const response = JSON.parse((yield* ask(server, "responses", "m", "hi")).text ?? "")
+      expect(response.status).toBe("completed")
+      expect("usage" in response).toBe(false)
+      const streamed = (yield* ask(server, "responses", "m", "hi", { stream: true })).text ?? ""
+      expect(streamed).toContain("response.completed")
+      expect(streamed).not.toContain("input_tokens")
+      expect(JSON.parse((yield* ask(server, "messages", "m", "hi")).text ?? "").usage.output_tokens).toBeGreaterThan(0)
+    })))
+
+  it.live("toolCalls: 'named' calls a tool the prompt names, 'offered' any offered tool, 'forced' only forced ones", () =>
+    Effect.scoped(Effect.gen(function* () {
+      const tools = [{ type: "function", function: { name: "lookup" } }]
+      const calls = (server: ChaosServer.Service, prompt: string, extra: Record<string, unknown> = {}) =>
+        Effect.map(chat(server, "m", { tools, ...extra }, prompt), (reply) => JSON.parse(reply.text ?? "").choices[0].finish_reason === "tool_calls")
+      const named = yield* ChaosServer.make()
+      expect(yield* calls(named, "hello")).toBe(false)
+      expect(yield* calls(named, "please use lookup")).toBe(true)
+      expect(yield* calls(named, "please use lookup", { tool_choice: "none" })).toBe(false)
+      expect(yield* calls(named, "hello", { tool_choice: { type: "function", function: { name: "lookup" } } })).toBe(true)
+      const offered = yield* ChaosServer.make({ toolCalls: "offered" })
+      expect(yield* calls(offered, "hello")).toBe(true)
+      // After the tool's result, the answer is text.
+      const afterResult = yield* send(`${offered.baseURL}/chat/completions`, {
+        model: "m",
+        tools,
+        messages: [
+          { role: "user", content: "hello" },
+          { role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "lookup", arguments: "{}" } }] },
+          { role: "tool", tool_call_id: "call_1", content: "{\"hits\":1}" }
+        ]
+      })
+      expect(JSON.parse(afterResult.text ?? "").choices[0].finish_reason).toBe("stop")
+      const forced = yield* ChaosServer.make({ toolCalls: "forced" })
+      expect(yield* calls(forced, "please use lookup")).toBe(false)
+      expect(yield* calls(forced, "hello", { tool_choice: "required" })).toBe(true)
+    })))
+
   it.live("streams are cut before their finish chunk and [DONE]", () =>
     Effect.scoped(Effect.gen(function* () {
       const server = yield* ChaosServer.make({ faults: { cutRate: 1, cutAfterChunks: 2 } })
@@ -264,7 +417,9 @@ describe("ChaosServer faults", () => {
           latency: "soon" as never,
           outage: { status: 302 }
         },
-        perModel: { a: { cutRate: 0.7, malformedRate: 0.7 }, b: { retryAfter: 1 } as never }
+        perModel: { a: { cutRate: 0.7, malformedRate: 0.7 }, b: { retryAfter: 1 } as never },
+        usage: "no" as never,
+        toolCalls: "always" as never
       }))
       expect(error._tag).toBe("InvalidOptions")
       if (error._tag !== "InvalidOptions") return
@@ -278,7 +433,9 @@ describe("ChaosServer faults", () => {
         "perModel.a",
         "perModel.b.retryAfter",
         "port",
-        "seed"
+        "seed",
+        "toolCalls",
+        "usage"
       ])
       expect(error.message).toContain("add up to at most 1")
     })))

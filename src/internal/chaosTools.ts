@@ -75,7 +75,12 @@ const example = (node: unknown, ctx: Context, depth: number): unknown => {
   if (!isRecord(node) || depth > MaxDepth) return ctx.text
   if ("const" in node) return node.const
   if (Array.isArray(node.enum) && node.enum.length > 0) return node.enum[0]
-  if (typeof node.$ref === "string") return example(resolveRef(ctx.root, node.$ref), ctx, depth + 1)
+  if (typeof node.$ref === "string") {
+    // Keywords beside a `$ref` refine it (Effect puts a refinement's bounds there): they win over the target's.
+    const { $ref, ...siblings } = node
+    const target = resolveRef(ctx.root, $ref)
+    return example(isRecord(target) ? { ...target, ...siblings } : target, ctx, depth + 1)
+  }
   const branches = Array.isArray(node.anyOf) ? node.anyOf : Array.isArray(node.oneOf) ? node.oneOf : undefined
   if (branches !== undefined && branches.length > 0) {
     return example(branches.find((branch) => !(isRecord(branch) && branch.type === "null")) ?? branches[0], ctx, depth + 1)
@@ -129,7 +134,11 @@ const mergeAll = (node: Node): Node => {
 const objectExample = (node: Node, ctx: Context, depth: number): Record<string, unknown> => {
   const out: Record<string, unknown> = {}
   const properties = isRecord(node.properties) ? node.properties : {}
-  for (const [key, property] of Object.entries(properties)) out[key] = example(property, ctx, depth + 1)
+  const required = new Set(Array.isArray(node.required) ? node.required : [])
+  for (const [key, property] of Object.entries(properties)) {
+    // Optional properties too (a fuller answer), except deep down, where a recursive schema must end.
+    if (depth < MaxDepth / 2 || required.has(key)) out[key] = example(property, ctx, depth + 1)
+  }
   if (Object.keys(properties).length > 0 || node.additionalProperties === false) return out
   // No declared properties: one free-form entry, typed by `additionalProperties` when it is a schema.
   out[ctx.freeKey] = isRecord(node.additionalProperties) ? example(node.additionalProperties, ctx, depth + 1) : ctx.text
@@ -139,9 +148,10 @@ const objectExample = (node: Node, ctx: Context, depth: number): Record<string, 
 const arrayExample = (node: Node, ctx: Context, depth: number): Array<unknown> => {
   const tuple = Array.isArray(node.prefixItems) ? node.prefixItems : Array.isArray(node.items) ? node.items : undefined
   if (tuple !== undefined) return tuple.map((item) => example(item, ctx, depth + 1))
-  const min = typeof node.minItems === "number" ? node.minItems : 1
-  const max = typeof node.maxItems === "number" ? node.maxItems : Math.max(min, 1)
-  const count = Math.min(Math.max(min, 1), max, 16)
+  // One item shows the shape; deep down (a recursive schema) only the required ones, so the value stays finite.
+  const min = typeof node.minItems === "number" ? node.minItems : 0
+  const max = typeof node.maxItems === "number" ? node.maxItems : Number.POSITIVE_INFINITY
+  const count = Math.min(depth >= MaxDepth / 2 ? min : Math.max(min, 1), max, 16)
   return Array.from({ length: count }, () => example(node.items, ctx, depth + 1))
 }
 
