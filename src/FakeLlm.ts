@@ -11,9 +11,8 @@ import { Chunk, Clock, Context, Duration, Effect, Layer, Option, Ref, Stream } f
 import { decodeOrThrow, DurationInput } from "./InvalidOptions.js"
 import { approximateMessageTokens, approximateTokens } from "./internal/approximateTokens.js"
 import { ChatChunk, ChatResponse, type ChatRequest, type ToolCall, type Usage } from "./Llm.js"
-import { LlmClient, type Service } from "./LlmClient.js"
+import { LlmClient, make as makeClient, type Service } from "./LlmClient.js"
 import { type LlmError, StreamTruncated } from "./LlmError.js"
-import * as LlmMetrics from "./LlmMetrics.js"
 
 /**
  * What the fake does for one call.
@@ -435,21 +434,14 @@ export const make = (script: Script): Effect.Effect<{ readonly client: Service; 
         const context: CallContext = { request, attempt, call }
         return Effect.as(Ref.update(recorded, Chunk.append<Call>({ request, kind, attempt, call, at })), context)
       })
-    const client: Service = {
+    // Recorded and traced like any provider (gen_ai.provider.name "fake"), by LlmClient.make.
+    const client: Service = makeClient({
       complete: (request) =>
-        LlmMetrics.trackCompletion(
-          request.model,
-          Effect.flatMap(begin(request, "complete"), (context) =>
-            completeStep(request, pickStep(script, context), `fake-${context.call}`))
-        ),
+        Effect.flatMap(begin(request, "complete"), (context) =>
+          completeStep(request, pickStep(script, context), `fake-${context.call}`)),
       stream: (request) =>
-        LlmMetrics.trackStream(
-          request.model,
-          Stream.unwrap(
-            Effect.map(begin(request, "stream"), (context) => streamStep(request, pickStep(script, context)))
-          )
-        )
-    }
+        Stream.unwrap(Effect.map(begin(request, "stream"), (context) => streamStep(request, pickStep(script, context))))
+    }, { provider: "fake" })
     const recorder: FakeLlm["Type"] = {
       calls: Effect.map(Ref.get(recorded), Chunk.toReadonlyArray),
       reset: Effect.zipRight(

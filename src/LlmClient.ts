@@ -13,6 +13,9 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer, Stream } from "effect"
+import * as InstrumentCall from "./internal/instrumentCall.js"
+import { infoOf, instrument, marked } from "./internal/instrumentProvider.js"
+import type { ProviderInfo } from "./internal/telemetry.js"
 import type { ChatChunk, ChatRequest, ChatResponse } from "./Llm.js"
 import type { LlmError } from "./LlmError.js"
 
@@ -85,6 +88,74 @@ export interface Service {
 export class LlmClient extends Context.Tag("effect-llm-resilience/LlmClient")<LlmClient, Service>() {}
 
 /**
+ * Who a client talks to, for its telemetry: `gen_ai.provider.name` and `server.address` / `server.port` on its
+ * spans and on the GenAI metrics.
+ *
+ * @example
+ * ```ts
+ * import { LlmClient } from "effect-llm-resilience"
+ * const options: LlmClient.ProviderOptions = { provider: "openai", serverAddress: "api.openai.com", serverPort: 443 }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ProviderOptions {
+  /**
+   * The provider's name as the OpenTelemetry GenAI conventions spell it (`openai`, `anthropic`, `aws.bedrock`,
+   * `azure.ai.openai`, …) or a name of your own. Defaults to "custom".
+   */
+  readonly provider?: string | undefined
+  /** The server's host name or address (never a URL with credentials). Defaults to none. */
+  readonly serverAddress?: string | undefined
+  /** The server's port. Defaults to none. */
+  readonly serverPort?: number | undefined
+}
+
+const defaultInfo: ProviderInfo = { provider: "custom", serverAddress: undefined, serverPort: undefined }
+
+const infoFrom = (options: ProviderOptions | undefined): ProviderInfo =>
+  options === undefined
+    ? defaultInfo
+    : { provider: options.provider ?? "custom", serverAddress: options.serverAddress, serverPort: options.serverPort }
+
+/**
+ * Builds a client from a provider's `complete` and `stream`, with the one innermost step every client gets: per
+ * provider call it records the metrics (`llm_requests_total`, `gen_ai.client.operation.duration`, tokens, cost,
+ * time to first token…), fills in `usage` the provider did not report (or reported only in part) with the library's
+ * own count, marked `estimated`, and opens the call's span (an attempt span under a policy stack's call span).
+ *
+ * Applied once: a client built by `make` (or decorated from one) is returned as is. `layer`, `layerWith`,
+ * `decorate` and the accessors apply it to a client that lacks it, so no provider can go unrecorded.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Llm, LlmClient } from "effect-llm-resilience"
+ * const client = LlmClient.make({
+ *   complete: (request) => Effect.succeed(new Llm.ChatResponse({ id: "1", model: request.model, content: "ok",
+ *     finishReason: "stop", usage: { inputTokens: 3, outputTokens: 1 }, servedFrom: "provider" })),
+ *   stream: () => Stream.empty
+ * }, { provider: "my-gateway", serverAddress: "llm.internal", serverPort: 8080 })
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make = (service: Service, options?: ProviderOptions): Service => instrument(service, infoFrom(options))
+
+const adopted = new WeakMap<Service, Service>()
+
+// A client put in context without `make` (e.g. `Layer.succeed(LlmClient, service)`) is instrumented once.
+const instrumented = (client: Service): Service => {
+  if (infoOf(client) !== undefined) return client
+  let found = adopted.get(client)
+  if (found === undefined) {
+    found = instrument(client, defaultInfo)
+    adopted.set(client, found)
+  }
+  return found
+}
+
+/**
  * Sends one completion request through the `LlmClient` in context.
  *
  * @example
@@ -98,7 +169,7 @@ export class LlmClient extends Context.Tag("effect-llm-resilience/LlmClient")<Ll
  * @category Accessors
  */
 export const complete = (request: ChatRequest): Effect.Effect<ChatResponse, LlmError, LlmClient> =>
-  Effect.flatMap(LlmClient, (client) => client.complete(request))
+  Effect.flatMap(LlmClient, (client) => instrumented(client).complete(request))
 
 /**
  * Streams one response through the `LlmClient` in context.
@@ -115,7 +186,7 @@ export const complete = (request: ChatRequest): Effect.Effect<ChatResponse, LlmE
  * @category Accessors
  */
 export const stream = (request: ChatRequest): Stream.Stream<ChatChunk, LlmError, LlmClient> =>
-  Stream.unwrap(Effect.map(LlmClient, (client) => client.stream(request)))
+  Stream.unwrap(Effect.map(LlmClient, (client) => instrumented(client).stream(request)))
 
 /**
  * A middleware over an LLM client: it turns the next `complete` (and `stream`) into decorated ones.
@@ -172,7 +243,8 @@ export const policy = (options: {
 
 /**
  * Decorates a client with policies, outermost first: `decorate(client, a, b)` runs `a`, which calls `b`,
- * which calls `client`.
+ * which calls `client`. Above the policies sits one span per logical call (`chat {model}`, see
+ * docs/observability.md), opened once even when decorated clients are decorated again.
  *
  * @example
  * ```ts
@@ -184,14 +256,17 @@ export const policy = (options: {
  * @category Combinators
  */
 export const decorate = (client: Service, ...policies: ReadonlyArray<Policy>): Service => {
-  let completeFn = client.complete
-  let streamFn = client.stream
+  const base = instrumented(client)
+  if (policies.length === 0) return base
+  const info = infoOf(base) as ProviderInfo
+  let completeFn = base.complete
+  let streamFn = base.stream
   for (let i = policies.length - 1; i >= 0; i--) {
     const p = policies[i]
     completeFn = p.complete(completeFn)
     if (p.stream !== undefined) streamFn = p.stream(streamFn)
   }
-  return { complete: completeFn, stream: streamFn }
+  return marked({ complete: InstrumentCall.complete(info, completeFn), stream: InstrumentCall.stream(info, streamFn) }, info)
 }
 
 type InputError<P> = P extends Effect.Effect<Policy, infer E, infer _R> ? E : never
@@ -230,18 +305,19 @@ export const layerWith = <const Policies extends ReadonlyArray<PolicyInput<unkno
   ) as Layer.Layer<LlmClient, InputError<Policies[number]>, LlmClient | InputContext<Policies[number]>>
 
 /**
- * A layer holding a given client.
+ * A layer holding a given client, built with {@link make} (so its calls are recorded and traced).
  *
  * @example
  * ```ts
  * import { LlmClient } from "effect-llm-resilience"
  * declare const service: LlmClient.Service
- * const layer = LlmClient.layer(service)
+ * const layer = LlmClient.layer(service, { provider: "my-gateway" })
  * ```
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (service: Service): Layer.Layer<LlmClient> => Layer.succeed(LlmClient, service)
+export const layer = (service: Service, options?: ProviderOptions): Layer.Layer<LlmClient> =>
+  Layer.succeed(LlmClient, make(service, options))
 
 /**
  * Runs `effect` with the current `LlmClient` decorated by `policies` (outermost first): handy to add a policy

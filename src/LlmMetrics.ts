@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Effect, Exit, Metric, MetricBoundaries, Option, Stream } from "effect"
+import { Cause, Clock, Effect, Exit, FiberRef, Layer, Metric, MetricBoundaries, Option, Stream } from "effect"
 import type { MetricState } from "effect"
 import type { ChatResponse, Usage } from "./Llm.js"
 import { isLlmError } from "./LlmError.js"
@@ -121,6 +121,52 @@ export const attributes = {
   usageEstimated: "llm.usage.estimated",
   stream: "llm.stream"
 } as const
+
+/**
+ * The one switch that puts prompt and completion text on spans: when true, a call's span carries
+ * `gen_ai.input.messages` and `gen_ai.output.messages` (JSON, in the shapes the GenAI conventions give). Off by
+ * default: without it no span, metric or log of the library ever holds the text. Set it for a part of a program
+ * with {@link withCaptureContent}, or for everything a layer builds with {@link layerCaptureContent}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const captured = (program: Effect.Effect<string>) => Effect.locally(program, LlmMetrics.captureContent, true)
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const captureContent: FiberRef.FiberRef<boolean> = FiberRef.unsafeMake(false)
+
+/**
+ * Runs `effect` with {@link captureContent} on: its calls' spans carry their prompt and completion text.
+ *
+ * @example
+ * ```ts
+ * import { Llm, LlmClient, LlmMetrics } from "effect-llm-resilience"
+ * const request = new Llm.ChatRequest({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] })
+ * const traced = LlmMetrics.withCaptureContent(LlmClient.complete(request))
+ * ```
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const withCaptureContent = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.locally(effect, captureContent, true)
+
+/**
+ * A layer that turns {@link captureContent} on for the program it is provided to.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmMetrics } from "effect-llm-resilience"
+ * const Debug = Layer.merge(FakeLlm.layer(FakeLlm.reply("ok")), LlmMetrics.layerCaptureContent)
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerCaptureContent: Layer.Layer<never> = Layer.scopedDiscard(Effect.locallyScoped(captureContent, true))
 
 /**
  * Latency histogram boundaries in milliseconds: exponential from 1 ms by ×1.25 (about 2 % resolution at the

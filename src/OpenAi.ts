@@ -13,11 +13,11 @@ import type { ConfigError } from "effect/ConfigError"
 import OpenAI from "openai"
 import { InvalidOptions } from "./InvalidOptions.js"
 import type { ChatChunk, ChatRequest, ChatResponse } from "./Llm.js"
-import { LlmClient, type Service } from "./LlmClient.js"
+import * as LlmClient from "./LlmClient.js"
+import type { Service } from "./LlmClient.js"
 import type { LlmError, ModelFailure } from "./LlmError.js"
 import { MalformedResponse, StreamTruncated, Timeout } from "./LlmError.js"
 import { markHonorsDeadline, tryPromiseWithDeadline } from "./internal/deadline.js"
-import * as LlmMetrics from "./LlmMetrics.js"
 import * as Errors from "./internal/openaiErrors.js"
 import * as Mapping from "./internal/openaiMapping.js"
 import { PositiveDuration } from "./internal/optionSchemas.js"
@@ -62,6 +62,12 @@ export interface Options {
   readonly fetch?: ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) | undefined
   /** Query parameters added to every request (e.g. Azure's `api-version`). Defaults to none. */
   readonly defaultQuery?: Readonly<Record<string, string>> | undefined
+  /**
+   * The `gen_ai.provider.name` on this client's spans and metrics, as the OpenTelemetry GenAI conventions spell
+   * it (`openai`, `azure.ai.openai`, `groq`, `deepseek`, …, or a name of your own). Defaults to "azure.ai.openai"
+   * for an `*.openai.azure.com` server, else "openai".
+   */
+  readonly provider?: string | undefined
 }
 
 // setTimeout overflows above 2^31 - 1 ms (and then fires at once), so "no SDK timeout" is just under it.
@@ -103,7 +109,8 @@ const OptionsSchema = Schema.Struct({
   fetch: optional(Schema.declare((u: unknown): u is NonNullable<Options["fetch"]> => typeof u === "function", {
     message: () => "Expected a fetch function"
   })),
-  defaultQuery: optional(Schema.Record({ key: Schema.String, value: Schema.String }))
+  defaultQuery: optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+  provider: optional(Schema.NonEmptyString)
 })
 
 // The key is checked by hand: a Schema issue would print the actual value, i.e. the key itself.
@@ -123,35 +130,30 @@ const validate = (options: Options): Either.Either<typeof OptionsSchema.Type, In
 const failWith = (error: unknown, model: string): Effect.Effect<never, ModelFailure> =>
   Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(Errors.fromUnknown(error, model, now)))
 
+// Host and port only: a base URL may carry credentials in its user info or query.
+const telemetryOf = (baseURL: string, provider: string | undefined): LlmClient.ProviderOptions => {
+  const url = new URL(baseURL)
+  const serverPort = url.port !== "" ? Number(url.port) : url.protocol === "http:" ? 80 : 443
+  const serverAddress = url.hostname
+  const named = provider ?? (serverAddress.endsWith(".openai.azure.com") ? "azure.ai.openai" : "openai")
+  return { provider: named, serverAddress, serverPort }
+}
+
 const requestOptions = (request: ChatRequest, signal: AbortSignal) =>
   request.idempotencyKey === undefined
     ? { signal }
     : { signal, headers: { "Idempotency-Key": request.idempotencyKey } }
 
-const usageAttributes = (model: string, usage: { readonly inputTokens: number; readonly outputTokens: number }) => ({
-  "llm.model": model,
-  "llm.served_from": "provider",
-  "llm.input_tokens": usage.inputTokens,
-  "llm.output_tokens": usage.outputTokens
-})
-
 const completeWith = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam) =>
 (request: ChatRequest): Effect.Effect<ChatResponse, LlmError> => {
-  // Not a provider call: nothing is sent, so nothing is recorded as one.
   const unsendable = Mapping.unsendable(request)
-  const call: Effect.Effect<ChatResponse, LlmError> = unsendable !== undefined
-    ? Effect.fail(unsendable)
-    : LlmMetrics.trackCompletion(
-      request.model,
-      tryPromiseWithDeadline((signal) =>
-        client.chat.completions.create(Mapping.toBody(request, maxTokensParam), requestOptions(request, signal))
-      ).pipe(
-        Effect.catchAll((error) => (error instanceof Timeout ? Effect.fail(error) : failWith(error, request.model))),
-        Effect.flatMap((body) => Mapping.fromCompletion(body, request.model)),
-        Effect.tap((response) => Effect.annotateCurrentSpan(usageAttributes(response.model, response.usage)))
-      )
-    )
-  return Effect.withSpan(call, "llm.complete", { kind: "client", attributes: { "llm.model": request.model } })
+  if (unsendable !== undefined) return Effect.fail(unsendable)
+  return tryPromiseWithDeadline((signal) =>
+    client.chat.completions.create(Mapping.toBody(request, maxTokensParam), requestOptions(request, signal))
+  ).pipe(
+    Effect.catchAll((error) => (error instanceof Timeout ? Effect.fail(error) : failWith(error, request.model))),
+    Effect.flatMap((body) => Mapping.fromCompletion(body, request.model))
+  )
 }
 
 type SdkChunk = OpenAI.Chat.ChatCompletionChunk
@@ -198,11 +200,7 @@ const makePull = (
     ended = true
     return Either.match(Mapping.onEnd(state, model), {
       onLeft: (error) => Effect.fail(Option.some(error)),
-      onRight: (chunk) =>
-        Effect.as(
-          Effect.annotateCurrentSpan(usageAttributes(chunk.model, chunk.usage ?? { inputTokens: 0, outputTokens: 0 })),
-          chunk
-        )
+      onRight: (chunk) => Effect.succeed(chunk)
     })
   })
   const next = Effect.tryPromise({
@@ -246,10 +244,7 @@ const streamChunks = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam, re
 const streamWith = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam) =>
 (request: ChatRequest): Stream.Stream<ChatChunk, LlmError> => {
   const unsendable = Mapping.unsendable(request)
-  const chunks: Stream.Stream<ChatChunk, LlmError> = unsendable !== undefined
-    ? Stream.fail(unsendable)
-    : LlmMetrics.trackStream(request.model, streamChunks(client, maxTokensParam, request))
-  return Stream.withSpan(chunks, "llm.stream", { kind: "client", attributes: { "llm.model": request.model } })
+  return unsendable !== undefined ? Stream.fail(unsendable) : streamChunks(client, maxTokensParam, request)
 }
 
 /**
@@ -260,7 +255,9 @@ const streamWith = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam) =>
  * and `idempotencyKey` travels as an `Idempotency-Key` header (a key that cannot be a header value fails with
  * BadRequest before anything is sent). Streams ask for `stream_options.include_usage`
  * and end with one chunk carrying the finish reason and usage; a stream that ends before a finish reason fails
- * with StreamTruncated. A response without usage counts 0 / 0 tokens.
+ * with StreamTruncated. A response without usage (or with zero counts beside a prompt or an answer) is charged the
+ * library's own count, marked `usage.estimated` (see `LlmClient.make`, which also records every call's metrics and
+ * spans: `gen_ai.provider.name` "openai", or `provider`, with the server's host and port).
  *
  * @example
  * ```ts
@@ -289,10 +286,10 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
       })
       const maxTokensParam = valid.maxTokensParam ?? "max_tokens"
       // `complete` enforces a Timeout policy's deadline itself (aborting the request), saving a fiber per call.
-      return {
+      return LlmClient.make({
         complete: markHonorsDeadline(completeWith(client, maxTokensParam)),
         stream: streamWith(client, maxTokensParam)
-      }
+      }, telemetryOf(client.baseURL, valid.provider))
     }))
 
 /**
@@ -315,7 +312,8 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options): Layer.Layer<LlmClient, InvalidOptions> => Layer.effect(LlmClient, make(options))
+export const layer = (options: Options): Layer.Layer<LlmClient.LlmClient, InvalidOptions> =>
+  Layer.effect(LlmClient.LlmClient, make(options))
 
 /**
  * {@link layer} configured from the environment: `OPENAI_API_KEY` (required, read as `Config.redacted`) and
@@ -333,7 +331,7 @@ export const layer = (options: Options): Layer.Layer<LlmClient, InvalidOptions> 
  */
 export const layerConfig = (
   options: Omit<Options, "apiKey" | "baseURL"> = {}
-): Layer.Layer<LlmClient, ConfigError | InvalidOptions> =>
+): Layer.Layer<LlmClient.LlmClient, ConfigError | InvalidOptions> =>
   Layer.unwrapEffect(
     Effect.map(
       Config.all({

@@ -1,0 +1,171 @@
+/**
+ * Span helpers shared by the call span (outermost), the attempt span (innermost) and the policies' span events.
+ *
+ * Every helper is a no-op unless a tracer other than Effect's built-in one is installed (OpenTelemetry, OTLP, a
+ * test's own): Effect's own tracer exports nothing, so the library spends nothing on spans under it, not even an
+ * attribute object.
+ */
+import { Cause, Clock, Context, Effect, Exit, FiberRef, Option, Tracer } from "effect"
+import type * as Fiber from "effect/Fiber"
+import type { ChatMessage, ChatRequest, ToolCall, Usage } from "../Llm.js"
+import { isLlmError } from "../LlmError.js"
+import * as LlmMetrics from "../LlmMetrics.js"
+
+/** Where a client sends its calls: what the spans and the GenAI metrics name as provider and server. */
+export interface ProviderInfo {
+  readonly provider: string
+  readonly serverAddress: string | undefined
+  readonly serverPort: number | undefined
+}
+
+/** A fiber of any type (the helpers only read its services, FiberRefs and current span). */
+export type AnyFiber = Fiber.RuntimeFiber<unknown, unknown>
+
+// Effect's default tracer: its spans go nowhere.
+const nativeTracer = Effect.runSync(Effect.tracer)
+
+/** Whether spans made on `fiber` go anywhere. */
+export const isTracing = (fiber: AnyFiber): boolean =>
+  Context.get(fiber.currentDefaultServices, Tracer.Tracer) !== nativeTracer &&
+  fiber.getFiberRef(FiberRef.currentTracerEnabled)
+
+/** The span clock's time (the tracer's own timestamps use it too). */
+export const nowNanos = (fiber: AnyFiber): bigint =>
+  Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeNanos()
+
+const callSpans = new WeakSet<Tracer.Span>()
+
+/** Marks `span` as the span of one logical call. */
+export const markCall = (span: Tracer.Span): void => {
+  callSpans.add(span)
+}
+
+/** Whether `span` is a logical call's span. */
+export const isCallSpan = (span: Tracer.AnySpan | undefined): boolean =>
+  span !== undefined && span._tag === "Span" && callSpans.has(span)
+
+/** Whether `span` is a logical call's span or lies inside one (a policy may open a span of its own in between). */
+export const isWithinCall = (span: Tracer.AnySpan | undefined): boolean => {
+  let current = span
+  for (let depth = 0; current !== undefined && current._tag === "Span" && depth < 32; depth++) {
+    if (callSpans.has(current)) return true
+    current = Option.getOrUndefined(current.parent)
+  }
+  return false
+}
+
+/**
+ * Adds an event to the current span, when spans go anywhere. `attributes` is only called then, so a policy pays
+ * nothing for its event otherwise.
+ */
+export const addEvent = (name: string, attributes: () => Record<string, unknown>): Effect.Effect<void> =>
+  Effect.withFiberRuntime((fiber) => {
+    const span = fiber.currentSpan
+    if (span !== undefined && span._tag === "Span" && isTracing(fiber)) span.event(name, nowNanos(fiber), attributes())
+    return Effect.void
+  })
+
+type SdkSpan = { readonly setAttribute?: unknown }
+
+/**
+ * Sets a list attribute (`gen_ai.response.finish_reasons` is a string[]). `@effect/opentelemetry`'s bridge to the
+ * OpenTelemetry SDK turns every non-primitive value into a string; its spans keep the SDK span as `span`, which
+ * takes a list of strings as is, so the list is set there too.
+ */
+export const setList = (span: Tracer.Span, key: string, values: ReadonlyArray<string>): void => {
+  span.attribute(key, values)
+  const sdk = (span as { readonly span?: SdkSpan }).span
+  if (sdk !== undefined && typeof sdk.setAttribute === "function") {
+    ;(sdk.setAttribute as (key: string, value: ReadonlyArray<string>) => void).call(sdk, key, values)
+  }
+}
+
+const A = LlmMetrics.attributes
+
+/** The name of a logical call's span, as the conventions give it: `{operation} {model}`. */
+export const callSpanName = (request: ChatRequest): string => `chat ${request.model}`
+
+/** The attempt span's name. */
+export const attemptSpanName = "llm.attempt"
+
+/** Provider and server attributes (on every span the library opens for a call). */
+export const setProvider = (span: Tracer.Span, info: ProviderInfo): void => {
+  span.attribute(A.providerName, info.provider)
+  if (info.serverAddress !== undefined) span.attribute(A.serverAddress, info.serverAddress)
+  if (info.serverPort !== undefined) span.attribute(A.serverPort, info.serverPort)
+}
+
+/** The request's attributes on a logical call's span (never its text, unless `content` says so). */
+export const setRequest = (
+  span: Tracer.Span,
+  request: ChatRequest,
+  info: ProviderInfo,
+  stream: boolean,
+  content: boolean
+): void => {
+  span.attribute(A.operationName, "chat")
+  span.attribute(A.system, info.provider)
+  setProvider(span, info)
+  span.attribute(A.requestModel, request.model)
+  if (request.maxTokens !== undefined) span.attribute(A.requestMaxTokens, request.maxTokens)
+  if (request.temperature !== undefined) span.attribute(A.requestTemperature, request.temperature)
+  if (request.topP !== undefined) span.attribute(A.requestTopP, request.topP)
+  if (request.seed !== undefined) span.attribute(A.requestSeed, request.seed)
+  if (stream) span.attribute(A.stream, true)
+  if (content) span.attribute(A.inputMessages, JSON.stringify(request.messages.map(inputMessage)))
+}
+
+/** What a call ended with, as far as the spans say it. */
+export interface Outcome {
+  readonly model: string
+  readonly id: string | undefined
+  readonly content: string
+  readonly finishReason: string | undefined
+  readonly toolCalls: ReadonlyArray<ToolCall> | undefined
+  readonly usage: Usage | undefined
+  readonly servedFrom: string | undefined
+}
+
+/** The response's attributes on a logical call's span. */
+export const setOutcome = (span: Tracer.Span, outcome: Outcome, content: boolean): void => {
+  span.attribute(A.responseModel, outcome.model)
+  if (outcome.id !== undefined) span.attribute(A.responseId, outcome.id)
+  if (outcome.finishReason !== undefined) setList(span, A.responseFinishReasons, [outcome.finishReason])
+  if (outcome.usage !== undefined) {
+    span.attribute(A.usageInputTokens, outcome.usage.inputTokens)
+    span.attribute(A.usageOutputTokens, outcome.usage.outputTokens)
+    if (outcome.usage.estimated === true) span.attribute(A.usageEstimated, true)
+  }
+  if (outcome.servedFrom !== undefined) span.attribute(A.servedFrom, outcome.servedFrom)
+  if (content) span.attribute(A.outputMessages, JSON.stringify([outputMessage(outcome)]))
+}
+
+/** The low-cardinality name of what a call failed with: the error's tag, "Interrupted", or "_OTHER". */
+export const errorType = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) return isLlmError(failure.value) ? failure.value._tag : "_OTHER"
+  return Cause.isInterruptedOnly(cause) ? "Interrupted" : "_OTHER"
+}
+
+/** `error.type` on a span whose call failed (an interruption is not an error: no attribute). */
+export const setExit = (span: Tracer.Span, exit: Exit.Exit<unknown, unknown>): void => {
+  if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) span.attribute(A.errorType, errorType(exit.cause))
+}
+
+// The conventions' message shapes: https://opentelemetry.io/docs/specs/semconv/gen-ai/ (gen-ai-input-messages.json)
+const toolCallPart = (call: ToolCall) => ({ type: "tool_call", id: call.id, name: call.name, arguments: call.arguments })
+
+const inputMessage = (message: ChatMessage) => {
+  if (message.role === "tool") {
+    return { role: "tool", parts: [{ type: "tool_call_response", id: message.toolCallId ?? "", response: message.content }] }
+  }
+  const parts: Array<Record<string, unknown>> = message.content.length > 0 ? [{ type: "text", content: message.content }] : []
+  for (const call of message.toolCalls ?? []) parts.push(toolCallPart(call))
+  return message.name === undefined ? { role: message.role, parts } : { role: message.role, name: message.name, parts }
+}
+
+const outputMessage = (outcome: Outcome) => {
+  const parts: Array<Record<string, unknown>> = outcome.content.length > 0 ? [{ type: "text", content: outcome.content }] : []
+  for (const call of outcome.toolCalls ?? []) parts.push(toolCallPart(call))
+  return { role: "assistant", parts, finish_reason: outcome.finishReason ?? "" }
+}
