@@ -97,7 +97,7 @@ export interface Options<E = LlmError.LlmError, R = never> {
    * `maxRetries`, the `budget`, metrics and `onRetry` still apply: a longer Retry-After is waited in full, and
    * one over `maxRetryAfter` stops at once. No default.
    */
-  readonly schedule?: Schedule.Schedule<unknown, E, R> | undefined
+  readonly schedule?: Schedule.Schedule<unknown, NoInfer<E>, R> | undefined
   /**
    * Which errors to retry. Defaults to `LlmError.isRetryable` for LlmErrors; any other error is not retried
    * without it (so the combinators require it when `E` is not an LlmError).

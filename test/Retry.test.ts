@@ -772,6 +772,9 @@ describe("Retry: how the types change", () => {
     expectTypeOf(mixed.pipe(Retry.withRetry({ retryOn: (e) => e._tag !== "DbFailure" }))).toEqualTypeOf<
       Effect.Effect<string, HttpFailure | DbFailure | LlmError.LlmError>
     >()
+    // a Schedule over any input does not stand in the way of inferring E from the Effect
+    expectTypeOf(http.pipe(Retry.withRetry({ retryOn: (e) => e.status >= 500, schedule: Schedule.spaced("1 second") })))
+      .toEqualTypeOf<Effect.Effect<string, HttpFailure>>()
     const chunks = Stream.fail(new HttpFailure({ status: 503 })) as Stream.Stream<string, HttpFailure>
     expectTypeOf(chunks.pipe(Retry.withStreamRetry({ retryOn: (e) => e.status >= 500 }))).toEqualTypeOf<
       Stream.Stream<string, HttpFailure>
