@@ -64,7 +64,7 @@ const anthropicTypes = new Set([
   "request_too_large", "rate_limit_error", "timeout_error", "api_error", "overloaded_error"
 ])
 
-const messages: Record<string, (model: string) => string> = {
+const errorMessages: Record<string, (model: string) => string> = {
   invalid_request_error: () => "Invalid request.",
   authentication_error: () => "invalid x-api-key",
   billing_error: () => "Your credit balance is too low to access the Anthropic API.",
@@ -90,7 +90,7 @@ export const errorBody = (status: number, code: string | undefined, model: strin
     ? "prompt is too long: 250000 tokens > 200000 maximum"
     : code === "content_filter" || code === "content_policy_violation"
     ? "Output blocked by content filtering policy"
-    : messages[type](model)
+    : errorMessages[type](model)
   return { type: "error", error: { type, message }, request_id: requestId }
 }
 
@@ -203,7 +203,7 @@ const ssePlan = (call: Call<MessagesBody>): SsePlan => {
 }
 
 /** The Anthropic Messages dialect. */
-export const messagesDialect: Handler<MessagesBody, typeof MessagesBody.Encoded> = {
+export const messages: Handler<MessagesBody, typeof MessagesBody.Encoded> = {
   dialect: "messages",
   schema: MessagesBody,
   requestIdHeader: "request-id",

@@ -5,7 +5,7 @@
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Either } from "effect"
-import { messagesDialect } from "./chaosAnthropic.js"
+import { messages } from "./chaosAnthropic.js"
 import { endpoint } from "./chaosCall.js"
 import { chat, invalidRequest } from "./chaosChat.js"
 import * as Faults from "./chaosFaults.js"
@@ -60,7 +60,7 @@ export const router = (state: ChaosState) =>
   HttpRouter.empty.pipe(
     HttpRouter.post("/v1/chat/completions", endpoint(state, chat)),
     HttpRouter.post("/v1/responses", endpoint(state, responses)),
-    HttpRouter.post("/v1/messages", endpoint(state, messagesDialect)),
+    HttpRouter.post("/v1/messages", endpoint(state, messages)),
     HttpRouter.get("/v1/models", listModels(state)),
     HttpRouter.get("/_chaos/stats", Effect.sync(() => HttpServerResponse.unsafeJson(state.stats()))),
     HttpRouter.post("/_chaos/config", postConfig(state)),

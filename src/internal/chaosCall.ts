@@ -172,7 +172,7 @@ export const jsonReply = <Body>(call: Call<Body>, body: unknown): HttpServerResp
     return HttpServerResponse.text(half, { contentType: "application/json", headers: call.headers })
   }
   return HttpServerResponse.stream(
-    Stream.concat(Stream.make(encoder.encode(half)), cutConnection(call as Call<unknown>)),
+    Stream.concat(Stream.make(encoder.encode(half)), cutConnection(call)),
     { contentType: "application/json", headers: call.headers }
   )
 }
@@ -227,7 +227,7 @@ export const sseReply = <Body>(call: Call<Body>, plan: SsePlan): HttpServerRespo
     )
   )
   return HttpServerResponse.stream(
-    call.delivery === "cut" ? Stream.concat(body, cutConnection(call as Call<unknown>)) : body,
+    call.delivery === "cut" ? Stream.concat(body, cutConnection(call)) : body,
     { contentType: "text/event-stream", headers: { ...call.headers, "cache-control": "no-cache" } }
   )
 }

@@ -67,7 +67,7 @@ export class ChaosState {
     return this.index++
   }
 
-  record(model: string, outcome: string, dialect: Dialect = "chat"): void {
+  record(model: string, outcome: string, dialect: Dialect): void {
     this.requests++
     this.byModel[model] = (this.byModel[model] ?? 0) + 1
     this.byDialect[dialect] = (this.byDialect[dialect] ?? 0) + 1
