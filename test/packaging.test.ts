@@ -1,17 +1,40 @@
-import { readFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import ts from "typescript"
 import { describe, expect, it } from "vitest"
+import { optionalPeers } from "../src/internal/peers.js"
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 const src = join(root, "src")
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+  readonly exports: Readonly<Record<string, string | { readonly types: string; readonly import: string }>>
+  readonly peerDependencies: Readonly<Record<string, string>>
+  readonly peerDependenciesMeta: Readonly<Record<string, { readonly optional?: boolean }>>
+  readonly dependencies: Readonly<Record<string, string>>
+  readonly scripts: Readonly<Record<string, string>>
+}
+/** The modules the root barrel re-exports. */
+const rootModules = [...readFileSync(join(src, "index.ts"), "utf8").matchAll(/from "\.\/([A-Za-z]+)\.js"/g)].map((m) => m[1])
+/** Every public module: the root's, the test doubles' subpath and the subpaths with optional peers. */
+const publicModules = [...rootModules, "Testing", ...Object.keys(optionalPeers)]
 
+// Import and export specifiers (static, dynamic and type-only) as the compiler reads them: comments are not imports.
 const importsOf = (file: string): ReadonlyArray<string> => {
-  const text = readFileSync(file, "utf8")
+  const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.ES2022, true)
   const specifiers: Array<string> = []
-  const pattern = /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+"([^"]+)"/g
-  for (const match of text.matchAll(pattern)) specifiers.push(match[1])
+  const visit = (node: ts.Node): void => {
+    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier !== undefined) {
+      if (ts.isStringLiteral(node.moduleSpecifier)) specifiers.push(node.moduleSpecifier.text)
+    } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
+      const [argument] = node.arguments
+      if (argument !== undefined && ts.isStringLiteral(argument)) specifiers.push(argument.text)
+    } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
+      specifiers.push(node.argument.literal.text)
+    }
+    ts.forEachChild(node, visit)
+  }
+  visit(source)
   return specifiers
 }
 
@@ -44,10 +67,8 @@ describe("packaging", () => {
   })
 
   it("every export of every public module has JSDoc with an example", () => {
-    const index = readFileSync(join(src, "index.ts"), "utf8")
-    const modules = [...index.matchAll(/from "\.\/([A-Za-z]+)\.js"/g)].map((m) => m[1]).concat(["OpenAi", "Redis", "Prometheus"])
     const missing: Array<string> = []
-    for (const name of modules) {
+    for (const name of publicModules.filter((m) => existsSync(join(src, `${m}.ts`)))) {
       const file = join(src, `${name}.ts`)
       const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.ES2022, true)
       const documented = new Set<string>()
@@ -70,5 +91,44 @@ describe("packaging", () => {
       }
     }
     expect(missing).toEqual([])
+  })
+
+  it("exports lists every public module and nothing else; optional peers go through the guarded entries", () => {
+    const expected = Object.fromEntries(publicModules.map((m) => [
+      `./${m}`,
+      { types: `./dist/${m}.d.ts`, import: m in optionalPeers ? `./dist/entry/${m}.js` : `./dist/${m}.js` }
+    ]))
+    expect(pkg.exports).toEqual({
+      ".": { types: "./dist/index.d.ts", import: "./dist/index.js" },
+      ...expected,
+      "./package.json": "./package.json"
+    })
+    expect(pkg.scripts.prepack).toBe("npm run build")
+  })
+
+  it("each subpath's optional peers are optional peer dependencies, and its code imports nothing else", () => {
+    const required = ["effect", "@effect/platform", "@effect/experimental"]
+    for (const name of required) expect(pkg.peerDependenciesMeta[name]?.optional ?? false, name).toBe(false)
+    const allowed = new Set([...required, ...Object.keys(pkg.dependencies)])
+    const packageOf = (p: string) => p.startsWith("@") ? p.split("/").slice(0, 2).join("/") : p.split("/")[0]
+    for (const [module, peers] of Object.entries(optionalPeers)) {
+      for (const peer of peers) {
+        expect(pkg.peerDependencies[peer], peer).toBeDefined()
+        expect(pkg.peerDependenciesMeta[peer]?.optional, peer).toBe(true)
+      }
+      if (!existsSync(join(src, `${module}.ts`))) continue
+      const imported = new Set([...graph(join(src, `${module}.ts`)).values()].flat().map(packageOf))
+      const stray = [...imported].filter((p) => !p.startsWith("node:") && !allowed.has(p) && !peers.includes(p))
+      expect(stray, module).toEqual([])
+    }
+  })
+
+  it("the root, ChaosServer, FakeLlm and Testing need only effect, @effect/platform and @effect/experimental", () => {
+    const allowed = new Set(["effect", "@effect/platform", "@effect/experimental", ...Object.keys(pkg.dependencies)])
+    const packageOf = (p: string) => p.startsWith("@") ? p.split("/").slice(0, 2).join("/") : p.split("/")[0]
+    for (const entry of ["index", "ChaosServer", "FakeLlm", "Testing", "bin"]) {
+      const imported = [...graph(join(src, `${entry}.ts`)).values()].flat().map(packageOf)
+      expect(imported.filter((p) => !p.startsWith("node:") && !allowed.has(p)), entry).toEqual([])
+    }
   })
 })
