@@ -43,6 +43,7 @@ export const names = {
   bulkheadRejections: "llm_bulkhead_rejections_total",
   budgetRejections: "llm_budget_rejections_total",
   budgetAlerts: "llm_budget_alerts_total",
+  budgetSettlements: "llm_budget_settlements_total",
   trimmedRequests: "llm_trimmed_requests_total",
   trimmedTokens: "llm_trimmed_tokens_total",
   idempotencyReplays: "llm_idempotency_replays_total",
@@ -259,6 +260,11 @@ export const bulkheadRejections = counter(names.bulkheadRejections, "Calls rejec
 export const budgetRejections = counter(names.budgetRejections, "Calls refused by a token budget, labelled budget")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.budgetAlerts */
 export const budgetAlerts = counter(names.budgetAlerts, "Budget alert thresholds crossed, labelled budget, threshold")
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.budgetSettlements */
+export const budgetSettlements = counter(
+  names.budgetSettlements,
+  "Budget commits or refunds that failed at first, labelled budget, outcome (retried: settled later; lost: left to the lease end, which charges the worst case)"
+)
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.trimmedRequests */
 export const trimmedRequests = counter(names.trimmedRequests, "Requests whose prompt was trimmed, labelled model")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.trimmedTokens */

@@ -86,7 +86,11 @@ export interface Options {
    * budgets with one name share state). Defaults to `<scope kind>-<period>`, e.g. `"user-day"`, `"global-month"`.
    */
   readonly name?: string
-  /** How long a reservation holds budget if its caller never settles it (a crashed process). Defaults to 10 minutes. */
+  /**
+   * How long a reservation holds budget if its caller never settles it (a crashed process, a commit the store lost
+   * after its retries). At its end the reservation is charged at its worst case, never dropped; a late commit
+   * corrects it. Defaults to 10 minutes.
+   */
   readonly reservationTtl?: Duration.DurationInput
   /**
    * Worst-case output tokens of a request without `maxTokens` whose model is not in the price table. Unset by

@@ -8,6 +8,11 @@
  *   (rolling windows);
  * - `reservations`: in-flight worst cases by id, each with a lease (`expiresAt`) so a crashed caller cannot hold
  *   budget forever;
+ * - `converted`: reservations whose lease ended before they were settled. A lease that ends is **charged** (its
+ *   worst case becomes usage), never dropped: the caller may have spent it and only lost the commit (a store
+ *   unreachable at the time), so the budget stays conservative. A commit or refund that arrives later settles the
+ *   difference (the ledger then holds exactly the actual usage); entries live as long as the period or bucket
+ *   they were charged to;
  * - `fired`: the alert thresholds already reported in this period.
  *
  * Invariant (what makes budgets exact): a reservation is admitted only if `used + reserved + amount <= limit`
@@ -47,6 +52,8 @@ export interface KeyState {
   used: Amount
   readonly buckets: Map<number, Amount>
   readonly reservations: Map<string, { readonly amount: Amount; readonly expiresAt: number }>
+  /** Expired reservations charged at their worst case: id → amount and the rolling bucket charged (calendar: -1). */
+  readonly converted: Map<string, { readonly amount: Amount; readonly bucket: number }>
   readonly fired: Set<string>
   /** When the whole key can be forgotten (the TTL a Redis key gets). */
   expiresAt: number
@@ -59,6 +66,7 @@ export const emptyState = (): KeyState => ({
   used: zero,
   buckets: new Map(),
   reservations: new Map(),
+  converted: new Map(),
   fired: new Set(),
   expiresAt: Number.NEGATIVE_INFINITY
 })
@@ -138,10 +146,25 @@ export interface UsageInput {
   readonly now: number
 }
 
-const prepare = (state: KeyState, window: Window, now: number): void => {
+// A lease that ended unsettled is charged at its worst case: to the stored period (calendar), or to the bucket of
+// the lease's end (rolling).
+const convertExpired = (state: KeyState, window: Window, now: number): void => {
   for (const [id, reservation] of state.reservations) {
-    if (reservation.expiresAt <= now) state.reservations.delete(id)
+    if (reservation.expiresAt > now) continue
+    state.reservations.delete(id)
+    if (window._tag === "Calendar") {
+      state.used = add(state.used, reservation.amount)
+      state.converted.set(id, { amount: reservation.amount, bucket: -1 })
+    } else {
+      const bucket = bucketIndex(reservation.expiresAt, window.bucketMs)
+      state.buckets.set(bucket, add(state.buckets.get(bucket) ?? zero, reservation.amount))
+      state.converted.set(id, { amount: reservation.amount, bucket })
+    }
   }
+}
+
+const prepare = (state: KeyState, window: Window, now: number): void => {
+  convertExpired(state, window, now)
   if (window._tag === "Calendar") {
     // Only move forward: a caller with a lagging clock charges the newer period instead of resetting it.
     if (window.start > state.periodStart) {
@@ -149,14 +172,26 @@ const prepare = (state: KeyState, window: Window, now: number): void => {
       state.periodEnd = window.end
       state.used = zero
       state.fired.clear()
+      state.converted.clear()
     }
   } else {
     const oldest = oldestLiveBucket(now, window.durationMs, window.bucketMs)
     for (const index of state.buckets.keys()) {
       if (index < oldest) state.buckets.delete(index)
     }
+    for (const [id, entry] of state.converted) {
+      if (entry.bucket < oldest) state.converted.delete(id)
+    }
   }
 }
+
+// Adds `amount` (possibly negative) where a converted reservation was charged.
+const adjust = (state: KeyState, bucket: number, amount: Amount): void => {
+  if (bucket < 0) state.used = add(state.used, amount)
+  else state.buckets.set(bucket, add(state.buckets.get(bucket) ?? zero, amount))
+}
+
+const minus = (a: Amount, b: Amount): Amount => ({ tokens: a.tokens - b.tokens, nanoUsd: a.nanoUsd - b.nanoUsd })
 
 const usedOf = (state: KeyState, window: Window): Amount => {
   if (window._tag === "Calendar") return state.used
@@ -264,14 +299,21 @@ const evaluateAlerts = (state: KeyState, used: Amount, limits: Limits, alertAt: 
 
 /**
  * Releases the reservation and charges `actual` to the period current at `now` (usage belongs to the period in
- * which it completes). A missing reservation (expired lease) still charges `actual`: the budget reflects what was
- * spent.
+ * which it completes). A reservation whose lease ended was charged at its worst case: the commit replaces that
+ * charge by `actual`, where it was made. An unknown reservation (never made, or converted in an earlier period)
+ * still charges `actual`: the budget reflects what was spent.
  */
 export const commit = (state: KeyState, input: CommitInput): CommitResult => {
   prepare(state, input.window, input.now)
   const found = state.reservations.delete(input.reservationId)
   rearm(state, usedOf(state, input.window), input.limits, input.alertAt)
-  charge(state, input.window, input.now, input.actual)
+  const converted = found ? undefined : state.converted.get(input.reservationId)
+  if (converted === undefined) {
+    charge(state, input.window, input.now, input.actual)
+  } else {
+    state.converted.delete(input.reservationId)
+    adjust(state, converted.bucket, minus(input.actual, converted.amount))
+  }
   const crossed = evaluateAlerts(state, usedOf(state, input.window), input.limits, input.alertAt)
   touch(state, input.window)
   return { found, crossed, snapshot: snapshotOf(state, input.window, input.now) }
@@ -281,6 +323,12 @@ export const commit = (state: KeyState, input: CommitInput): CommitResult => {
 export const refund = (state: KeyState, input: RefundInput): RefundResult => {
   prepare(state, input.window, input.now)
   const found = state.reservations.delete(input.reservationId)
+  const converted = found ? undefined : state.converted.get(input.reservationId)
+  if (converted !== undefined) {
+    // A late refund of a lease that ended: nothing was spent after all, the worst-case charge is taken back.
+    state.converted.delete(input.reservationId)
+    adjust(state, converted.bucket, minus(zero, converted.amount))
+  }
   touch(state, input.window)
   return { found, snapshot: snapshotOf(state, input.window, input.now) }
 }

@@ -2,7 +2,7 @@
  * The token budget policy engine: estimate the worst case, reserve it, call, then commit the actual usage or
  * refund. All state lives behind the store; this file only reads the clock, counts tokens and emits telemetry.
  */
-import { Cause, Clock, Effect, Exit, Option, PubSub, Random, Stream } from "effect"
+import { Cause, Clock, Effect, Exit, Option, PubSub, Random, Schedule, Stream } from "effect"
 import { createHash } from "node:crypto"
 import type { ChatChunk, ChatRequest, ChatResponse, Usage } from "../Llm.js"
 import type { Complete, StreamFn } from "../LlmClient.js"
@@ -88,6 +88,13 @@ type Outcome =
   | { readonly _tag: "Refund" }
 
 const NANO = 1_000_000_000
+
+/**
+ * How a commit or refund that cannot reach the store is retried: in the background (the caller already has its
+ * answer), with exponential backoff on the Effect clock, 5 more tries over about 6 s. A settlement that still fails
+ * leaves the reservation to its lease, whose end charges the worst case (budgetLedger.ts): never zero.
+ */
+export const settleRetry = Schedule.exponential("200 millis").pipe(Schedule.intersect(Schedule.recurs(5)))
 
 /** USD → integer nano-USD, rounding float noise away first. */
 export const toNanoUsd = (usd: number): number => Math.floor(Math.round(usd * NANO * 1000) / 1000)
@@ -230,14 +237,14 @@ const build = (config: Config, services: Services, idPrefix: string): Engine => 
       }
       return Effect.zipRight(
         LlmMetrics.count(LlmMetrics.budgetAlerts, { budget: config.name, threshold: String(threshold) }),
-        Option.match(services.alerts, { onNone: () => Effect.void, onSome: (hub) => PubSub.publish(hub, event) })
+        Option.match(services.alerts, { onNone: () => Effect.void, onSome: (hub) => Effect.asVoid(PubSub.publish(hub, event)) })
       )
     }, { discard: true })
 
   const priceOf = (model: string, request: ChatRequest) =>
     Option.orElse(pricing.lookup(model), () => pricing.lookup(request.model))
 
-  const settle = (held: Held, outcome: Outcome): Effect.Effect<void> =>
+  const settleOnce = (held: Held, outcome: Outcome): Effect.Effect<void> =>
     Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const window = windowAt(config.period, now)
@@ -260,12 +267,32 @@ const build = (config: Config, services: Services, idPrefix: string): Engine => 
         now
       })
       yield* publish(held, result.crossed, result.snapshot, now)
-    }).pipe(
-      // The reservation keeps its lease if the store cannot be reached: the budget stays conservative.
-      Effect.catchAllCause((cause) =>
-        Effect.logWarning("TokenBudget could not settle a reservation; it is held until its lease ends", cause)
-      )
+    })
+
+  // A store failure is a defect of the store call (the store contract): sandboxed, so it can be retried.
+  const settleRetried = (held: Held, outcome: Outcome): Effect.Effect<void> =>
+    Effect.retry(Effect.sandbox(settleOnce(held, outcome)), settleRetry).pipe(
+      Effect.zipRight(LlmMetrics.count(LlmMetrics.budgetSettlements, { budget: config.name, outcome: "retried" })),
+      Effect.catchAll((cause) =>
+        Effect.zipRight(
+          LlmMetrics.count(LlmMetrics.budgetSettlements, { budget: config.name, outcome: "lost" }),
+          Effect.logWarning(
+            "TokenBudget could not settle a reservation; its lease end will charge the worst case",
+            cause
+          )
+        ))
     )
+
+  // The first try runs before the caller gets its answer; retries run in the background so a store outage does
+  // not hold every call for the whole backoff.
+  const settle = (held: Held, outcome: Outcome): Effect.Effect<void> =>
+    Effect.catchAllCause(settleOnce(held, outcome), (cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.failCause(cause)
+        : Effect.zipRight(
+          Effect.logWarning("TokenBudget could not settle a reservation; retrying in the background", cause),
+          Effect.asVoid(Effect.forkDaemon(settleRetried(held, outcome)))
+        ))
 
   const truncated = (exit: Exit.Exit<unknown, LlmError>) =>
     Exit.isFailure(exit) ? Option.filter(Cause.failureOption(exit.cause), isTruncated) : Option.none()

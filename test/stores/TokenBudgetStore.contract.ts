@@ -117,14 +117,59 @@ export const tokenBudgetStoreContract = (name: string, layer: Layer.Layer<TokenB
         expect(again.found).toBe(false)
       }).pipe(Effect.provide(layer)))
 
-    it.effect("a reservation stops counting at its lease end, not before", () =>
+    it.effect("a reservation's lease end charges its worst case (reserved becomes used), not before", () =>
       Effect.gen(function* () {
         const key = uniqueKey("lease")
         yield* reserve(key, "a", tokens(800), limitTokens(1000), day(T0), T0, 1000)
-        expect((yield* read(key, day(T0), T0 + 999)).reserved.tokens).toBe(800)
+        expect((yield* read(key, day(T0), T0 + 999))).toMatchObject({ used: { tokens: 0 }, reserved: { tokens: 800 } })
         expect((yield* reserve(key, "b", tokens(800), limitTokens(1000), day(T0), T0 + 999))._tag).toBe("Rejected")
-        expect((yield* read(key, day(T0), T0 + 1000)).reserved.tokens).toBe(0)
-        expect((yield* reserve(key, "c", tokens(800), limitTokens(1000), day(T0), T0 + 1000))._tag).toBe("Reserved")
+        // The caller may have spent it and lost only its commit: the lease end never gives the budget back.
+        expect((yield* read(key, day(T0), T0 + 1000))).toMatchObject({ used: { tokens: 800 }, reserved: { tokens: 0 } })
+        expect((yield* reserve(key, "c", tokens(800), limitTokens(1000), day(T0), T0 + 1000))._tag).toBe("Rejected")
+        expect((yield* reserve(key, "d", tokens(200), limitTokens(1000), day(T0), T0 + 1000))._tag).toBe("Reserved")
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("a commit after the lease end replaces the worst-case charge by the actual usage", () =>
+      Effect.gen(function* () {
+        const key = uniqueKey("late-commit")
+        yield* reserve(key, "a", tokens(800), limitTokens(1000), day(T0), T0, 1000)
+        expect((yield* read(key, day(T0), T0 + 1500)).used.tokens).toBe(800)
+        const late = yield* commit(key, "a", tokens(120), limitTokens(1000), day(T0), T0 + 2000)
+        expect(late.found).toBe(false)
+        expect(late.snapshot).toMatchObject({ used: { tokens: 120 }, reserved: { tokens: 0 } })
+        expect((yield* read(key, day(T0), T0 + 2001)).used.tokens).toBe(120)
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("the same in a rolling window: the charge goes to the lease end's bucket and is corrected there", () =>
+      Effect.gen(function* () {
+        const key = uniqueKey("late-commit-rolling")
+        yield* reserve(key, "a", tokens(500), limitTokens(1000), hourRolling, T0, 90_000)
+        expect((yield* read(key, hourRolling, T0 + 100_000)).used.tokens).toBe(500)
+        const late = yield* commit(key, "a", tokens(50), limitTokens(1000), hourRolling, T0 + 200_000)
+        expect(late.snapshot.used.tokens).toBe(50)
+        // the corrected charge belongs to the lease end's bucket (T0 + 90 s) and leaves the window with it
+        expect((yield* read(key, hourRolling, T0 + 90_000 + 3_600_000 + 60_000)).used.tokens).toBe(0)
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("a refund after the lease end takes the worst-case charge back", () =>
+      Effect.gen(function* () {
+        const key = uniqueKey("late-refund")
+        yield* reserve(key, "a", tokens(600), limitTokens(1000), day(T0), T0, 1000)
+        yield* reserve(key, "b", tokens(100), limitTokens(1000), day(T0), T0, 1000)
+        expect((yield* read(key, day(T0), T0 + 1000)).used.tokens).toBe(700)
+        yield* refund(key, "a", day(T0), T0 + 1001)
+        expect((yield* read(key, day(T0), T0 + 1002))).toMatchObject({ used: { tokens: 100 }, reserved: { tokens: 0 } })
+      }).pipe(Effect.provide(layer)))
+
+    it.effect("a lease that ended in a past period is not carried into the next one", () =>
+      Effect.gen(function* () {
+        const key = uniqueKey("late-next-period")
+        yield* reserve(key, "a", tokens(600), limitTokens(1000), day(T0), T0 + DAY - 2000, 1000)
+        expect((yield* read(key, day(T0), T0 + DAY - 500)).used.tokens).toBe(600)
+        // next day: the old period's charge is gone with it; a late commit is charged as new usage
+        expect((yield* read(key, day(T0 + DAY), T0 + DAY + 10)).used.tokens).toBe(0)
+        const late = yield* commit(key, "a", tokens(70), limitTokens(1000), day(T0 + DAY), T0 + DAY + 20)
+        expect(late.snapshot.used.tokens).toBe(70)
       }).pipe(Effect.provide(layer)))
 
     it.effect("after its lease an id reserves anew and counts again; a late refund finds nothing", () =>

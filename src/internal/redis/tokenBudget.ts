@@ -8,7 +8,9 @@
  * - `<prefix>budget:{K}:r`  hash: reservation id → "tokens,nanoUsd";
  * - `<prefix>budget:{K}:l`  sorted set: reservation id scored by its lease end (`expiresAt`);
  * - `<prefix>budget:{K}:b`  hash: rolling bucket index → "tokens,nanoUsd";
- * - `<prefix>budget:{K}:f`  set: alert thresholds fired ("tokens@0.8").
+ * - `<prefix>budget:{K}:f`  set: alert thresholds fired ("tokens@0.8");
+ * - `<prefix>budget:{K}:c`  hash: reservation id → "tokens,nanoUsd,bucket" for leases that ended unsettled and were
+ *                           charged at their worst case (bucket -1 in a calendar period).
  *
  * Numbers: Lua numbers are doubles, like JS numbers, and every sum is computed in the same order of operations as
  * the ledger, so the two stores agree exactly; integers stay exact below 2^53 (9,007,199,254,740,992 nano-USD, about
@@ -48,7 +50,7 @@ export const TTL_MARGIN_MS = 5 * 60_000
 // calendar: ARGV[3] start, ARGV[4] end; rolling: ARGV[3] oldest live bucket, ARGV[4] bucketMs, ARGV[5] durationMs,
 // ARGV[6] bucket of now. Method arguments start at ARGV[7].
 const prelude = `
-local H, R, L, B, F = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local H, R, L, B, F, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local cal = ARGV[1] == "C"
 local nowArg = ARGV[2]
 local now = tonumber(nowArg)
@@ -73,15 +75,36 @@ local rt, rn = tonumber(s[5]) or 0, tonumber(s[6]) or 0
 local ex = tonumber(s[7]) or -math.huge
 local buckets = {}
 
--- prepare: drop expired reservations, start a newer calendar period, drop expired buckets
-local expired = redis.call("ZRANGEBYSCORE", L, "-inf", nowArg)
+local function triple(v)
+  local t, n, b = string.match(v, "^([^,]*),([^,]*),(.*)$")
+  return tonumber(t), tonumber(n), tonumber(b)
+end
+local function addBucket(index, t, n)
+  local v = redis.call("HGET", B, index)
+  local bt, bn = 0, 0
+  if v then bt, bn = pair(v) end
+  redis.call("HSET", B, index, num(bt + t) .. "," .. num(bn + n))
+end
+
+-- prepare: charge expired reservations at their worst case (to the period, or the bucket of the lease's end),
+-- start a newer calendar period, drop expired buckets
+local expired = redis.call("ZRANGEBYSCORE", L, "-inf", nowArg, "WITHSCORES")
 if #expired > 0 then
-  for _, id in ipairs(expired) do
+  for k = 1, #expired, 2 do
+    local id = expired[k]
     local v = redis.call("HGET", R, id)
     if v then
       local t, n = pair(v)
       rt, rn = rt - t, rn - n
       redis.call("HDEL", R, id)
+      if cal then
+        ut, un = ut + t, un + n
+        redis.call("HSET", C, id, v .. ",-1")
+      else
+        local index = num(math.floor(tonumber(expired[k + 1]) / wb))
+        addBucket(index, t, n)
+        redis.call("HSET", C, id, v .. "," .. index)
+      end
     end
   end
   redis.call("ZREMRANGEBYSCORE", L, "-inf", nowArg)
@@ -89,9 +112,14 @@ end
 if cal then
   if ps == nil or wa > ps then
     ps, pe, ut, un = wa, wb, 0, 0
-    redis.call("DEL", F)
+    redis.call("DEL", F, C)
   end
 else
+  local conv = redis.call("HGETALL", C)
+  for k = 1, #conv, 2 do
+    local _, _, b = triple(conv[k + 1])
+    if b < wa then redis.call("HDEL", C, conv[k]) end
+  end
   local all = redis.call("HGETALL", B)
   for k = 1, #all, 2 do
     if tonumber(all[k]) < wa then
@@ -120,6 +148,25 @@ local function release(id)
   return true
 end
 
+-- A converted reservation settled late: adds (dt, dn) where its worst case was charged; false when not converted.
+local function settleConverted(id, dt, dn)
+  local v = redis.call("HGET", C, id)
+  if not v then return false end
+  local t, n, b = triple(v)
+  redis.call("HDEL", C, id)
+  if b < 0 then
+    ut, un = ut + dt - t, un + dn - n
+  else
+    local index = num(b)
+    local current = buckets[index]
+    if current then
+      buckets[index] = { current[1] + dt - t, current[2] + dn - n }
+      redis.call("HSET", B, index, num(buckets[index][1]) .. "," .. num(buckets[index][2]))
+    end
+  end
+  return true
+end
+
 -- touch: the key's logical end (period end, newest bucket's expiry, last lease) becomes \`ex\`, and the key is
 -- deleted once \`ex\` has passed. A rejected reservation leaves \`ex\` as it was (what the ledger does).
 -- Every key expires in Redis no earlier than its logical end (plus a margin).
@@ -135,7 +182,7 @@ local function finish(head, extra, rejected)
   if last[2] then ends = math.max(ends, tonumber(last[2])) end
   if not rejected then ex = ends end
   if ex <= now then
-    redis.call("DEL", H, R, L, B, F)
+    redis.call("DEL", H, R, L, B, F, C)
   else
     local fields = { "rt", num(rt), "rn", num(rn), "ex", num(ex) }
     if ps ~= nil then
@@ -187,12 +234,14 @@ local function rearm(u)
 end
 rearm({ used() })
 local t, n = tonumber(ARGV[8]), tonumber(ARGV[9])
-if cal then
-  ut, un = ut + t, un + n
-else
-  local b = buckets[current] or { 0, 0 }
-  buckets[current] = { b[1] + t, b[2] + n }
-  redis.call("HSET", B, current, num(buckets[current][1]) .. "," .. num(buckets[current][2]))
+if found or not settleConverted(ARGV[7], t, n) then
+  if cal then
+    ut, un = ut + t, un + n
+  else
+    local b = buckets[current] or { 0, 0 }
+    buckets[current] = { b[1] + t, b[2] + n }
+    redis.call("HSET", B, current, num(buckets[current][1]) .. "," .. num(buckets[current][2]))
+  end
 end
 local u = { used() }
 local crossed = {}
@@ -210,6 +259,7 @@ return finish(found and "found" or "missing", crossed, false)
 // ARGV[7] id
 const refundLua = `${prelude}
 local found = release(ARGV[7])
+if not found then settleConverted(ARGV[7], 0, 0) end
 return finish(found and "found" or "missing", {}, false)
 `
 
@@ -300,7 +350,7 @@ const parse = (raw: unknown, window: Window, now: number): Reply => {
 export const make = (redis: RedisClient["Type"]): StoreService => {
   const keysOf = (key: string): ReadonlyArray<string> => {
     const base = `${redis.prefix}budget:{${key}}`
-    return [base, `${base}:r`, `${base}:l`, `${base}:b`, `${base}:f`]
+    return [base, `${base}:r`, `${base}:l`, `${base}:b`, `${base}:f`, `${base}:c`]
   }
   const run = <A>(
     pick: (scripts: Scripts) => Script,
