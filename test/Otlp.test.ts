@@ -15,7 +15,8 @@ import {
   resourcesOf,
   spansOf,
   type MetricData,
-  type Received
+  type Received,
+  type Span
 } from "./support/otlpReceiver.js"
 
 const secretPrompt = "my private prompt about order 4711"
@@ -93,6 +94,32 @@ describe("Otlp.layer", () => {
       }
       expect(root!.status.code).toBe(1)
 
+      // One client span per logical call, named by the conventions, with the GenAI attributes.
+      const children = (parent: Span) => spans.filter((s) => s.parentSpanId === parent.spanId)
+      const [call] = children(root!)
+      expect(children(root!).map((s) => s.name)).toEqual(["chat gpt-4o"])
+      expect(call.kind).toBe(3) // client
+      expect(call.status.code).toBe(1)
+      expect(attributes(call.attributes)).toMatchObject({
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "fake",
+        "gen_ai.system": "fake",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.request.max_tokens": 50,
+        "gen_ai.response.model": "gpt-4o-mini",
+        "gen_ai.response.finish_reasons": ["stop"],
+        "gen_ai.usage.input_tokens": 12,
+        "gen_ai.usage.output_tokens": 3
+      })
+      expect(Object.keys(attributes(call.attributes))).not.toContain("error.type")
+      // Under it, one span per attempt: gpt-4o and its retry fail with a 503, then the fallback answers.
+      const attempts = children(call)
+      expect(attempts.map((a) => a.name)).toEqual(["llm.attempt", "llm.attempt", "llm.attempt"])
+      expect(attempts.map((a) => attributes(a.attributes)["gen_ai.request.model"])).toEqual(["gpt-4o", "gpt-4o", "gpt-4o-mini"])
+      expect(attempts.map((a) => attributes(a.attributes)["error.type"])).toEqual(["ServerError", "ServerError", undefined])
+      expect(attempts.map((a) => a.status.code)).toEqual([2, 2, 1])
+      expect(attributes(attempts[2].attributes)["gen_ai.response.model"]).toBe("gpt-4o-mini")
+
       // The metric points: two calls to gpt-4o (the attempt and its retry), both 503s, one fallback, one answer.
       const metrics = lastMetrics(received)
       expect(sumPoints(metrics, "llm_requests_total")).toEqual(expect.arrayContaining([
@@ -110,6 +137,26 @@ describe("Otlp.layer", () => {
       ]))
       expect(sumPoints(metrics, "llm_input_tokens_total")).toEqual(expect.arrayContaining([
         { model: "gpt-4o-mini", value: 12 }
+      ]))
+      // The conventions' histograms: the duration of each provider operation (s), tokens by type.
+      const duration = metric(metrics, "gen_ai.client.operation.duration")
+      expect(duration.unit).toBe("s")
+      const durations = (duration.histogram?.dataPoints ?? []).map((p) => ({ ...attributes(p.attributes), count: p.count }))
+      expect(durations).toEqual(expect.arrayContaining([
+        expect.objectContaining({
+          "gen_ai.operation.name": "chat",
+          "gen_ai.provider.name": "fake",
+          "gen_ai.request.model": "gpt-4o",
+          "error.type": "ServerError",
+          count: 2
+        }),
+        expect.objectContaining({ "gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini", count: 1 })
+      ]))
+      const usage = (metric(metrics, "gen_ai.client.token.usage").histogram?.dataPoints ?? [])
+        .map((p) => ({ ...attributes(p.attributes), sum: p.sum }))
+      expect(usage).toEqual(expect.arrayContaining([
+        expect.objectContaining({ "gen_ai.request.model": "gpt-4o-mini", "gen_ai.token.type": "input", sum: 12 }),
+        expect.objectContaining({ "gen_ai.request.model": "gpt-4o-mini", "gen_ai.token.type": "output", sum: 3 })
       ]))
       const latency = metric(metrics, "llm_request_latency_ms").histogram?.dataPoints ?? []
       const latencyByModel = Object.fromEntries(latency.map((p) => [String(attributes(p.attributes).model), p.count]))
