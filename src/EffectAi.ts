@@ -25,6 +25,7 @@ import type { ChatRequest } from "./Llm.js"
 import * as LlmClient from "./LlmClient.js"
 import { type LlmError, ModelNotFound } from "./LlmError.js"
 import * as Client from "./internal/effectAiClient.js"
+import { marked as markInstrumented } from "./internal/instrumentProvider.js"
 import { llmErrorOf } from "./internal/effectAiErrors.js"
 import * as Model from "./internal/effectAiModel.js"
 import { AnyFunction, strict } from "./internal/optionSchemas.js"
@@ -56,21 +57,37 @@ export interface LlmClientOptions {
   readonly configure?:
     | ((request: ChatRequest) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>)
     | undefined
+  /**
+   * The `gen_ai.provider.name` on the calls' spans and metrics (`openai`, `anthropic`, `gcp.gemini`, …). Defaults to
+   * the provider an `AiModel` names (`OpenAiLanguageModel.model(…)` is "openai", `AnthropicLanguageModel.model(…)`
+   * "anthropic"), else "custom".
+   */
+  readonly provider?: string | undefined
 }
 
 const ClientOptionsSchema = Schema.Struct({
   model: Schema.optional(Schema.Literal("request", "layer")),
-  configure: Schema.optional(AnyFunction)
+  configure: Schema.optional(AnyFunction),
+  provider: Schema.optional(Schema.NonEmptyString)
 }).annotations(strict)
+
+interface Resolved extends Client.Options {
+  readonly provider: string | undefined
+}
 
 const resolveClientOptions = (
   target: string,
   options: LlmClientOptions | undefined,
   defaultModelMode: "request" | "layer"
-): Client.Options => {
+): Resolved => {
   const decoded = decodeOrThrow(ClientOptionsSchema, target, options ?? {})
-  return { model: decoded.model ?? defaultModelMode, configure: options?.configure }
+  return { model: decoded.model ?? defaultModelMode, configure: options?.configure, provider: decoded.provider }
 }
+
+// The provider named by the options, else by an AiModel's `ProviderName`.
+const telemetryOf = (resolved: Resolved, context: Context.Context<never>): LlmClient.ProviderOptions => ({
+  provider: resolved.provider ?? Option.getOrUndefined(Context.getOption(context, AiModel.ProviderName))
+})
 
 /**
  * Builds an `LlmClient` service over the `LanguageModel` in context. Throws InvalidOptions (every failing path
@@ -89,7 +106,10 @@ export const makeLlmClient = (
   options?: LlmClientOptions
 ): Effect.Effect<LlmClient.Service, never, LanguageModel.LanguageModel> => {
   const resolved = resolveClientOptions("EffectAi.makeLlmClient", options, "request")
-  return Effect.map(LanguageModel.LanguageModel, (model) => Client.make(model, resolved))
+  return Effect.map(
+    Effect.context<LanguageModel.LanguageModel>(),
+    (context) => Client.make(Context.get(context, LanguageModel.LanguageModel), resolved, telemetryOf(resolved, context))
+  )
 }
 
 /**
@@ -97,8 +117,8 @@ export const makeLlmClient = (
  * `responseFormat`), each `stream` one `streamText`. The request's tools are sent and their calls returned (never
  * run); max tokens, temperature, top-p, stop and user go in the provider's config; every `AiError` becomes an
  * LlmError (HTTP status → tag, Retry-After → `retryAfter`, undecodable body → MalformedResponse, a stream without
- * its finish → StreamTruncated). Interrupting a call aborts its HTTP request. Metrics and spans are the OpenAI
- * adapter's. Throws InvalidOptions on bad options.
+ * its finish → StreamTruncated). Interrupting a call aborts its HTTP request. Metrics and spans are every provider's
+ * (`LlmClient.make`), under the provider's name. Throws InvalidOptions on bad options.
  *
  * @example
  * ```ts
@@ -144,11 +164,21 @@ const RoutesSchema = Schema.Record({
   )
 }).pipe(Schema.filter((routes) => Object.keys(routes).length > 0 || "Expected at least one route"))
 
-const routed = (clients: ReadonlyMap<string, LlmClient.Service>): LlmClient.Service => ({
-  // An unrouted model is not a provider call: nothing is sent.
-  complete: (request) => clients.get(request.model)?.complete(request) ?? Effect.fail(new ModelNotFound({ model: request.model })),
-  stream: (request) => clients.get(request.model)?.stream(request) ?? Stream.fail(new ModelNotFound({ model: request.model }))
-})
+// Each route records its own calls (under its own provider name): the router itself is marked as recorded, so no
+// layer records a call twice. Its mark names the routes' provider when they share one.
+const routed = (
+  clients: ReadonlyMap<string, LlmClient.Service>,
+  providers: ReadonlyArray<string | undefined>
+): LlmClient.Service => {
+  const shared = new Set(providers).size === 1 ? providers[0] : undefined
+  return markInstrumented({
+    // An unrouted model is not a provider call: nothing is sent.
+    complete: (request) =>
+      clients.get(request.model)?.complete(request) ?? Effect.fail(new ModelNotFound({ model: request.model })),
+    stream: (request) =>
+      clients.get(request.model)?.stream(request) ?? Stream.fail(new ModelNotFound({ model: request.model }))
+  }, { provider: shared ?? "custom", serverAddress: undefined, serverPort: undefined })
+}
 
 /**
  * An `LlmClient` that sends each request to the `LanguageModel` layer its model names, so a fallback chain can
@@ -184,11 +214,15 @@ export const layerLlmClientByModel = <const R extends Routes>(
     const memoMap = yield* Layer.CurrentMemoMap
     const scope = yield* Effect.scope
     const clients = new Map<string, LlmClient.Service>()
+    const providers: Array<string | undefined> = []
     for (const [name, layer] of Object.entries(routes)) {
       const context = yield* Layer.buildWithMemoMap(layer, memoMap, scope)
-      clients.set(name, Client.make(Context.get(context, LanguageModel.LanguageModel), resolved))
+      const model = Context.get(context, LanguageModel.LanguageModel)
+      const telemetry = telemetryOf(resolved, context as Context.Context<never>)
+      providers.push(telemetry.provider)
+      clients.set(name, Client.make(model, resolved, telemetry))
     }
-    return routed(clients)
+    return routed(clients, providers)
   })
   // The routes' errors and requirements, which the loop above cannot name.
   return Layer.scoped(LlmClient.LlmClient, build) as Layer.Layer<

@@ -1,4 +1,4 @@
-import { AiError, LanguageModel, Prompt, Response, Tool, Toolkit } from "@effect/ai"
+import { AiError, LanguageModel, Model as AiModel, Prompt, Response, Tool, Toolkit } from "@effect/ai"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schema, Stream, TestClock, Tracer } from "effect"
 import * as EffectAi from "../src/EffectAi.js"
@@ -540,7 +540,7 @@ describe("EffectAi.layerLlmClient (down)", () => {
   })
 
   describe("metrics, spans, interruption", () => {
-    it.effect("one request and its usage are recorded per call; the span carries model and token counts", () =>
+    it.effect("one request and its usage are recorded per call; the call's span carries the models and token counts", () =>
       Effect.gen(function*() {
         const spans: Array<{ name: string; attributes: Map<string, unknown> }> = []
         const { client } = yield* bridged({
@@ -559,23 +559,34 @@ describe("EffectAi.layerLlmClient (down)", () => {
         expect(after.requests - before.requests).toBe(2)
         expect(after.inputTokens - before.inputTokens).toBe(20)
         expect(after.outputTokens - before.outputTokens).toBe(10)
-        const ours = spans.filter((s) => s.name === "llm.complete" || s.name === "llm.stream")
-        expect(ours.map((s) => s.name)).toEqual(["llm.complete", "llm.stream"])
+        const ours = spans.filter((s) => s.name === "chat metrics-model")
+        expect(ours).toHaveLength(2)
         for (const span of ours) {
-          expect(span.attributes.get("llm.model")).toBe("metrics-model-answered")
-          expect(span.attributes.get("llm.output_tokens")).toBe(5)
+          expect(span.attributes.get("gen_ai.request.model")).toBe("metrics-model")
+          expect(span.attributes.get("gen_ai.response.model")).toBe("metrics-model-answered")
+          expect(span.attributes.get("gen_ai.usage.output_tokens")).toBe(5)
+          expect(span.attributes.get("gen_ai.provider.name")).toBe("custom")
         }
       }))
 
-    it.effect("a request that cannot be expressed is not a provider call (no metrics)", () =>
+    it.effect("the provider name comes from an AiModel's ProviderName, or the provider option", () =>
       Effect.gen(function*() {
-        const { client } = yield* bridged({})
-        const before = yield* LlmMetrics.snapshot
-        yield* Effect.flip(client.complete(new ChatRequest({
-          model: "m",
-          messages: [{ role: "assistant", content: "", toolCalls: [{ id: "c", name: "t", arguments: "{" }] }]
-        })))
-        expect((yield* LlmMetrics.snapshot).requests).toBe(before.requests)
+        const spans: Array<{ name: string; attributes: Map<string, unknown> }> = []
+        const { service } = yield* fakeModel({})
+        const asAiModel = Layer.merge(
+          Layer.succeed(LanguageModel.LanguageModel, service),
+          Layer.succeed(AiModel.ProviderName, "anthropic")
+        )
+        yield* LlmClient.complete(request("named-1")).pipe(
+          Effect.provide(EffectAi.layerLlmClient().pipe(Layer.provide(asAiModel))),
+          Effect.withTracer(capturingTracer(spans))
+        )
+        yield* LlmClient.complete(request("named-2")).pipe(
+          Effect.provide(EffectAi.layerLlmClientByModel({ "named-2": asAiModel }, { provider: "gcp.vertex_ai" })),
+          Effect.withTracer(capturingTracer(spans))
+        )
+        const names = spans.filter((s) => s.name.startsWith("chat ")).map((s) => s.attributes.get("gen_ai.provider.name"))
+        expect(names).toEqual(["anthropic", "gcp.vertex_ai"])
       }))
 
     it.effect("interrupting a call interrupts the provider's request (complete and stream)", () =>

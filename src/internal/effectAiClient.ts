@@ -7,10 +7,9 @@ import type * as AiError from "@effect/ai/AiError"
 import type * as LanguageModel from "@effect/ai/LanguageModel"
 import type * as Response from "@effect/ai/Response"
 import { Clock, Effect, Either, Option, Stream } from "effect"
-import type { ChatChunk, ChatRequest, ChatResponse, Usage } from "../Llm.js"
-import type { Service } from "../LlmClient.js"
+import type { ChatChunk, ChatRequest, ChatResponse } from "../Llm.js"
+import { make as makeClient, type ProviderOptions, type Service } from "../LlmClient.js"
 import type { LlmError } from "../LlmError.js"
-import * as LlmMetrics from "../LlmMetrics.js"
 import * as Errors from "./effectAiErrors.js"
 import { type Generation, toGeneration, type Tools, withProviderConfig } from "./effectAiPrompt.js"
 import * as Mapping from "./effectAiResponse.js"
@@ -24,48 +23,6 @@ export interface Options {
   readonly model: "request" | "layer"
   readonly configure: Configure | undefined
 }
-
-// -----------------------------------------------------------------------------------------------------------------
-// Metrics and spans: the one place the bridge records a provider call.
-// -----------------------------------------------------------------------------------------------------------------
-
-const usageAttributes = (model: string, usage: Usage) => ({
-  "llm.model": model,
-  "llm.served_from": "provider",
-  "llm.input_tokens": usage.inputTokens,
-  "llm.output_tokens": usage.outputTokens
-})
-
-const spanOptions = (request: ChatRequest) => ({
-  kind: "client" as const,
-  attributes: { "llm.model": request.model }
-})
-
-const track = {
-  complete: (request: ChatRequest, call: Effect.Effect<ChatResponse, LlmError>): Effect.Effect<ChatResponse, LlmError> =>
-    Effect.withSpan(
-      LlmMetrics.trackCompletion(
-        request.model,
-        Effect.tap(call, (response) => Effect.annotateCurrentSpan(usageAttributes(response.model, response.usage)))
-      ),
-      "llm.complete",
-      spanOptions(request)
-    ),
-  stream: (request: ChatRequest, chunks: Stream.Stream<ChatChunk, LlmError>): Stream.Stream<ChatChunk, LlmError> =>
-    Stream.withSpan(
-      LlmMetrics.trackStream(
-        request.model,
-        Stream.tap(chunks, (chunk) =>
-          chunk.usage === undefined
-            ? Effect.void
-            : Effect.annotateCurrentSpan(usageAttributes(chunk.model, chunk.usage)))
-      ),
-      "llm.stream",
-      spanOptions(request)
-    )
-}
-
-// -----------------------------------------------------------------------------------------------------------------
 
 const configured = (request: ChatRequest, options: Options) =>
 <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
@@ -96,7 +53,7 @@ const generate = (
   return Effect.map(response, (r) => r.content)
 }
 
-// One generateText / generateObject call, its errors mapped (not tracked: the callers track).
+// One generateText / generateObject call, its errors mapped.
 const answer = (
   model: LanguageModel.Service,
   options: Options,
@@ -112,9 +69,8 @@ const answer = (
 const completeWith = (model: LanguageModel.Service, options: Options) =>
 (request: ChatRequest): Effect.Effect<ChatResponse, LlmError> =>
   Either.match(toGeneration(request), {
-    // Not a provider call: nothing is sent, so nothing is recorded as one.
     onLeft: (error) => Effect.fail(error),
-    onRight: (generation) => track.complete(request, answer(model, options, request, generation))
+    onRight: (generation) => answer(model, options, request, generation)
   })
 
 const chunksOf = (
@@ -184,12 +140,13 @@ const streamWith = (model: LanguageModel.Service, options: Options) =>
     onLeft: (error) => Stream.fail(error),
     // `streamText` has no JSON format: such a request is answered whole, as one last chunk.
     onRight: (generation) => generation.format !== undefined
-      ? track.stream(request, Stream.fromEffect(Effect.map(answer(model, options, request, generation), Mapping.asChunk)))
-      : track.stream(request, chunksOf(streamed(model, options, request, generation), request))
+      ? Stream.fromEffect(Effect.map(answer(model, options, request, generation), Mapping.asChunk))
+      : chunksOf(streamed(model, options, request, generation), request)
   })
 
-/** The LlmClient service over one LanguageModel service. */
-export const make = (model: LanguageModel.Service, options: Options): Service => ({
-  complete: completeWith(model, options),
-  stream: streamWith(model, options)
-})
+/**
+ * The LlmClient service over one LanguageModel service. Its metrics and spans are every provider's, recorded by
+ * `LlmClient.make` (the one place), under the provider's name.
+ */
+export const make = (model: LanguageModel.Service, options: Options, telemetry: ProviderOptions): Service =>
+  makeClient({ complete: completeWith(model, options), stream: streamWith(model, options) }, telemetry)
