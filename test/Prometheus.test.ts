@@ -38,6 +38,11 @@ describe("Prometheus.layer", () => {
       expect(text).toMatch(/llm_requests_total\{[^}]*model="gpt-4o-mini"[^}]*\} 2/)
       expect(text).toMatch(/llm_failures_total\{[^}]*error="ServerError"[^}]*\} 1/)
       expect(text).toContain("llm_request_latency_ms_bucket")
+      // The GenAI-convention histograms, their dots served as underscores (attribute names too)
+      expect(text).toMatch(/gen_ai_client_operation_duration_bucket\{[^}]*gen_ai_request_model="gpt-4o-mini"[^}]*\}/)
+      expect(text).toMatch(/gen_ai_client_operation_duration_count\{[^}]*error_type="ServerError"[^}]*\} 1/)
+      expect(text).toMatch(/gen_ai_client_token_usage_sum\{.*gen_ai_token_type="input"/)
+      expect(text).toMatch(/# TYPE llm_cost_usd_total counter/)
     }))
 
   it.effect("rejects bad options with every failing path", () =>

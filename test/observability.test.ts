@@ -56,7 +56,7 @@ const parse = (expr: string): Query => {
     return { ...inner, groupings: [labelValues[3]] }
   }
   const matchers: Array<Query["matchers"][number]> = []
-  for (const m of expr.matchAll(/([a-zA-Z_:][\w:]*)\s*\{([^}]*)\}/g)) {
+  for (const m of expr.matchAll(/([a-zA-Z_:][\w:]*)\s*\{((?:[^}"]|"[^"]*")*)\}/g)) {
     for (const l of m[2].matchAll(/(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g)) {
       matchers.push({ metric: m[1], label: l[1], op: l[2], value: l[3] })
     }
@@ -117,6 +117,23 @@ describe("observability/", () => {
       for (const target of panel.targets ?? []) expect(target.datasource?.uid, panel.title).toBe("${datasource}")
       for (const alert of (panel.description ?? "").match(/\bLlm[A-Z]\w+/g) ?? []) expect(alerts, panel.title).toContain(alert)
     }
+  })
+
+  it("the query reader finds metric names, matchers and grouping labels (and skips functions, keywords, durations)", () => {
+    expect(parse(
+      `histogram_quantile(0.95, sum by (model, le) (rate(llm_x_bucket{job=~"$job", error!="a{b}"}[5m] offset 1h))) > 1e-3 ` +
+        `and on (model) llm:ratio:rate5m or vector(0) unless llm_y_total`
+    )).toEqual({
+      metrics: ["llm_x_bucket", "llm:ratio:rate5m", "llm_y_total"],
+      matchers: [{ metric: "llm_x_bucket", label: "job", op: "=~", value: "$job" }, {
+        metric: "llm_x_bucket",
+        label: "error",
+        op: "!=",
+        value: "a{b}"
+      }],
+      groupings: ["model", "le", "model"]
+    })
+    expect(parse("label_values(llm_requests_total{job=~\"$job\"}, model)").groupings).toEqual(["model"])
   })
 
   it.live("every metric, label and label value the rules and the dashboard query is one the library exports", () =>

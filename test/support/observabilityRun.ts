@@ -122,7 +122,8 @@ export const labelsOf = (text: string): ReadonlyMap<string, ReadonlySet<string>>
   const labels = new Map<string, Set<string>>()
   for (const line of text.split("\n")) {
     if (line.startsWith("#") || line.trim() === "") continue
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?/.exec(line)
+    // label values may hold braces (`unit="{token}"`): the label set ends at the first brace outside quotes
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[^}"]|"(?:[^"\\]|\\.)*")*)\})?/.exec(line)
     if (match === null) continue
     const set = labels.get(match[1]) ?? new Set<string>()
     for (const pair of (match[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="/g)) set.add(pair[1])
