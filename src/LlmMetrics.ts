@@ -7,10 +7,11 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Effect, Exit, FiberRef, Layer, Metric, MetricBoundaries, Option, Stream } from "effect"
+import { Cause, Clock, Effect, Exit, FiberRef, Layer, Metric, MetricBoundaries, MetricKey, MetricLabel, Option, Stream } from "effect"
 import type { MetricState } from "effect"
 import type { ChatResponse, Usage } from "./Llm.js"
 import { isLlmError } from "./LlmError.js"
+import { fromKey, withLabels } from "./internal/telemetryKeys.js"
 import * as Pricing from "./Pricing.js"
 
 /**
@@ -195,7 +196,7 @@ export const latencyBoundaries = MetricBoundaries.exponential({ start: 1, factor
  * @since 0.1.0
  * @category Metrics
  */
-export const requests = Metric.counter(names.requests, { description: "LLM provider calls", incremental: true })
+export const requests = fromKey(MetricKey.counter(names.requests, { description: "LLM provider calls", incremental: true }))
 
 /**
  * Failed provider calls, labelled `model` and `error` (the error tag, or "Interrupted").
@@ -208,7 +209,9 @@ export const requests = Metric.counter(names.requests, { description: "LLM provi
  * @since 0.1.0
  * @category Metrics
  */
-export const failures = Metric.counter(names.failures, { description: "Failed LLM provider calls", incremental: true })
+export const failures = fromKey(
+  MetricKey.counter(names.failures, { description: "Failed LLM provider calls", incremental: true })
+)
 
 /**
  * Provider call latency in milliseconds, labelled `model`.
@@ -221,16 +224,17 @@ export const failures = Metric.counter(names.failures, { description: "Failed LL
  * @since 0.1.0
  * @category Metrics
  */
-export const latency = Metric.histogram(names.latency, latencyBoundaries, "LLM provider call latency (ms)")
+export const latency = fromKey(MetricKey.histogram(names.latency, latencyBoundaries, "LLM provider call latency (ms)"))
 
-const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+// Made from their keys, so that labelling them is cheap (see internal/telemetryKeys.ts).
+const counter = (name: string, description: string) => fromKey(MetricKey.counter(name, { description, incremental: true }))
 
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.inputTokens */
 export const inputTokens = counter(names.inputTokens, "Prompt tokens sent, labelled model")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.outputTokens */
 export const outputTokens = counter(names.outputTokens, "Completion tokens received, labelled model")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.costUsd */
-export const costUsd = Metric.counter(names.costUsd, { description: "Spend in USD, labelled model", incremental: true })
+export const costUsd = counter(names.costUsd, "Spend in USD, labelled model")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.unpricedCalls */
 export const unpricedCalls = counter(names.unpricedCalls, "Calls to a model missing from the price table")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.retries */
@@ -251,9 +255,9 @@ export const breakerTransitions = counter(names.breakerTransitions, "Circuit bre
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.breakerRejections */
 export const breakerRejections = counter(names.breakerRejections, "Calls rejected by an open circuit, labelled key")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.breakerState */
-export const breakerState = Metric.gauge(names.breakerState, {
+export const breakerState = fromKey(MetricKey.gauge(names.breakerState, {
   description: "Circuit state per key: 0 closed, 1 half-open, 2 open, 3 isolated"
-})
+}))
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.bulkheadRejections */
 export const bulkheadRejections = counter(names.bulkheadRejections, "Calls rejected by a full bulkhead, labelled key")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.budgetRejections */
@@ -300,11 +304,11 @@ export const estimatedTokens = counter(
  * @since 0.1.0
  * @category Metrics
  */
-export const timeToFirstToken = Metric.histogram(
+export const timeToFirstToken = fromKey(MetricKey.histogram(
   names.timeToFirstToken,
   latencyBoundaries,
   "Time to the first chunk of text of a streamed LLM provider call (ms)"
-)
+))
 
 /**
  * The bucket boundaries the GenAI conventions give for their duration histograms, in seconds.
@@ -349,10 +353,9 @@ export const tokenBoundaries = MetricBoundaries.fromIterable(
  * @since 0.1.0
  * @category Metrics
  */
-export const operationDuration = Metric.tagged(
-  Metric.histogram(names.operationDuration, durationBoundaries, "Duration of a GenAI client operation (s)"),
-  "unit",
-  "s"
+export const operationDuration = withLabels(
+  fromKey(MetricKey.histogram(names.operationDuration, durationBoundaries, "Duration of a GenAI client operation (s)")),
+  [MetricLabel.make("unit", "s")]
 )
 
 /**
@@ -368,10 +371,9 @@ export const operationDuration = Metric.tagged(
  * @since 0.1.0
  * @category Metrics
  */
-export const tokenUsage = Metric.tagged(
-  Metric.histogram(names.tokenUsage, tokenBoundaries, "Input and output tokens of a GenAI client operation"),
-  "unit",
-  "{token}"
+export const tokenUsage = withLabels(
+  fromKey(MetricKey.histogram(names.tokenUsage, tokenBoundaries, "Input and output tokens of a GenAI client operation")),
+  [MetricLabel.make("unit", "{token}")]
 )
 
 /**
@@ -386,10 +388,13 @@ export const tokenUsage = Metric.tagged(
  * @since 0.1.0
  * @category Metrics
  */
-export const timeToFirstChunk = Metric.tagged(
-  Metric.histogram(names.timeToFirstChunk, durationBoundaries, "Time to the first chunk of a streamed GenAI client operation (s)"),
-  "unit",
-  "s"
+export const timeToFirstChunk = withLabels(
+  fromKey(MetricKey.histogram(
+    names.timeToFirstChunk,
+    durationBoundaries,
+    "Time to the first chunk of a streamed GenAI client operation (s)"
+  )),
+  [MetricLabel.make("unit", "s")]
 )
 
 type AnyCounter = Metric.Metric.Counter<number>
@@ -409,7 +414,7 @@ const memoTagged = <M extends Metric.Metric<any, any, any>>(
   for (const [k, v] of labels) key += `${k}\u0000${v}\u0001`
   let found = perMetric.get(key)
   if (found === undefined) {
-    found = labels.reduce<Metric.Metric<any, any, any>>((m, [k, v]) => Metric.tagged(m, k, v), metric)
+    found = withLabels(metric, labels.map(([k, v]) => MetricLabel.make(k, v)))
     if (perMetric.size < 10_000) perMetric.set(key, found)
   }
   return found as M

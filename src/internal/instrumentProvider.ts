@@ -13,6 +13,7 @@ import { honorsDeadline, markHonorsDeadline } from "./deadline.js"
 import * as UsageCount from "./instrumentUsage.js"
 import { isProgress } from "./streamProgress.js"
 import * as Telemetry from "./telemetry.js"
+import { withLabels } from "./telemetryKeys.js"
 
 const Instrumented: unique symbol = Symbol.for("effect-llm-resilience/LlmClient/Instrumented")
 
@@ -78,15 +79,15 @@ const makeModelMetrics = (info: Telemetry.ProviderInfo, model: string): ModelMet
     ...(info.serverPort === undefined ? [] : [label(A.serverPort, String(info.serverPort))])
   ]
   return {
-    requests: Metric.taggedWithLabels(LlmMetrics.requests, byModel),
-    latency: Metric.taggedWithLabels(LlmMetrics.latency, byModel),
-    inputTokens: Metric.taggedWithLabels(LlmMetrics.inputTokens, byModel),
-    outputTokens: Metric.taggedWithLabels(LlmMetrics.outputTokens, byModel),
-    costUsd: Metric.taggedWithLabels(LlmMetrics.costUsd, byModel),
-    unpriced: Metric.taggedWithLabels(LlmMetrics.unpricedCalls, byModel),
-    estimatedInput: Metric.taggedWithLabels(LlmMetrics.estimatedTokens, [...byModel, label("type", "input")]),
-    estimatedOutput: Metric.taggedWithLabels(LlmMetrics.estimatedTokens, [...byModel, label("type", "output")]),
-    firstToken: Metric.taggedWithLabels(LlmMetrics.timeToFirstToken, byModel),
+    requests: withLabels(LlmMetrics.requests, byModel),
+    latency: withLabels(LlmMetrics.latency, byModel),
+    inputTokens: withLabels(LlmMetrics.inputTokens, byModel),
+    outputTokens: withLabels(LlmMetrics.outputTokens, byModel),
+    costUsd: withLabels(LlmMetrics.costUsd, byModel),
+    unpriced: withLabels(LlmMetrics.unpricedCalls, byModel),
+    estimatedInput: withLabels(LlmMetrics.estimatedTokens, [...byModel, label("type", "input")]),
+    estimatedOutput: withLabels(LlmMetrics.estimatedTokens, [...byModel, label("type", "output")]),
+    firstToken: withLabels(LlmMetrics.timeToFirstToken, byModel),
     failures: new Map(),
     failedDuration: new Map(),
     byResponse: new Map(),
@@ -98,10 +99,10 @@ const byResponse = (m: ModelMetrics, responseModel: string): ByResponse =>
   cached(m.byResponse, responseModel, () => {
     const labels = [...m.genAi, label(A.responseModel, responseModel)]
     return {
-      duration: Metric.taggedWithLabels(LlmMetrics.operationDuration, labels),
-      input: Metric.taggedWithLabels(LlmMetrics.tokenUsage, [...labels, label(A.tokenType, "input")]),
-      output: Metric.taggedWithLabels(LlmMetrics.tokenUsage, [...labels, label(A.tokenType, "output")]),
-      firstChunk: Metric.taggedWithLabels(LlmMetrics.timeToFirstChunk, labels)
+      duration: withLabels(LlmMetrics.operationDuration, labels),
+      input: withLabels(LlmMetrics.tokenUsage, [...labels, label(A.tokenType, "input")]),
+      output: withLabels(LlmMetrics.tokenUsage, [...labels, label(A.tokenType, "output")]),
+      firstChunk: withLabels(LlmMetrics.timeToFirstChunk, labels)
     }
   })
 
@@ -163,10 +164,10 @@ const recordFailure = (call: Call, end: number, exit: Exit.Failure<unknown, unkn
   const error = Telemetry.errorType(exit.cause)
   m.requests.unsafeUpdate(1, tags)
   m.latency.unsafeUpdate(ms, tags)
-  cached(m.failures, error, () => Metric.taggedWithLabels(LlmMetrics.failures, [label("model", call.model), label("error", error)]))
+  cached(m.failures, error, () => withLabels(LlmMetrics.failures, [label("model", call.model), label("error", error)]))
     .unsafeUpdate(1, tags)
   cached(m.failedDuration, error, () =>
-    Metric.taggedWithLabels(LlmMetrics.operationDuration, [...m.genAi, label(A.errorType, error)]))
+    withLabels(LlmMetrics.operationDuration, [...m.genAi, label(A.errorType, error)]))
     .unsafeUpdate(ms / 1000, tags)
 }
 
