@@ -153,28 +153,32 @@ const exporters = (valid: Valid): Layer.Layer<never, never, HttpClient.HttpClien
     attributes: valid.resourceAttributes === undefined ? undefined : { ...valid.resourceAttributes }
   }
   const headers = Object.keys(valid.headers).length === 0 ? undefined : valid.headers
-  const traces = valid.traces === false ? Layer.empty : OtlpTracer.layer({
-    url: endpoint(valid.url, "/v1/traces"),
-    resource,
-    headers,
-    exportInterval: valid.tracesExportInterval,
-    maxBatchSize: valid.maxBatchSize,
-    shutdownTimeout: valid.shutdownTimeout
-  })
-  const metrics = valid.metrics === false ? Layer.empty : OtlpMetrics.layer({
-    url: endpoint(valid.url, "/v1/metrics"),
-    resource,
-    headers,
-    exportInterval: valid.metricsExportInterval,
-    shutdownTimeout: valid.shutdownTimeout
-  })
-  const serialization = valid.encoding === "json" ? OtlpSerialization.layerJson : OtlpSerialization.layerProtobuf
   const names = Object.keys(valid.headers).map((name) => name.toLowerCase())
-  return Layer.merge(traces, metrics).pipe(
-    Layer.provide(serialization),
-    // The exporters' fibers inherit this: a failed export that is logged prints these headers redacted.
-    Layer.locallyWith(PlatformHeaders.currentRedactedNames, (current) => [...current, ...names])
-  )
+  const serialization = valid.encoding === "json" ? OtlpSerialization.layerJson : OtlpSerialization.layerProtobuf
+  return Layer.unwrapScoped(Effect.gen(function* () {
+    // Set before the exporters start and restored after their final flush (finalizers run in reverse): a failed
+    // export is logged with the request, and these header values must print as <redacted> there.
+    yield* Effect.locallyScopedWith(PlatformHeaders.currentRedactedNames, (current) => [...current, ...names])
+    if (valid.metrics !== false) {
+      yield* OtlpMetrics.make({
+        url: endpoint(valid.url, "/v1/metrics"),
+        resource,
+        headers,
+        exportInterval: valid.metricsExportInterval,
+        shutdownTimeout: valid.shutdownTimeout
+      })
+    }
+    if (valid.traces === false) return Layer.empty
+    const tracer = yield* OtlpTracer.make({
+      url: endpoint(valid.url, "/v1/traces"),
+      resource,
+      headers,
+      exportInterval: valid.tracesExportInterval,
+      maxBatchSize: valid.maxBatchSize,
+      shutdownTimeout: valid.shutdownTimeout
+    })
+    return Layer.setTracer(tracer)
+  })).pipe(Layer.provide(serialization))
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Redacted } from "effect"
+import { Cause, ConfigProvider, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
 import * as FakeLlm from "../src/FakeLlm.js"
 import * as Fallback from "../src/Fallback.js"
 import { ChatRequest } from "../src/Llm.js"
@@ -12,6 +12,7 @@ import {
   lastMetrics,
   pointValue,
   receiver,
+  receiverWith,
   resourcesOf,
   spansOf,
   type MetricData,
@@ -221,6 +222,42 @@ describe("Otlp.layer", () => {
       expect(answer.content).toBe("the answer")
       expect(Date.now() - started).toBeLessThan(5_000)
     }))
+
+  const refused = (options: { readonly during: boolean }) =>
+    Effect.scoped(Effect.gen(function* () {
+      const otlp = yield* receiverWith({ status: 400 })
+      const logged: Array<string> = []
+      const capture = Logger.make(({ cause, message }) => {
+        // rendered in the logging fiber, as any logger of the application would render it
+        logged.push(`${JSON.stringify(message)} ${Cause.pretty(cause)} ${JSON.stringify(Cause.squash(cause))}`)
+      })
+      yield* LlmClient.complete(new ChatRequest({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] })).pipe(
+        Effect.withSpan("refused.root"),
+        // with a short interval, the export (and its log) happens in the exporter's own fiber during the run
+        Effect.zipLeft(options.during ? Effect.sleep("300 millis") : Effect.void),
+        Effect.provide(Client),
+        Effect.provide(Otlp.layer({
+          url: otlp.url,
+          serviceName: "otlp-test",
+          encoding: "json",
+          ...quiet,
+          ...(options.during ? { tracesExportInterval: "50 millis" } : {}),
+          metrics: false,
+          headers: { "x-collector-token": Redacted.make(secretHeader), authorization: `Bearer ${secretHeader}` }
+        })),
+        Effect.provide(Layer.merge(Logger.replace(Logger.defaultLogger, capture), Logger.minimumLogLevel(LogLevel.Debug)))
+      )
+      expect(otlp.received.map((r) => r.path)).toEqual(["/v1/traces"])
+      expect(otlp.received[0].headers["x-collector-token"]).toBe(secretHeader)
+      const text = logged.join("\n")
+      expect(text).toContain("Disabling OtlpTracer")
+      expect(text).toContain("400")
+      expect(text).toContain("x-collector-token")
+      expect(text).not.toContain(secretHeader)
+    }))
+
+  it.live("a refused final flush is logged (at debug) with the header values redacted", () => refused({ during: false }))
+  it.live("a refused periodic export is logged (at debug) with the header values redacted", () => refused({ during: true }))
 
   it.effect("rejects bad options with every failing path, never quoting a header value", () =>
     Effect.gen(function* () {

@@ -19,8 +19,8 @@ export interface Receiver {
   readonly received: ReadonlyArray<Received>
 }
 
-/** A receiver that lives as long as the enclosing scope. */
-export const receiver = Effect.acquireRelease(
+/** A receiver that lives as long as the enclosing scope; it answers every export with `status` (200 by default). */
+export const receiverWith = (options: { readonly status?: number } = {}) => Effect.acquireRelease(
   Effect.async<{ readonly server: Http.Server; readonly receiver: Receiver }>((resume) => {
     const received: Array<Received> = []
     const server = Http.createServer((req, res) => {
@@ -36,7 +36,7 @@ export const receiver = Effect.acquireRelease(
         const contentType = req.headers["content-type"] ?? ""
         const json = contentType.startsWith("application/json") ? JSON.parse(Buffer.from(bytes).toString("utf8")) : undefined
         received.push({ path, contentType, headers: req.headers, bytes, json })
-        res.writeHead(200, { "content-type": "application/json" }).end("{}")
+        res.writeHead(options.status ?? 200, { "content-type": "application/json" }).end("{}")
       })
     })
     server.listen(0, "127.0.0.1", () => {
@@ -50,6 +50,9 @@ export const receiver = Effect.acquireRelease(
     server.close(() => resume(Effect.void))
   })
 ).pipe(Effect.map(({ receiver }) => receiver))
+
+/** A receiver that accepts every export. */
+export const receiver = receiverWith()
 
 // The OTLP/JSON shapes this project reads back (a subset of opentelemetry-proto's JSON mapping).
 
