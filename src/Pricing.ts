@@ -61,8 +61,8 @@ const price = (
 ): ModelPrice => ({ inputPerMillion, outputPerMillion, contextWindow, maxOutputTokens })
 
 /**
- * List prices of common OpenAI models (USD per million tokens). Override them with {@link layer} when your
- * contract differs.
+ * List prices of common OpenAI, Anthropic and Google Gemini models (USD per million tokens). Override them with
+ * {@link layer} when your contract differs.
  *
  * @example
  * ```ts
@@ -88,7 +88,37 @@ export const defaultTable: PriceTable = {
   "o1-mini": price(1.1, 4.4, 128_000, 65_536),
   "o3": price(2, 8, 200_000, 100_000),
   "o3-mini": price(1.1, 4.4, 200_000, 100_000),
-  "o4-mini": price(1.1, 4.4, 200_000, 100_000)
+  "o4-mini": price(1.1, 4.4, 200_000, 100_000),
+  // Anthropic list prices as of 2025-11-25 (standard tier; prompts up to 200K tokens). A dated snapshot id
+  // ("claude-sonnet-4-20250514") is listed beside its alias, since Anthropic's `YYYYMMDD` suffix is not a family match.
+  "claude-opus-4-5": price(5, 25, 200_000, 64_000),
+  "claude-opus-4-5-20251101": price(5, 25, 200_000, 64_000),
+  "claude-opus-4-1": price(15, 75, 200_000, 32_000),
+  "claude-opus-4-1-20250805": price(15, 75, 200_000, 32_000),
+  "claude-opus-4": price(15, 75, 200_000, 32_000),
+  "claude-opus-4-0": price(15, 75, 200_000, 32_000),
+  "claude-opus-4-20250514": price(15, 75, 200_000, 32_000),
+  "claude-sonnet-4-5": price(3, 15, 200_000, 64_000),
+  "claude-sonnet-4-5-20250929": price(3, 15, 200_000, 64_000),
+  "claude-sonnet-4": price(3, 15, 200_000, 64_000),
+  "claude-sonnet-4-0": price(3, 15, 200_000, 64_000),
+  "claude-sonnet-4-20250514": price(3, 15, 200_000, 64_000),
+  "claude-haiku-4-5": price(1, 5, 200_000, 64_000),
+  "claude-haiku-4-5-20251001": price(1, 5, 200_000, 64_000),
+  "claude-3-7-sonnet": price(3, 15, 200_000, 64_000),
+  "claude-3-7-sonnet-20250219": price(3, 15, 200_000, 64_000),
+  "claude-3-5-sonnet": price(3, 15, 200_000, 8_192),
+  "claude-3-5-sonnet-20241022": price(3, 15, 200_000, 8_192),
+  "claude-3-5-haiku": price(0.8, 4, 200_000, 8_192),
+  "claude-3-5-haiku-20241022": price(0.8, 4, 200_000, 8_192),
+  "claude-3-haiku": price(0.25, 1.25, 200_000, 4_096),
+  "claude-3-haiku-20240307": price(0.25, 1.25, 200_000, 4_096),
+  // Google Gemini API list prices as of 2025-11-25 (paid tier, text, prompts up to 200K tokens).
+  "gemini-2.5-pro": price(1.25, 10, 1_048_576, 65_536),
+  "gemini-2.5-flash": price(0.3, 2.5, 1_048_576, 65_536),
+  "gemini-2.5-flash-lite": price(0.1, 0.4, 1_048_576, 65_536),
+  "gemini-2.0-flash": price(0.1, 0.4, 1_048_576, 8_192),
+  "gemini-2.0-flash-lite": price(0.075, 0.3, 1_048_576, 8_192)
 }
 
 // A dated snapshot ("gpt-4o-2024-08-06", "gpt-4-0613") is priced as its family; anything else must match exactly.

@@ -414,6 +414,9 @@ describe("EffectAi.layerLlmClient (down)", () => {
       [400, { error: { code: "content_filter" } }, "ContentFiltered"],
       [400, { type: "error", error: { type: "invalid_request_error", message: "prompt is too long: 210000 tokens > 200000 maximum" } }, "ContextTooLong"],
       [400, { type: "error", error: { type: "invalid_request_error", message: "Your credit balance is too low" } }, "QuotaExhausted"],
+      [400, { type: "error", error: { type: "invalid_request_error", message: "Output blocked by content filtering policy" } }, "ContentFiltered"],
+      [402, { type: "error", error: { type: "billing_error", message: "billing" } }, "QuotaExhausted"],
+      [429, { type: "error", error: { type: "billing_error", message: "billing" } }, "QuotaExhausted"],
       [401, { type: "error", error: { type: "authentication_error", message: "invalid x-api-key" } }, "AuthError"],
       [403, undefined, "AuthError"],
       [404, { type: "error", error: { type: "not_found_error", message: "model: x" } }, "ModelNotFound"],
@@ -424,6 +427,7 @@ describe("EffectAi.layerLlmClient (down)", () => {
       [429, { type: "error", error: { type: "rate_limit_error", message: "slow down" } }, "RateLimited"],
       [429, { error: { code: "insufficient_quota", type: "insufficient_quota" } }, "QuotaExhausted"],
       [500, { type: "error", error: { type: "api_error", message: "oops" } }, "ServerError"],
+      [504, { type: "error", error: { type: "timeout_error", message: "timeout" } }, "ServerError"],
       [502, undefined, "ServerError"],
       [503, undefined, "ServerError"],
       [529, { type: "error", error: { type: "overloaded_error", message: "Overloaded" } }, "ServerError"]

@@ -14,6 +14,7 @@ import { Option } from "effect"
 import {
   BadRequest,
   ConnectionError,
+  ContentFiltered,
   ContextTooLong,
   isLlmError,
   type LlmError,
@@ -78,10 +79,11 @@ export const errorFields = (body: unknown, depth = 0): ErrorFields | undefined =
   }
 }
 
-// Anthropic reports these two as a plain 400 `invalid_request_error`; only the message tells them apart. The message
+// Anthropic reports these as a plain 400 `invalid_request_error`; only the message tells them apart. The message
 // is read, never copied.
 const promptTooLong = /prompt is too long|too many (input )?tokens|context (window|length)/i
 const creditTooLow = /credit balance is too low/i
+const filtered = /content filtering policy/i
 
 /** An HTTP error status with the provider's error fields, classified. */
 export const fromStatusAndFields = (
@@ -91,8 +93,11 @@ export const fromStatusAndFields = (
   retryAfter: Option.Option<Duration.Duration>
 ): ModelFailure => {
   const message = fields?.message ?? ""
+  // Anthropic's `billing_error` (402, or a spent quota) is OpenAI's `insufficient_quota`.
+  if (fields?.type === "billing_error") return new QuotaExhausted({ model })
   if (status === 400 || status === 413) {
     if (fields?.code === undefined && promptTooLong.test(message)) return new ContextTooLong({ model })
+    if (fields?.code === undefined && filtered.test(message)) return new ContentFiltered({ model })
     if (creditTooLow.test(message)) return new QuotaExhausted({ model })
   }
   return fromStatus({
@@ -168,11 +173,13 @@ export const toLlmError = (error: AiError.AiError, context: Context): LlmError =
 const statusOfErrorType: Readonly<Record<string, number>> = {
   invalid_request_error: 400,
   authentication_error: 401,
+  billing_error: 402,
   permission_error: 403,
   not_found_error: 404,
   request_too_large: 413,
   rate_limit_error: 429,
   api_error: 500,
+  timeout_error: 504,
   overloaded_error: 529
 }
 
