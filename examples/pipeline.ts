@@ -12,8 +12,9 @@ const Provider = FakeLlm.layer(({ request }) =>
 )
 
 const Live = Pipeline.layerMemory({
-  // gpt-4o-mini answers for gpt-4o here: allow caching those answers under gpt-4o's key (off by default)
-  cache: { ttl: "1 hour", cacheFallbackAnswers: true },
+  // gpt-4o-mini answers for gpt-4o here: the cache keeps those answers under gpt-4o's key for 1 minute (the default
+  // `cacheFallbackAnswers`), so the repeated questions below cost nothing during the outage
+  cache: { ttl: "1 hour" },
   budgets: [{ scope: "user", limit: { tokens: 5_000 }, period: "day" }],
   fallback: { models: ["gpt-4o", "gpt-4o-mini"] },
   retry: { maxRetries: 2, baseDelay: "10 millis" },

@@ -62,7 +62,19 @@ export class InvalidOptions extends Schema.TaggedError<InvalidOptions>("effect-l
       if (!messages.includes(issue.message)) messages.push(issue.message)
       byPath.set(path, messages)
     }
-    const issues = [...byPath].map(([path, messages]) => ({ path, message: messages.join(" or ") }))
+    // Of a union, the member that got deeper into the value (an object with a bad field) is the one meant: the other
+    // members' "Expected <type>, actual <the whole value>" at the parent path, like an optional field's "Expected
+    // undefined, actual …", only repeat the value.
+    const paths = [...byPath.keys()]
+    const issues = [...byPath].flatMap(([path, messages]) => {
+      const deeper = paths.some((p) => p !== path && p.startsWith(path === "" ? "" : `${path}.`))
+      const kept = messages.filter((m) =>
+        !(messages.length > 1 && m.startsWith("Expected undefined, actual ")) &&
+        !(deeper && /^Expected .*, actual /s.test(m))
+      )
+      if (kept.length > 0) return [{ path, message: kept.join(" or ") }]
+      return deeper ? [] : [{ path, message: messages.join(" or ") }]
+    })
     return new InvalidOptions({ target, issues })
   }
 

@@ -1,8 +1,8 @@
 /**
  * A response cache that is tenant-safe by construction: every key is the scope (the request's `user`, or an explicit
  * anonymous scope) plus a SHA-256 of every output-affecting request field. Concurrent identical requests share one
- * upstream call. Only deterministic requests are cached by default, and never an error, a cut stream, or an answer
- * a fallback model gave for another model's request.
+ * upstream call. Only deterministic requests are cached by default (temperature 0 or a seed), never an error or a cut
+ * stream; an answer a fallback model gave for another model's request is kept only briefly (1 minute by default).
  *
  * ```ts
  * const Live = LlmClient.layerWith(ResponseCache.policy({ ttl: "1 hour", capacity: 1000 })).pipe(
@@ -53,11 +53,14 @@ export interface Options {
   /** Which requests are cached. Defaults to deterministic ones: `temperature === 0` or a `seed` set. */
   readonly cacheable?: ((request: ChatRequest) => boolean) | undefined
   /**
-   * Store an answer whose `model` is another model than the request's (a fallback answered). Defaults to false:
-   * the primary model's key must not hold another model's answer. A dated snapshot of the requested model
-   * (`gpt-4o` → `gpt-4o-2024-08-06`) counts as the same model.
+   * Answers another model gave for the request (a fallback answered while the requested model failed): stored under
+   * the requested model's key for a short while, so the duplicates of an outage are served from the cache, and the
+   * requested model answers again soon after it is back. A hit says which model answered (`model`). `{ ttl }` sets
+   * that lifetime (never longer than `ttl`), `true` stores them for the full `ttl`, `false` never stores them.
+   * Defaults to `{ ttl: "1 minute" }`. A dated snapshot of the requested model (`gpt-4o` → `gpt-4o-2024-08-06`) is the
+   * same model, stored for the full `ttl`.
    */
-  readonly cacheFallbackAnswers?: boolean | undefined
+  readonly cacheFallbackAnswers?: boolean | { readonly ttl: Duration.DurationInput } | undefined
 }
 
 const isFunction = <F>(name: string) =>
@@ -67,14 +70,25 @@ const PositiveFiniteDuration = FiniteDuration.pipe(
   Schema.filter((d) => Duration.greaterThan(d, Duration.zero) || "Expected a positive, finite duration")
 )
 const Capacity = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))
+const defaultFallbackTtl = Duration.minutes(1)
 
 const OptionsSchema = Schema.Struct({
   ttl: Schema.optionalWith(PositiveFiniteDuration, { default: () => Duration.hours(1) }),
   capacity: Schema.optionalWith(Capacity, { default: () => 1000 }),
   scope: Schema.optional(isFunction<(request: ChatRequest) => string>("ScopeFunction")),
   cacheable: Schema.optional(isFunction<(request: ChatRequest) => boolean>("CacheableFunction")),
-  cacheFallbackAnswers: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  cacheFallbackAnswers: Schema.optionalWith(
+    Schema.Union(
+      Schema.Boolean,
+      Schema.Struct({ ttl: PositiveFiniteDuration }).annotations({ ...strict, identifier: "{ ttl: a positive duration }" })
+    ),
+    { default: () => ({ ttl: defaultFallbackTtl }) }
+  )
 }).annotations(strict)
+
+/** The lifetime of a fallback's answer under the requested model's key, or undefined when it is not stored. */
+const fallbackTtlOf = (ttl: Duration.Duration, option: boolean | { readonly ttl: Duration.Duration }) =>
+  option === false ? undefined : option === true ? ttl : Duration.min(ttl, option.ttl)
 
 const StoreOptionsSchema = Schema.Struct({
   capacity: Schema.optionalWith(Capacity, { default: () => 10_000 })
@@ -275,7 +289,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, InvalidOptio
       capacity: decoded.capacity,
       scope: decoded.scope ?? defaultScope,
       cacheable: decoded.cacheable ?? isDeterministic,
-      cacheFallbackAnswers: decoded.cacheFallbackAnswers
+      fallbackTtl: fallbackTtlOf(decoded.ttl, decoded.cacheFallbackAnswers)
     })
     return {
       name: "ResponseCache",

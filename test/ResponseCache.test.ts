@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Fiber, Layer, Option, Ref, Stream, TestClock } from "effect"
+import * as Fallback from "../src/Fallback.js"
 import * as FakeLlm from "../src/FakeLlm.js"
 import { ChatRequest, type ChatResponse } from "../src/Llm.js"
 import * as LlmClient from "../src/LlmClient.js"
@@ -156,22 +157,81 @@ describe("ResponseCache.policy", () => {
       expect(yield* providerCalls).toBe(3)
     }))
 
-  it.effect("a fallback model's answer is not stored under the primary's key (unless cacheFallbackAnswers)", () =>
-    Effect.gen(function* () {
-      const fallback = FakeLlm.reply("from the backup", { model: "gpt-4o-mini" })
-      const strict = yield* setup({}, fallback)
-      yield* strict.client.complete(request())
-      expect((yield* strict.client.complete(request())).servedFrom).toBe("provider")
-      expect(yield* strict.providerCalls).toBe(2)
+  describe("answers a fallback model gave (cacheFallbackAnswers)", () => {
+    const fallback = FakeLlm.reply("from the backup", { model: "gpt-4o-mini" })
+    /** The first of some instants (ms after the answer) at which the fallback's entry is no longer served. */
+    const lifetime = (options: ResponseCache.Options) =>
+      Effect.gen(function* () {
+        const { client } = yield* setup(options, fallback)
+        yield* client.complete(request())
+        let now = 0
+        for (const at of [0, 999, 1_000, 59_999, 60_000, 3_599_999, 3_600_000]) {
+          yield* TestClock.adjust(at - now)
+          now = at
+          const answer = yield* client.complete(request())
+          if (answer.servedFrom !== "cache") return at
+          expect(answer.model).toBe("gpt-4o-mini") // a hit says which model answered
+        }
+        return Infinity
+      })
 
-      const lenient = yield* setup({ cacheFallbackAnswers: true }, fallback)
-      yield* lenient.client.complete(request())
-      expect((yield* lenient.client.complete(request())).servedFrom).toBe("cache")
+    it.effect("by default they live 1 minute under the requested model's key, then the requested model is asked again", () =>
+      Effect.gen(function* () {
+        const { client, providerCalls } = yield* setup({ ttl: "1 hour" }, fallback)
+        yield* client.complete(request())
+        yield* TestClock.adjust(60_000 - 1)
+        expect((yield* client.complete(request())).servedFrom).toBe("cache")
+        yield* TestClock.adjust(1)
+        expect((yield* client.complete(request())).servedFrom).toBe("provider")
+        expect(yield* providerCalls).toBe(2)
+        expect(yield* lifetime({ ttl: "1 hour" })).toBe(60_000)
+      }))
 
-      const snapshot = yield* setup({}, FakeLlm.reply("dated", { model: "gpt-4o-2024-08-06" }))
-      yield* snapshot.client.complete(request())
-      expect((yield* snapshot.client.complete(request())).servedFrom).toBe("cache")
-    }))
+    it.effect("{ ttl } sets that lifetime (never beyond ttl), true the full ttl, false never stores them", () =>
+      Effect.gen(function* () {
+        expect(yield* lifetime({ ttl: "1 hour", cacheFallbackAnswers: { ttl: "1 second" } })).toBe(1_000)
+        expect(yield* lifetime({ ttl: "1 second", cacheFallbackAnswers: { ttl: "2 hours" } })).toBe(1_000)
+        expect(yield* lifetime({ ttl: "1 hour", cacheFallbackAnswers: true })).toBe(3_600_000)
+        expect(yield* lifetime({ ttl: "1 hour", cacheFallbackAnswers: false })).toBe(0)
+      }))
+
+    it.effect("a dated snapshot of the requested model is the same model: stored for the full ttl", () =>
+      Effect.gen(function* () {
+        const snapshot = yield* setup({ ttl: "1 hour" }, FakeLlm.reply("dated", { model: "gpt-4o-2024-08-06" }))
+        yield* snapshot.client.complete(request())
+        yield* TestClock.adjust("59 minutes")
+        expect((yield* snapshot.client.complete(request())).servedFrom).toBe("cache")
+      }))
+
+    it.effect("during an outage of the primary, the duplicates of a Fallback below the cache are served from the cache", () =>
+      Effect.gen(function* () {
+        const { client: provider, recorder } = yield* FakeLlm.make(({ request: r }) =>
+          r.model === "gpt-4o"
+            ? FakeLlm.fail(new ServerError({ status: 503, model: r.model }))
+            : FakeLlm.reply("backup answer")
+        )
+        const cache = yield* ResponseCache.policy({ ttl: "1 hour" })
+        const client = LlmClient.decorate(provider, cache, Fallback.policy({ models: ["gpt-4o", "gpt-4o-mini"] }))
+        const answers = yield* Effect.forEach(Array.from({ length: 5 }, () => request()), client.complete)
+        expect(answers.map((a) => [a.model, a.servedFrom])).toEqual([
+          ["gpt-4o-mini", "provider"],
+          ...Array.from({ length: 4 }, () => ["gpt-4o-mini", "cache"])
+        ])
+        expect((yield* recorder.calls).map((c) => c.request.model)).toEqual(["gpt-4o", "gpt-4o-mini"])
+        expect(yield* cache.stats).toMatchObject({ hits: 4, misses: 1, size: 1 })
+      }).pipe(Effect.provide(ResponseCache.layerStoreMemory)))
+
+    it.effect("a bad lifetime is InvalidOptions at cacheFallbackAnswers", () =>
+      Effect.gen(function* () {
+        for (const cacheFallbackAnswers of [{ ttl: 0 }, { ttl: "soon" }, { tll: "1 minute" }, "yes"]) {
+          const error = yield* Effect.flip(
+            ResponseCache.policy({ cacheFallbackAnswers } as never).pipe(Effect.provide(ResponseCache.layerStoreMemory))
+          )
+          expect(error._tag).toBe("InvalidOptions")
+          expect(error.issues.every((i) => i.path.startsWith("cacheFallbackAnswers")), JSON.stringify(error.issues)).toBe(true)
+        }
+      }))
+  })
 
   it.effect("entries expire after ttl on the Effect clock", () =>
     Effect.gen(function* () {

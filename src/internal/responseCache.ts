@@ -35,7 +35,8 @@ export interface Config {
   readonly capacity: number
   readonly scope: ScopeFn
   readonly cacheable: (request: ChatRequest) => boolean
-  readonly cacheFallbackAnswers: boolean
+  /** How long an answer another model gave (a fallback) lives under the requested model's key; none: not stored. */
+  readonly fallbackTtl: Duration.Duration | undefined
 }
 
 export interface Stats {
@@ -160,6 +161,7 @@ export class StreamAssembly {
 /** Builds the engine over a store. */
 export const make = (store: Store, config: Config): Engine => {
   const ttlMillis = Duration.toMillis(config.ttl)
+  const fallbackTtlMillis = config.fallbackTtl === undefined ? undefined : Duration.toMillis(config.fallbackTtl)
   const flights = SingleFlight.make<Outcome, true>()
   // This policy's own LRU index: beyond `capacity`, the least recently used entry it wrote is deleted. Only a write
   // adds a key (and trims the index), so it never holds more than `capacity` keys, and a hit on an entry another
@@ -202,24 +204,27 @@ export const make = (store: Store, config: Config): Engine => {
         return Effect.succeed(decoded)
       }))
 
-  const storable = (request: ChatRequest, response: ChatResponse): boolean =>
-    config.cacheFallbackAnswers || answeredByRequestedModel(request.model, response.model)
+  /** How long `response` may live under the key of `request`, or undefined when it must not be stored. */
+  const lifetimeOf = (request: ChatRequest, response: ChatResponse): number | undefined =>
+    answeredByRequestedModel(request.model, response.model) ? ttlMillis : fallbackTtlMillis
 
-  const write = (key: string, request: ChatRequest, response: ChatResponse): Effect.Effect<void> =>
-    !storable(request, response)
+  const write = (key: string, request: ChatRequest, response: ChatResponse): Effect.Effect<void> => {
+    const lifetime = lifetimeOf(request, response)
+    return lifetime === undefined
       ? Effect.void
       : Option.match(encodeResponse(response), {
         onNone: () => Effect.void,
         onSome: (encoded) =>
           Effect.flatMap(Clock.currentTimeMillis, (now) =>
             Effect.zipRight(
-              store.set(key, encoded, now + ttlMillis, now),
+              store.set(key, encoded, now + lifetime, now),
               Effect.suspend(() => {
                 touch(key)
                 return evictBeyondCapacity
               })
             ))
       })
+  }
 
   const fill = (key: string, request: ChatRequest, next: Complete): Effect.Effect<Outcome> =>
     Effect.flatMap(read(key), (cached) =>
