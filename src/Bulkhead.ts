@@ -20,6 +20,7 @@ import type { ChatRequest } from "./Llm.js"
 import type * as LlmClient from "./LlmClient.js"
 import { BulkheadRejected } from "./LlmError.js"
 import * as LlmMetrics from "./LlmMetrics.js"
+import * as Telemetry from "./internal/telemetry.js"
 
 /**
  * Options of a bulkhead.
@@ -141,7 +142,7 @@ const statsOf = (key: string, limits: Limits, compartment: Compartment | undefin
 
 const refuse = (key: string, limits: Limits, model: string | undefined) => (_: Refusal) =>
   Effect.zipRight(
-    LlmMetrics.count(LlmMetrics.bulkheadRejections, { key }),
+    Effect.zipRight(LlmMetrics.count(LlmMetrics.bulkheadRejections, { key }), Telemetry.bulkheadRejected(key)),
     Effect.fail(new BulkheadRejected({ key, maxConcurrent: limits.maxConcurrent, maxQueue: limits.maxQueue, model }))
   )
 

@@ -14,6 +14,7 @@ import { ChatRequest } from "./Llm.js"
 import * as LlmClient from "./LlmClient.js"
 import * as LlmError from "./LlmError.js"
 import * as LlmMetrics from "./LlmMetrics.js"
+import * as Telemetry from "./internal/telemetry.js"
 import { hasProgress } from "./internal/streamProgress.js"
 import * as Pricing from "./Pricing.js"
 
@@ -191,7 +192,11 @@ const nextStep = (
     while (next < chain.length && !eligible(chain[next])) next++
     if (next >= chain.length) return Effect.succeed<Step>({ _tag: "Stop", error: new LlmError.AllModelsFailed({ failures: all }) })
     const labels = { from: failed.model, to: chain[next].model, reason: error._tag }
-    return Effect.as(LlmMetrics.count(LlmMetrics.fallbacks, labels), { _tag: "Next", index: next, failures: all } as const)
+    const counted = Effect.zipRight(
+      LlmMetrics.count(LlmMetrics.fallbacks, labels),
+      Telemetry.fellBack(labels.from, labels.to, labels.reason)
+    )
+    return Effect.as(counted, { _tag: "Next", index: next, failures: all } as const)
   })
 }
 

@@ -25,6 +25,7 @@ import { type ChatMessage, ChatRequest } from "./Llm.js"
 import * as LlmClient from "./LlmClient.js"
 import { ContextTooLong } from "./LlmError.js"
 import * as LlmMetrics from "./LlmMetrics.js"
+import * as Telemetry from "./internal/telemetry.js"
 import * as Pricing from "./Pricing.js"
 import { type Tokenizer, replyPrimingTokens } from "./Tokenizer.js"
 import * as TokenizerModule from "./Tokenizer.js"
@@ -335,6 +336,7 @@ const record = (model: string, result: TrimResult): Effect.Effect<void> =>
   Effect.all([
     LlmMetrics.count(LlmMetrics.trimmedRequests, { model }),
     LlmMetrics.count(LlmMetrics.trimmedTokens, { model }, result.droppedTokens),
+    Telemetry.promptTrimmed(model, result.droppedMessages, result.droppedTokens),
     Effect.annotateCurrentSpan({
       "llm.trim.dropped_messages": result.droppedMessages,
       "llm.trim.dropped_tokens": result.droppedTokens,

@@ -20,6 +20,7 @@ import type { ChatRequest } from "./Llm.js"
 import * as LlmClient from "./LlmClient.js"
 import { BadRequest, RateLimited } from "./LlmError.js"
 import * as LlmMetrics from "./LlmMetrics.js"
+import * as Telemetry from "./internal/telemetry.js"
 import { Tokenizer } from "./Tokenizer.js"
 
 /**
@@ -235,7 +236,10 @@ const makeAdmission = (
   // Which limit bit goes on the span, not into a label (the documented labels are key and action).
   const record = (limit: Limit, action: "waited" | "rejected") =>
     Effect.zipRight(
-      LlmMetrics.count(LlmMetrics.rateLimited, { key: kindLabel, action }),
+      Effect.zipRight(
+        LlmMetrics.count(LlmMetrics.rateLimited, { key: kindLabel, action }),
+        Telemetry.rateLimited(kindLabel, action)
+      ),
       Effect.annotateCurrentSpan({ "llm.rate_limit.limit": limit.kind, "llm.rate_limit.action": action })
     )
   const refund = (key: string, taken: ReadonlyArray<Limit>, tokens: number) =>

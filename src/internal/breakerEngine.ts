@@ -18,6 +18,7 @@ import type {
 } from "../CircuitBreaker.js"
 import { CircuitOpen } from "../LlmError.js"
 import * as LlmMetrics from "../LlmMetrics.js"
+import * as Telemetry from "./telemetry.js"
 
 const stateCode: Record<State, number> = { closed: 0, halfOpen: 1, open: 2, isolated: 3 }
 
@@ -61,6 +62,7 @@ const publish = (engine: Engine, key: string, records: ReadonlyArray<TransitionR
   records.length === 0 ? Effect.void : Effect.forEach(records, (r) =>
     Effect.all([
       LlmMetrics.count(LlmMetrics.breakerTransitions, { key, from: r.from, to: r.to }),
+      Telemetry.breakerTransition(key, r.from, r.to),
       LlmMetrics.setGauge(LlmMetrics.breakerState, { key }, stateCode[r.to]),
       PubSub.publish(engine.hub, {
         key,
@@ -155,7 +157,10 @@ const settle = <A, E, R>(
 
 const reject = (key: string, model: string | undefined, retryAfterMs: number): Effect.Effect<never, CircuitOpen> =>
   Effect.zipRight(
-    LlmMetrics.count(LlmMetrics.breakerRejections, { key }),
+    Effect.zipRight(
+      LlmMetrics.count(LlmMetrics.breakerRejections, { key }),
+      Telemetry.breakerRejected(key, retryAfterMs)
+    ),
     Effect.fail(new CircuitOpen({ key, retryAfter: Duration.millis(retryAfterMs), model }))
   )
 

@@ -8,6 +8,7 @@ import { ChatResponse, type ChatChunk, type ChatRequest } from "../Llm.js"
 import type { Complete, StreamFn } from "../LlmClient.js"
 import { IdempotencyConflict, isLlmError, isRetryable, LlmError } from "../LlmError.js"
 import * as LlmMetrics from "../LlmMetrics.js"
+import * as Telemetry from "./telemetry.js"
 import { idempotencyKeyHash, requestHash, type ScopeFn, scopedKey } from "./requestKey.js"
 import { replayChunks, ResponseFields, StreamAssembly } from "./responseCache.js"
 import * as SingleFlight from "./singleFlight.js"
@@ -271,7 +272,9 @@ export const make = (store: Store, config: Config): Engine => {
     )
 
   const countReplay = (exit: Exit.Exit<ChatResponse, LlmError>): Effect.Effect<void> =>
-    isConflict(exit) ? Effect.void : LlmMetrics.count(LlmMetrics.idempotencyReplays, {})
+    isConflict(exit)
+      ? Effect.void
+      : Effect.zipRight(LlmMetrics.count(LlmMetrics.idempotencyReplays, {}), Telemetry.idempotentReplay)
 
   /** What a caller gets: its own outcome as is; a shared or recorded one marked `servedFrom: "idempotency"`. */
   const deliver = (outcome: Outcome, leader: boolean): Effect.Effect<ChatResponse, LlmError> =>

@@ -7,6 +7,7 @@ import { ChatChunk, ChatResponse, type ChatRequest, type Usage } from "../Llm.js
 import type { Complete, StreamFn } from "../LlmClient.js"
 import type { LlmError } from "../LlmError.js"
 import * as LlmMetrics from "../LlmMetrics.js"
+import * as Telemetry from "./telemetry.js"
 import { answeredByRequestedModel, requestHash, type ScopeFn, scopedKey } from "./requestKey.js"
 import * as SingleFlight from "./singleFlight.js"
 
@@ -237,9 +238,12 @@ export const make = (store: Store, config: Config): Engine => {
 
   const record = (model: string, hit: boolean): Effect.Effect<void> =>
     Effect.suspend(() => {
-      if (hit) hits++
-      else misses++
-      return countFor(hit, model)
+      if (!hit) {
+        misses++
+        return countFor(false, model)
+      }
+      hits++
+      return Effect.zipRight(countFor(true, model), Telemetry.cacheHit(model))
     })
 
   /** Joins or starts the flight for `key`; joiners that get an answer count as hits (they cost no call). */

@@ -17,6 +17,7 @@ import {
 } from "effect"
 import * as LlmError from "../LlmError.js"
 import * as LlmMetrics from "../LlmMetrics.js"
+import * as Telemetry from "./telemetry.js"
 import type { Budget, RetryEvent } from "../Retry.js"
 import * as Backoff from "./backoff.js"
 import { hasProgress } from "./streamProgress.js"
@@ -65,7 +66,10 @@ const errorLabel = (error: unknown): string => {
 }
 
 const announce = <E>(r: Resolved<E, unknown>, event: RetryEvent<E>): Effect.Effect<void> => {
-  const counted = LlmMetrics.count(LlmMetrics.retries, { model: event.model, error: errorLabel(event.error) })
+  const counted = Effect.zipRight(
+    LlmMetrics.count(LlmMetrics.retries, { model: event.model, error: errorLabel(event.error) }),
+    Telemetry.retried(event.retry, Duration.toMillis(event.delay), errorLabel(event.error), event.model)
+  )
   if (r.onRetry === undefined) return counted
   const onRetry = r.onRetry
   return Effect.zipRight(

@@ -8,7 +8,7 @@
 import { Cause, Clock, Context, Effect, Exit, FiberRef, Option, Tracer } from "effect"
 import type * as Fiber from "effect/Fiber"
 import type { ChatMessage, ChatRequest, ToolCall, Usage } from "../Llm.js"
-import { isLlmError } from "../LlmError.js"
+import { isLlmError, type LlmError } from "../LlmError.js"
 import * as LlmMetrics from "../LlmMetrics.js"
 
 /** Where a client sends its calls: what the spans and the GenAI metrics name as provider and server. */
@@ -169,3 +169,61 @@ const outputMessage = (outcome: Outcome) => {
   for (const call of outcome.toolCalls ?? []) parts.push(toolCallPart(call))
   return { role: "assistant", parts, finish_reason: outcome.finishReason ?? "" }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The policies' span events (names in LlmMetrics.events; attributes listed in docs/observability.md).
+
+const E = LlmMetrics.events
+
+/** A retry decided: the attempt about to start (2 for the first retry), its delay and the error that caused it. */
+export const retried = (retry: number, delayMs: number, reason: string, model: string): Effect.Effect<void> =>
+  addEvent(E.retry, () => ({
+    "llm.retry.attempt": retry + 1,
+    "llm.retry.delay_ms": delayMs,
+    "llm.retry.reason": reason,
+    [A.requestModel]: model
+  }))
+
+/** A fallback to the next model. */
+export const fellBack = (from: string, to: string, reason: string): Effect.Effect<void> =>
+  addEvent(E.fallback, () => ({ "llm.fallback.from": from, "llm.fallback.to": to, "llm.fallback.reason": reason }))
+
+/** A call an open circuit refused. */
+export const breakerRejected = (key: string, retryAfterMs: number): Effect.Effect<void> =>
+  addEvent(E.breakerRejected, () => ({ "llm.breaker.key": key, "llm.breaker.retry_after_ms": retryAfterMs }))
+
+/** A circuit changed state. */
+export const breakerTransition = (key: string, from: string, to: string): Effect.Effect<void> =>
+  addEvent(E.breakerTransition, () => ({ "llm.breaker.key": key, "llm.breaker.from": from, "llm.breaker.to": to }))
+
+/** A response served from the cache. */
+export const cacheHit = (model: string): Effect.Effect<void> => addEvent(E.cacheHit, () => ({ [A.requestModel]: model }))
+
+/** A response replayed from an idempotency record (or shared with the call in flight). */
+export const idempotentReplay: Effect.Effect<void> = addEvent(E.idempotentReplay, () => ({}))
+
+/** A call a token budget refused (never its scope: that may be a user id). */
+export const budgetRefused = (budget: string, error: LlmError): Effect.Effect<void> =>
+  addEvent(E.budgetRefused, () => ({
+    "llm.budget.name": budget,
+    "llm.budget.reason": error._tag,
+    ...(error._tag === "BudgetExceeded"
+      ? { "llm.budget.requested": error.requested, "llm.budget.remaining": error.remaining, "llm.budget.unit": error.unit ?? "tokens" }
+      : {})
+  }))
+
+/** A prompt trimmed to fit. */
+export const promptTrimmed = (model: string, droppedMessages: number, droppedTokens: number): Effect.Effect<void> =>
+  addEvent(E.promptTrimmed, () => ({
+    [A.requestModel]: model,
+    "llm.trim.dropped_messages": droppedMessages,
+    "llm.trim.dropped_tokens": droppedTokens
+  }))
+
+/** A call a client-side rate limit delayed or refused. */
+export const rateLimited = (key: string, action: string): Effect.Effect<void> =>
+  addEvent(E.rateLimited, () => ({ "llm.rate_limit.key": key, "llm.rate_limit.action": action }))
+
+/** A call a full bulkhead refused. */
+export const bulkheadRejected = (key: string): Effect.Effect<void> =>
+  addEvent(E.bulkheadRejected, () => ({ "llm.bulkhead.key": key }))

@@ -8,6 +8,7 @@ import type { ChatChunk, ChatRequest, ChatResponse, Usage } from "../Llm.js"
 import type { Complete, StreamFn } from "../LlmClient.js"
 import { BadRequest, BudgetExceeded, type LlmError } from "../LlmError.js"
 import * as LlmMetrics from "../LlmMetrics.js"
+import * as Telemetry from "./telemetry.js"
 import type * as Pricing from "../Pricing.js"
 import type * as Tokenizer from "../Tokenizer.js"
 import type { Amount, Limits, StoreService, Unit } from "./budgetLedger.js"
@@ -155,7 +156,10 @@ const build = (config: Config, services: Services, idPrefix: string): Engine => 
   let sequence = 0
 
   const refuse = <A>(error: LlmError): Effect.Effect<A, LlmError> =>
-    Effect.zipRight(LlmMetrics.count(LlmMetrics.budgetRejections, labels), Effect.fail(error))
+    LlmMetrics.count(LlmMetrics.budgetRejections, labels).pipe(
+      Effect.zipRight(Telemetry.budgetRefused(config.name, error)),
+      Effect.zipRight(Effect.fail(error))
+    )
 
   const promptTokensOf = (request: ChatRequest): Effect.Effect<number> => {
     const messages = tokenizer.countMessages(request.messages, request.model)
