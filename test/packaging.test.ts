@@ -52,18 +52,25 @@ const graph = (entry: string) => {
 }
 
 describe("packaging", () => {
-  it("the core entry point never loads a driver (openai, ioredis, OpenTelemetry)", () => {
+  it("the core entry point never loads a driver (openai, ioredis, OpenTelemetry, @effect/ai and its providers)", () => {
     const modules = graph(join(src, "index.ts"))
     expect(modules.size).toBeGreaterThan(10)
     const offenders = [...modules].flatMap(([file, packages]) =>
       packages
-        .filter((p) => p === "openai" || p.startsWith("openai/") || p === "ioredis" || p.includes("opentelemetry"))
+        .filter((p) =>
+          p === "openai" || p.startsWith("openai/") || p === "ioredis" || p.includes("opentelemetry") ||
+          p === "@effect/ai" || p.startsWith("@effect/ai/") || p.startsWith("@effect/ai-")
+        )
         .map((p) => `${file}: ${p}`)
     )
     expect(offenders).toEqual([])
     // and the adapter subpath does load it
     expect([...graph(join(src, "OpenAi.ts")).values()].flat()).toContain("openai")
     expect([...graph(join(src, "Prometheus.ts")).values()].flat()).toContain("@opentelemetry/exporter-prometheus")
+    // the bridge loads @effect/ai, and none of its provider packages
+    const bridge = [...graph(join(src, "EffectAi.ts")).values()].flat()
+    expect(bridge.some((p) => p.startsWith("@effect/ai/"))).toBe(true)
+    expect(bridge.filter((p) => p.startsWith("@effect/ai-"))).toEqual([])
   })
 
   it("every export of every public module has JSDoc with an example", () => {
