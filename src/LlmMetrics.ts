@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import { Cause, Clock, Effect, Exit, FiberRef, Layer, Metric, MetricBoundaries, MetricKey, MetricLabel, Option, Stream } from "effect"
-import type { MetricState } from "effect"
+import type { MetricPair, MetricState } from "effect"
 import type { ChatResponse, Usage } from "./Llm.js"
 import { isLlmError } from "./LlmError.js"
 import { fromKey, withLabels } from "./internal/telemetryKeys.js"
@@ -566,9 +566,57 @@ export const trackStream = <A extends { readonly usage?: Usage | undefined }, E,
   )
 
 /**
+ * Latency quantiles in milliseconds, interpolated inside the histogram's buckets (0 when nothing was recorded).
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const slow = (q: LlmMetrics.Quantiles) => q.p95 > 2000
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Quantiles {
+  readonly p50: number
+  readonly p95: number
+  readonly p99: number
+}
+
+/**
+ * What was recorded for one model (the model a request asked for): provider calls, failures, latency, time to
+ * first token of streams, tokens (`estimatedTokens` of them counted by the library because the provider reported
+ * none), cost, retries and cache use.
+ *
+ * @example
+ * ```ts
+ * import { LlmMetrics } from "effect-llm-resilience"
+ * const worst = (s: LlmMetrics.Snapshot) =>
+ *   Object.entries(s.byModel).sort(([, a], [, b]) => b.errorRate - a.errorRate)[0]?.[0]
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ModelSnapshot {
+  readonly requests: number
+  readonly failures: number
+  readonly errorRate: number
+  readonly latencyMs: Quantiles
+  readonly timeToFirstTokenMs: Quantiles
+  readonly inputTokens: number
+  readonly outputTokens: number
+  readonly estimatedTokens: number
+  readonly costUsd: number
+  readonly unpricedCalls: number
+  readonly retries: number
+  readonly cacheHits: number
+  readonly cacheMisses: number
+  readonly cacheHitRate: number
+}
+
+/**
  * The summary of what has been recorded: `errorRate` is failures / requests, latency quantiles are
  * interpolated from the histogram, `cacheHitRate` is hits / (hits + misses), `budget` counts rejections and
- * alerts.
+ * alerts, `byModel` holds the same per model.
  *
  * @example
  * ```ts
@@ -582,9 +630,11 @@ export interface Snapshot {
   readonly requests: number
   readonly failures: number
   readonly errorRate: number
-  readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number }
+  readonly latencyMs: Quantiles
+  readonly timeToFirstTokenMs: Quantiles
   readonly inputTokens: number
   readonly outputTokens: number
+  readonly estimatedTokens: number
   readonly costUsd: number
   readonly cacheHitRate: number
   readonly cacheHits: number
@@ -597,6 +647,7 @@ export interface Snapshot {
   readonly trimmedTokens: number
   readonly idempotencyReplays: number
   readonly budget: { readonly rejections: number; readonly alerts: number }
+  readonly byModel: Readonly<Record<string, ModelSnapshot>>
 }
 
 /**
@@ -635,70 +686,124 @@ export const quantile = (
   return max
 }
 
-const isNamed = (name: string) => (pair: { readonly metricKey: { readonly name: string } }) =>
-  pair.metricKey.name === name
+type Pair = MetricPair.MetricPair.Untyped
+type Tags = ReadonlyArray<{ readonly key: string; readonly value: string }>
+
+const modelOf = (tags: Tags): string | undefined => tags.find((t) => t.key === "model")?.value
+
+/** Histogram states merged (they share their boundaries), then read as quantiles. */
+class Merged {
+  readonly buckets = new Map<number, number>()
+  count = 0
+  min = Number.POSITIVE_INFINITY
+  max = 0
+  add(state: MetricState.MetricState.Histogram): void {
+    if (state.count === 0) return
+    this.count += state.count
+    this.min = Math.min(this.min, state.min)
+    this.max = Math.max(this.max, state.max)
+    for (const [bound, cumulative] of state.buckets) this.buckets.set(bound, (this.buckets.get(bound) ?? 0) + cumulative)
+  }
+  quantiles(): Quantiles {
+    const buckets = [...this.buckets.entries()].sort((a, b) => a[0] - b[0])
+    const min = this.min === Number.POSITIVE_INFINITY ? 0 : this.min
+    const at = (q: number) => round(quantile(buckets, this.count, q, min, this.max))
+    return { p50: at(0.5), p95: at(0.95), p99: at(0.99) }
+  }
+}
+
+/** Sums of counters and merged histograms, overall or for one model. */
+class Totals {
+  readonly sums = new Map<string, number>()
+  readonly latency = new Merged()
+  readonly firstToken = new Merged()
+  add(pair: Pair): void {
+    const name = pair.metricKey.name
+    if (name === names.latency) this.latency.add(pair.metricState as MetricState.MetricState.Histogram)
+    else if (name === names.timeToFirstToken) this.firstToken.add(pair.metricState as MetricState.MetricState.Histogram)
+    else {
+      const state = pair.metricState as Partial<MetricState.MetricState.Counter<number>>
+      if (state.count !== undefined) this.sums.set(name, (this.sums.get(name) ?? 0) + Number(state.count))
+    }
+  }
+  sum(name: string): number {
+    return this.sums.get(name) ?? 0
+  }
+  model(): ModelSnapshot {
+    const requests = this.sum(names.requests)
+    const failures = this.sum(names.failures)
+    const hits = this.sum(names.cacheHits)
+    const misses = this.sum(names.cacheMisses)
+    return {
+      requests,
+      failures,
+      errorRate: requests === 0 ? 0 : failures / requests,
+      latencyMs: this.latency.quantiles(),
+      timeToFirstTokenMs: this.firstToken.quantiles(),
+      inputTokens: this.sum(names.inputTokens),
+      outputTokens: this.sum(names.outputTokens),
+      estimatedTokens: this.sum(names.estimatedTokens),
+      costUsd: this.sum(names.costUsd),
+      unpricedCalls: this.sum(names.unpricedCalls),
+      retries: this.sum(names.retries),
+      cacheHits: hits,
+      cacheMisses: misses,
+      cacheHitRate: hits + misses === 0 ? 0 : hits / (hits + misses)
+    }
+  }
+}
 
 /**
- * Reads every metric and summarises it.
+ * Reads every metric and summarises it, overall and by model.
  *
  * @example
  * ```ts
  * import { Effect } from "effect"
  * import { LlmMetrics } from "effect-llm-resilience"
- * const program = Effect.map(LlmMetrics.snapshot, (s) => s.errorRate)
+ * const program = Effect.map(LlmMetrics.snapshot, (s) => [s.errorRate, s.byModel["gpt-4o"]?.errorRate])
  * ```
  * @since 0.1.0
  * @category Accessors
  */
 export const snapshot: Effect.Effect<Snapshot> = Effect.map(Metric.snapshot, (pairs) => {
-  const sum = (name: string, filter?: (tags: ReadonlyArray<{ key: string; value: string }>) => boolean) => {
-    let total = 0
-    for (const pair of pairs) {
-      if (!isNamed(name)(pair)) continue
-      if (filter !== undefined && !filter(pair.metricKey.tags)) continue
-      const state = pair.metricState as MetricState.MetricState.Counter<number>
-      total += Number(state.count)
-    }
-    return total
-  }
-  const merged = new Map<number, number>()
-  let histogramCount = 0
-  let min = Number.POSITIVE_INFINITY
-  let max = 0
+  const all = new Totals()
+  const byModel = new Map<string, Totals>()
+  let breakerOpens = 0
   for (const pair of pairs) {
-    if (!isNamed(names.latency)(pair)) continue
-    const state = pair.metricState as MetricState.MetricState.Histogram
-    if (state.count === 0) continue
-    histogramCount += state.count
-    min = Math.min(min, state.min)
-    max = Math.max(max, state.max)
-    for (const [bound, cumulative] of state.buckets) merged.set(bound, (merged.get(bound) ?? 0) + cumulative)
+    all.add(pair)
+    const model = modelOf(pair.metricKey.tags)
+    if (model !== undefined) {
+      let totals = byModel.get(model)
+      if (totals === undefined) byModel.set(model, totals = new Totals())
+      totals.add(pair)
+    }
+    if (pair.metricKey.name === names.breakerTransitions && pair.metricKey.tags.some((t) => t.key === "to" && t.value === "open")) {
+      breakerOpens += Number((pair.metricState as MetricState.MetricState.Counter<number>).count)
+    }
   }
-  const buckets = [...merged.entries()].sort((a, b) => a[0] - b[0])
-  const at = (q: number) => round(quantile(buckets, histogramCount, q, min === Number.POSITIVE_INFINITY ? 0 : min, max))
-  const requestCount = sum(names.requests)
-  const failureCount = sum(names.failures)
-  const hits = sum(names.cacheHits)
-  const misses = sum(names.cacheMisses)
+  const overall = all.model()
   return {
-    requests: requestCount,
-    failures: failureCount,
-    errorRate: requestCount === 0 ? 0 : failureCount / requestCount,
-    latencyMs: { p50: at(0.5), p95: at(0.95), p99: at(0.99) },
-    inputTokens: sum(names.inputTokens),
-    outputTokens: sum(names.outputTokens),
-    costUsd: sum(names.costUsd),
-    cacheHitRate: hits + misses === 0 ? 0 : hits / (hits + misses),
-    cacheHits: hits,
-    cacheMisses: misses,
-    retries: sum(names.retries),
-    fallbacks: sum(names.fallbacks),
-    breakerOpens: sum(names.breakerTransitions, (tags) => tags.some((t) => t.key === "to" && t.value === "open")),
-    breakerRejections: sum(names.breakerRejections),
-    bulkheadRejections: sum(names.bulkheadRejections),
-    trimmedTokens: sum(names.trimmedTokens),
-    idempotencyReplays: sum(names.idempotencyReplays),
-    budget: { rejections: sum(names.budgetRejections), alerts: sum(names.budgetAlerts) }
+    requests: overall.requests,
+    failures: overall.failures,
+    errorRate: overall.errorRate,
+    latencyMs: overall.latencyMs,
+    timeToFirstTokenMs: overall.timeToFirstTokenMs,
+    inputTokens: overall.inputTokens,
+    outputTokens: overall.outputTokens,
+    estimatedTokens: overall.estimatedTokens,
+    costUsd: overall.costUsd,
+    cacheHitRate: overall.cacheHitRate,
+    cacheHits: overall.cacheHits,
+    cacheMisses: overall.cacheMisses,
+    retries: overall.retries,
+    fallbacks: all.sum(names.fallbacks),
+    breakerOpens,
+    breakerRejections: all.sum(names.breakerRejections),
+    bulkheadRejections: all.sum(names.bulkheadRejections),
+    trimmedTokens: all.sum(names.trimmedTokens),
+    idempotencyReplays: all.sum(names.idempotencyReplays),
+    budget: { rejections: all.sum(names.budgetRejections), alerts: all.sum(names.budgetAlerts) },
+    byModel: Object.fromEntries([...byModel.entries()].map(([model, totals]) => [model, totals.model()]))
   }
 })
 
@@ -722,8 +827,10 @@ export const formatTable = (s: Snapshot): string => {
     ["failures", String(s.failures)],
     ["error rate", `${(s.errorRate * 100).toFixed(1)} %`],
     ["latency p50 / p95 / p99", `${s.latencyMs.p50} / ${s.latencyMs.p95} / ${s.latencyMs.p99} ms`],
+    ["first token p50 / p95 / p99", `${s.timeToFirstTokenMs.p50} / ${s.timeToFirstTokenMs.p95} / ${s.timeToFirstTokenMs.p99} ms`],
     ["input tokens", String(s.inputTokens)],
     ["output tokens", String(s.outputTokens)],
+    ["tokens counted (no usage reported)", String(s.estimatedTokens)],
     ["cost", `$${s.costUsd.toFixed(6)}`],
     ["cache hit rate", `${(s.cacheHitRate * 100).toFixed(1)} % (${s.cacheHits} hits)`],
     ["retries", String(s.retries)],
