@@ -113,6 +113,12 @@ describe("Otlp.layer", () => {
         "gen_ai.usage.output_tokens": 3
       })
       expect(Object.keys(attributes(call.attributes))).not.toContain("error.type")
+      // The policies' decisions, as events on the call's span, in order: the retry, then the fallback.
+      const decisions = call.events.map((e) => [e.name, attributes(e.attributes)])
+      expect(decisions).toEqual([
+        ["llm.retry", { "llm.retry.attempt": 2, "llm.retry.delay_ms": 1, "llm.retry.reason": "ServerError", "gen_ai.request.model": "gpt-4o" }],
+        ["llm.fallback", { "llm.fallback.from": "gpt-4o", "llm.fallback.to": "gpt-4o-mini", "llm.fallback.reason": "ServerError" }]
+      ])
       // Under it, one span per attempt: gpt-4o and its retry fail with a 503, then the fallback answers.
       const attempts = children(call)
       expect(attempts.map((a) => a.name)).toEqual(["llm.attempt", "llm.attempt", "llm.attempt"])
