@@ -13,13 +13,11 @@
  * Imported from the subpath `effect-llm-resilience/EffectAi`, so the core never loads `@effect/ai`. The module
  * depends on `@effect/ai` only; the provider packages are the application's choice.
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
-import type * as AiError from "@effect/ai/AiError"
 import * as LanguageModel from "@effect/ai/LanguageModel"
 import * as AiModel from "@effect/ai/Model"
 import { Context, Effect, Layer, Option, Schema, Stream } from "effect"
-import { dual } from "effect/Function"
 import { decodeOrThrow } from "./InvalidOptions.js"
 import type { ChatRequest } from "./Llm.js"
 import * as LlmClient from "./LlmClient.js"
@@ -38,7 +36,7 @@ import { AnyFunction, strict } from "./internal/optionSchemas.js"
  * import * as EffectAi from "effect-llm-resilience/EffectAi"
  * const options: EffectAi.LlmClientOptions = { model: "layer" }
  * ```
- * @since 0.2.0
+ * @since 0.1.0
  * @category Models
  */
 export interface LlmClientOptions {
@@ -99,7 +97,7 @@ const telemetryOf = (resolved: Resolved, context: Context.Context<never>): LlmCl
  * import * as EffectAi from "effect-llm-resilience/EffectAi"
  * const client = EffectAi.makeLlmClient({ model: "layer" }) // Effect<LlmClient.Service, never, LanguageModel>
  * ```
- * @since 0.2.0
+ * @since 0.1.0
  * @category Constructors
  */
 export const makeLlmClient = (
@@ -132,7 +130,7 @@ export const makeLlmClient = (
  *   Layer.provide(OpenAiModel)
  * )
  * ```
- * @since 0.2.0
+ * @since 0.1.0
  * @category Layers
  */
 export const layerLlmClient = (
@@ -151,7 +149,7 @@ export const layerLlmClient = (
  * declare const openAi: Layer.Layer<LanguageModel.LanguageModel>
  * const routes: EffectAi.Routes = { "gpt-4o": openAi }
  * ```
- * @since 0.2.0
+ * @since 0.1.0
  * @category Models
  */
 export type Routes = Readonly<Record<string, Layer.Layer<LanguageModel.LanguageModel, unknown, unknown>>>
@@ -201,7 +199,7 @@ const routed = (
  *   Layer.provide(EffectAi.layerLlmClientByModel({ "gpt-4o": openAi, "claude-sonnet-4": anthropic }))
  * )
  * ```
- * @since 0.2.0
+ * @since 0.1.0
  * @category Layers
  */
 export const layerLlmClientByModel = <const R extends Routes>(
@@ -242,7 +240,7 @@ export const layerLlmClientByModel = <const R extends Routes>(
  * import * as EffectAi from "effect-llm-resilience/EffectAi"
  * const fields: EffectAi.RequestFields = { model: "gpt-4o-mini", temperature: 0, user: "tenant-7" }
  * ```
- * @since 0.2.0
+ * @since 0.1.0
  * @category Models
  */
 export interface RequestFields extends Model.RequestFields {}
@@ -258,7 +256,7 @@ const FieldsSchema = Model.RequestFieldsSchema.annotations(strict)
  * import * as EffectAi from "effect-llm-resilience/EffectAi"
  * EffectAi.defaultModel // "default"
  * ```
- * @since 0.2.0
+ * @since 0.1.0
  * @category Models
  */
 export const defaultModel: string = Model.defaultModel
@@ -273,21 +271,22 @@ export const defaultModel: string = Model.defaultModel
  * import * as EffectAi from "effect-llm-resilience/EffectAi"
  * const fields = Effect.map(EffectAi.RequestOptions, (options) => options.user)
  * ```
- * @since 0.2.0
+ * @since 0.1.0
  * @category Tags
  */
 export const RequestOptions: Context.Reference<Model.RequestOptions, RequestFields> = Model.RequestOptions
 
-const provideFields = <A, E, R>(
-  self: Effect.Effect<A, E, R> | Stream.Stream<A, E, R>,
-  fields: RequestFields
-): Effect.Effect<A, E, R> | Stream.Stream<A, E, R> => {
-  const valid = decodeOrThrow(FieldsSchema, "EffectAi.withRequest", fields)
+type Runnable = Effect.Effect<unknown, unknown, unknown> | Stream.Stream<unknown, unknown, unknown>
+
+// `valid` is decoded already: the data-last form validates when it is built, not when it is applied.
+const provideFields = <Self extends Runnable>(self: Self, valid: RequestFields): Self => {
   const merged = Effect.map(RequestOptions, (current): RequestFields => ({ ...current, ...valid }))
-  return Effect.isEffect(self)
+  return (Effect.isEffect(self)
     ? Effect.flatMap(merged, (all) => Effect.provideService(self, RequestOptions, all))
-    : Stream.unwrap(Effect.map(merged, (all) => Stream.provideService(self, RequestOptions, all)))
+    : Stream.unwrap(Effect.map(merged, (all) => Stream.provideService(self as Stream.Stream<unknown, unknown, unknown>, RequestOptions, all)))) as Self
 }
+
+const validFields = (fields: RequestFields): RequestFields => decodeOrThrow(FieldsSchema, "EffectAi.withRequest", fields)
 
 /**
  * Runs an Effect or a Stream with request fields for every `LanguageModel` call of this module inside it (over the
@@ -301,18 +300,19 @@ const provideFields = <A, E, R>(
  *   EffectAi.withRequest({ model: "gpt-4o-mini", temperature: 0, user: "tenant-7" })
  * )
  * ```
- * @since 0.2.0
+ * @since 0.1.0
  * @category Combinators
  */
 export const withRequest: {
-  (fields: RequestFields): <Self extends Effect.Effect<unknown, unknown, unknown> | Stream.Stream<unknown, unknown, unknown>>(
-    self: Self
-  ) => Self
-  <Self extends Effect.Effect<unknown, unknown, unknown> | Stream.Stream<unknown, unknown, unknown>>(
-    self: Self,
-    fields: RequestFields
-  ): Self
-} = dual(2, provideFields) as never
+  (fields: RequestFields): <Self extends Runnable>(self: Self) => Self
+  <Self extends Runnable>(self: Self, fields: RequestFields): Self
+} = function(...args: ReadonlyArray<unknown>) {
+  if (args.length === 1) {
+    const valid = validFields(args[0] as RequestFields)
+    return <Self extends Runnable>(self: Self): Self => provideFields(self, valid)
+  }
+  return provideFields(args[0] as Runnable, validFields(args[1] as RequestFields))
+} as never
 
 /**
  * Builds a `LanguageModel` service over the `LlmClient` in context, with default request fields. Throws
@@ -323,7 +323,7 @@ export const withRequest: {
  * import * as EffectAi from "effect-llm-resilience/EffectAi"
  * const service = EffectAi.makeLanguageModel({ model: "gpt-4o", maxTokens: 500 })
  * ```
- * @since 0.2.0
+ * @since 0.1.0
  * @category Constructors
  */
 export const makeLanguageModel = (
@@ -350,7 +350,7 @@ export const makeLanguageModel = (
  * )
  * const text = LanguageModel.generateText({ prompt: "Say hello" }).pipe(Effect.map((r) => r.text), Effect.provide(Live))
  * ```
- * @since 0.2.0
+ * @since 0.1.0
  * @category Layers
  */
 export const layerLanguageModel: Layer.Layer<LanguageModel.LanguageModel, never, LlmClient.LlmClient> = Layer.effect(
@@ -372,7 +372,7 @@ export const layerLanguageModel: Layer.Layer<LanguageModel.LanguageModel, never,
  *   Effect.provide(EffectAi.model("gpt-4o-mini", { temperature: 0 }))
  * ) // requires LlmClient
  * ```
- * @since 0.2.0
+ * @since 0.1.0
  * @category Layers
  */
 export const model = (
@@ -402,7 +402,7 @@ export const model = (
  *   Effect.map((r) => (typeof r === "string" ? r : r.text))
  * )
  * ```
- * @since 0.2.0
+ * @since 0.1.0
  * @category Errors
  */
-export const llmError: (error: AiError.AiError | LlmError | unknown) => Option.Option<LlmError> = llmErrorOf
+export const llmError: (error: unknown) => Option.Option<LlmError> = llmErrorOf

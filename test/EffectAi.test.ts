@@ -856,7 +856,8 @@ describe("EffectAi.layerLanguageModel (up)", () => {
     }).pipe(Effect.provide(overFake(FakeLlm.reply("x")))))
 
   it("withRequest and model() validate their fields", () => {
-    expect(() => EffectAi.withRequest({ temperature: 3 })(Effect.void)).toThrow(InvalidOptions)
+    expect(() => EffectAi.withRequest({ temperature: 3 })).toThrow(InvalidOptions)
+    expect(() => EffectAi.withRequest(Effect.void, { user: 1 } as unknown as EffectAi.RequestFields)).toThrow(InvalidOptions)
     expect(() => EffectAi.model("m", { temprature: 1 } as EffectAi.RequestFields)).toThrow(InvalidOptions)
   })
 
