@@ -26,6 +26,7 @@
  * @since 0.1.0
  */
 import { Effect, Layer, Option } from "effect"
+import type { ConfigError } from "effect"
 import type { RateLimiterStore } from "@effect/experimental/RateLimiter"
 import * as Bulkhead from "./Bulkhead.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
@@ -37,6 +38,7 @@ import * as ModelTier from "./ModelTier.js"
 import * as PromptTrim from "./PromptTrim.js"
 import * as RateLimit from "./RateLimit.js"
 import * as ResponseCache from "./ResponseCache.js"
+import * as PipelineConfig from "./internal/pipelineConfig.js"
 import { isDeterministic } from "./internal/requestKey.js"
 import * as Retry from "./Retry.js"
 import * as Timeout from "./Timeout.js"
@@ -352,3 +354,60 @@ export const layerMemory = <const O extends Options>(
     InvalidOptions,
     LlmClient.LlmClient
   >
+
+/**
+ * Reads the pipeline's options from Effect `Config` and validates them: the environment by default, or any
+ * `ConfigProvider` (a JSON or YAML file through `ConfigProvider.fromJson`). Names are the options' own, under
+ * `prefix` (default `"pipeline"`; `""` for none): a file holds the options object itself (`{ "retry": { "maxRetries":
+ * 3 } }`), the environment the same names in CONSTANT_CASE (`PIPELINE_RETRY_MAX_RETRIES=3`, lists comma-separated,
+ * a list of objects such as `PIPELINE_BUDGETS` as one JSON text). Only data can be configured: options that are
+ * functions (`cacheable`, `scope`, `classify`, …) are not read. A `retry.budget` is given as its options and made
+ * into one budget shared by the pipeline's retries. Fails with one `InvalidOptions` (target "Pipeline") listing every
+ * bad value, each at its option path (`retry.maxRetries`, `budgets.0.limit.tokens`).
+ *
+ * @example
+ * ```ts
+ * import { ConfigProvider, Effect } from "effect"
+ * import { Pipeline } from "effect-llm-resilience"
+ * const fromEnv = Pipeline.fromConfig() // PIPELINE_RETRY_MAX_RETRIES=3 PIPELINE_FALLBACK_MODELS=gpt-4o,gpt-4o-mini …
+ * const fromFile = Pipeline.fromConfig("").pipe(
+ *   Effect.withConfigProvider(ConfigProvider.fromJson({ retry: { maxRetries: 3 }, timeout: { attempt: "30 seconds" } }))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const fromConfig = (prefix: string = "pipeline"): Effect.Effect<Options, InvalidOptions | ConfigError.ConfigError> =>
+  PipelineConfig.withConstantCaseFallback(Effect.gen(function* () {
+    const read = yield* PipelineConfig.options(prefix)
+    const budgeted = yield* PipelineConfig.withRetryBudget(read.value ?? {}, (budget) =>
+      Retry.makeBudget(budget as Retry.BudgetOptions))
+    const options = budgeted.value as Options
+    // The policies are built once over throwaway memory stores: every check of every pattern runs, as in `layer`.
+    const checked = yield* Effect.either(Effect.provide(policies(options), layerStoresMemory))
+    const issues = [...read.issues, ...budgeted.issues, ...(checked._tag === "Left" ? checked.left.issues : [])]
+    if (issues.length > 0) return yield* Effect.fail(new InvalidOptions({ target: "Pipeline", issues }))
+    return options
+  }))
+
+/**
+ * {@link layerMemory} with the options read by {@link fromConfig} (every store in memory). To keep the state in
+ * Redis, build {@link layer} from {@link fromConfig} and provide the Redis stores.
+ *
+ * @example
+ * ```ts
+ * import { ConfigProvider, Layer } from "effect"
+ * import { FakeLlm, Pipeline } from "effect-llm-resilience"
+ * const file = { retry: { maxRetries: 3 }, fallback: { models: ["gpt-4o", "gpt-4o-mini"] } }
+ * const Live = Pipeline.layerConfig("").pipe(
+ *   Layer.provide(Layer.setConfigProvider(ConfigProvider.fromJson(file))),
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok")))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerConfig = (
+  prefix?: string
+): Layer.Layer<LlmClient.LlmClient, InvalidOptions | ConfigError.ConfigError, LlmClient.LlmClient> =>
+  Layer.unwrapEffect(Effect.map(fromConfig(prefix), (options) => layerMemory(options)))
