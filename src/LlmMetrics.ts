@@ -1,16 +1,17 @@
 /**
- * Every metric the library records, their names, the recording helpers each policy uses, and `snapshot`,
- * a summary of everything recorded so far.
+ * Every metric the library records, their names, the recording helpers each policy uses, the span event and
+ * attribute names, the switch for prompt text on spans (`captureContent`), and `snapshot`, a summary of everything
+ * recorded so far. Provider calls are recorded by the one innermost step every client gets (`LlmClient.make`), so
+ * every provider's calls are, the OpenAI adapter's, FakeLlm's, `@effect/ai`'s and your own alike.
  *
  * Labels are model names, error tags, breaker keys and budget names: never prompt text, completion text or a
  * user id.
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Effect, Exit, FiberRef, Layer, Metric, MetricBoundaries, MetricKey, MetricLabel, Option, Stream } from "effect"
+import { Effect, FiberRef, Layer, Metric, MetricBoundaries, MetricKey, MetricLabel, Option } from "effect"
 import type { MetricPair, MetricState } from "effect"
-import type { ChatResponse, Usage } from "./Llm.js"
-import { isLlmError } from "./LlmError.js"
+import type { Usage } from "./Llm.js"
 import { fromKey, withLabels } from "./internal/telemetryKeys.js"
 import * as Pricing from "./Pricing.js"
 
@@ -419,7 +420,6 @@ const memoTagged = <M extends Metric.Metric<any, any, any>>(
   }
   return found as M
 }
-const latencyFor = (model: string) => memoTagged(latency, [["model", model]])
 
 /**
  * Adds `amount` to a counter with the given labels.
@@ -477,93 +477,6 @@ export const recordUsage = (model: string, usage: Usage): Effect.Effect<void> =>
         onSome: (value) => count(costUsd, { model }, value)
       })
     ], { discard: true }))
-
-const failureTag = (cause: Cause.Cause<unknown>): string => {
-  const failure = Cause.failureOption(cause)
-  if (Option.isSome(failure)) return isLlmError(failure.value) ? failure.value._tag : "Unknown"
-  return Cause.isInterruptedOnly(cause) ? "Interrupted" : "Defect"
-}
-
-/**
- * Records the end of one provider call: one request, its latency, a failure by error tag (an interrupted call
- * counts as failure "Interrupted") and, on success, its usage and cost.
- *
- * @example
- * ```ts
- * import { Exit } from "effect"
- * import { LlmMetrics } from "effect-llm-resilience"
- * const effect = LlmMetrics.recordCall("gpt-4o", 120, Exit.void, { inputTokens: 10, outputTokens: 5 })
- * ```
- * @since 0.1.0
- * @category Metrics
- */
-export const recordCall = (
-  model: string,
-  durationMs: number,
-  exit: Exit.Exit<unknown, unknown>,
-  usage: Usage | undefined
-): Effect.Effect<void> =>
-  Effect.zipRight(
-    Effect.all([count(requests, { model }), Metric.update(latencyFor(model), durationMs)], { discard: true }),
-    Exit.isSuccess(exit)
-      ? (usage === undefined ? Effect.void : recordUsage(model, usage))
-      : count(failures, { model, error: failureTag(exit.cause) })
-  )
-
-/**
- * Wraps a provider's `complete`: measures it on the Effect clock and records it with {@link recordCall}.
- * Provider layers (OpenAi, FakeLlm) use it; policies do not (a cache hit is not a provider call).
- *
- * @example
- * ```ts
- * import { Effect } from "effect"
- * import { LlmMetrics } from "effect-llm-resilience"
- * declare const call: Effect.Effect<import("effect-llm-resilience").Llm.ChatResponse>
- * const tracked = LlmMetrics.trackCompletion("gpt-4o", call)
- * ```
- * @since 0.1.0
- * @category Metrics
- */
-export const trackCompletion = <E, R>(
-  model: string,
-  effect: Effect.Effect<ChatResponse, E, R>
-): Effect.Effect<ChatResponse, E, R> =>
-  Effect.flatMap(Clock.currentTimeMillis, (start) =>
-    Effect.onExit(effect, (exit) =>
-      Effect.flatMap(Clock.currentTimeMillis, (end) =>
-        recordCall(model, end - start, exit, Exit.isSuccess(exit) ? exit.value.usage : undefined))))
-
-/**
- * Wraps a provider's stream: measures it from start to its end and records it with {@link recordCall}, using
- * the usage of the last chunk.
- *
- * @example
- * ```ts
- * import { Stream } from "effect"
- * import { LlmMetrics, Llm } from "effect-llm-resilience"
- * declare const chunks: Stream.Stream<Llm.ChatChunk>
- * const tracked = LlmMetrics.trackStream("gpt-4o", chunks)
- * ```
- * @since 0.1.0
- * @category Metrics
- */
-export const trackStream = <A extends { readonly usage?: Usage | undefined }, E, R>(
-  model: string,
-  stream: Stream.Stream<A, E, R>
-): Stream.Stream<A, E, R> =>
-  Stream.unwrapScoped(
-    Effect.gen(function* () {
-      const start = yield* Clock.currentTimeMillis
-      let usage: Usage | undefined
-      yield* Effect.addFinalizer((exit) =>
-        Effect.flatMap(Clock.currentTimeMillis, (end) => recordCall(model, end - start, exit, usage))
-      )
-      return Stream.tap(stream, (chunk) => {
-        if (chunk.usage !== undefined) usage = chunk.usage
-        return Effect.void
-      })
-    })
-  )
 
 /**
  * Latency quantiles in milliseconds, interpolated inside the histogram's buckets (0 when nothing was recorded).

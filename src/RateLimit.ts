@@ -16,7 +16,7 @@ import { makeMemoryStore } from "./internal/rateLimitStore.js"
 import { strict } from "./internal/optionSchemas.js"
 import { DurationInput } from "./internal/durationInput.js"
 import { decode, InvalidOptions } from "./InvalidOptions.js"
-import type { ChatRequest } from "./Llm.js"
+import type { ChatChunk, ChatRequest, ChatResponse, Usage } from "./Llm.js"
 import * as LlmClient from "./LlmClient.js"
 import { BadRequest, RateLimited } from "./LlmError.js"
 import * as LlmMetrics from "./LlmMetrics.js"
@@ -147,7 +147,9 @@ const validate = (options: Options): Either.Either<typeof OptionsSchema.Type, In
  * costs 1 request and its estimated tokens: prompt tokens (with the `Tokenizer` in context when the policy is
  * built, else ≈ 4 characters a token) plus `maxTokens` (0 when unset). In "wait" mode the call sleeps until it
  * fits; in "fail" mode (or past `maxWait`) it fails with `RateLimited { source: "client", retryAfter }` and uses
- * up nothing. A request costing more than `tpm` can never fit and fails with `BadRequest`
+ * up nothing. After the call, tokens it used beyond that estimate (its `usage`: reported by the provider, or the
+ * library's own count when it reported none) are charged too. A request costing more than `tpm` can never fit and
+ * fails with `BadRequest`
  * (code "request_too_large"). Every wait and refusal is counted in `llm_rate_limited_total` (labels `key`: the
  * kind of key — "model" | "user" | "global" | "custom", never a user id; `action`: "waited" | "rejected"; the limit hit is
  * a span attribute). If the store fails (say, Redis is down) the call is let through and a warning logged.
@@ -190,8 +192,21 @@ export const policy = (
         })
         return LlmClient.policy({
           name: "rate-limit",
-          complete: (next) => (request) => Effect.zipRight(admit(request), next(request)),
-          stream: (next) => (request) => Stream.unwrap(Effect.as(admit(request), next(request)))
+          complete: (next) => (request) =>
+            Effect.flatMap(admit.admit(request), (admitted) =>
+              admitted === undefined
+                ? next(request)
+                : Effect.tap(next(request), (response: ChatResponse) => admit.settle(admitted, response))),
+          stream: (next) => (request) =>
+            Stream.unwrap(Effect.map(admit.admit(request), (admitted) => {
+              if (admitted === undefined) return next(request)
+              let settled = false
+              return Stream.tap(next(request), (chunk: ChatChunk) => {
+                if (settled || chunk.usage === undefined) return Effect.void
+                settled = true
+                return admit.settle(admitted, chunk)
+              })
+            }))
         })
       })
   })
@@ -265,11 +280,12 @@ const makeAdmission = (
           if (Either.isLeft(result)) {
             yield* refund(key, taken, tokens)
             if (result.left.reason === "Exceeded") return yield* rejected(request, limit, result.left.retryAfter)
-            return yield* storeFailed(result.left.message)
+            return yield* Effect.as(storeFailed(result.left.message), false)
           }
           taken.push(limit)
         }
         yield* Effect.onInterrupt(restore(Effect.void), () => refund(key, taken, tokens))
+        return true
       })
     )
 
@@ -281,7 +297,7 @@ const makeAdmission = (
         const taken: Array<Limit> = []
         for (const limit of options.limits) {
           const result = yield* Effect.either(consume(key, limit, costOf(limit, tokens), "delay"))
-          if (Either.isLeft(result)) return yield* storeFailed(result.left.message)
+          if (Either.isLeft(result)) return yield* Effect.as(storeFailed(result.left.message), false)
           taken.push(limit)
           if (Duration.greaterThan(result.right.delay, delay)) {
             delay = result.right.delay
@@ -300,12 +316,28 @@ const makeAdmission = (
           restore(Duration.isZero(delay) ? Effect.void : Effect.sleep(delay)),
           () => refund(key, taken, tokens)
         )
+        return true
       })
     )
 
-  return (request: ChatRequest): Effect.Effect<void, RateLimited | BadRequest> =>
+  // After the call, tokens beyond the estimate (an answer longer than `maxTokens` allowed for, or no `maxTokens`)
+  // are charged too, from the response's usage: the provider's, or the library's own count when it reported none.
+  const tpm = options.limits.find((l) => l.kind === "tpm")
+  const settle = (
+    admitted: Admitted,
+    answer: { readonly usage?: Usage | undefined; readonly servedFrom?: string | undefined }
+  ): Effect.Effect<void> => {
+    const fromProvider = (answer.servedFrom ?? "provider") === "provider"
+    if (tpm === undefined || answer.usage === undefined || !fromProvider) return Effect.void
+    const beyond = answer.usage.inputTokens + answer.usage.outputTokens - admitted.tokens
+    // In the background: the answer is not held back by a store round trip.
+    if (beyond <= 0) return Effect.void
+    return Effect.asVoid(Effect.forkDaemon(Effect.ignore(consume(admitted.key, tpm, beyond, "delay"))))
+  }
+
+  const admit = (request: ChatRequest): Effect.Effect<Admitted | undefined, RateLimited | BadRequest> =>
     Effect.flatMap(needsTokens ? estimate(tokenizer, request) : Effect.succeed(0), (tokens): Effect.Effect<
-      void,
+      Admitted | undefined,
       RateLimited | BadRequest
     > => {
       const tpm = options.limits.find((l) => l.kind === "tpm")
@@ -320,6 +352,14 @@ const makeAdmission = (
         )
       }
       const key = keyOf(options.per, request)
-      return options.onLimit === "fail" ? failMode(request, key, tokens) : waitMode(request, key, tokens)
+      const admitted = options.onLimit === "fail" ? failMode(request, key, tokens) : waitMode(request, key, tokens)
+      return Effect.map(admitted, (charged) => (charged && tpm !== undefined ? { key, tokens } : undefined))
     })
+  return { admit, settle }
+}
+
+/** A call the tokens-per-minute limit charged `tokens` for, under `key`. */
+interface Admitted {
+  readonly key: string
+  readonly tokens: number
 }

@@ -30,6 +30,7 @@ import { ChatChunk, ChatRequest, ChatResponse, type Usage } from "../src/Llm.js"
 import * as LlmClient from "../src/LlmClient.js"
 import { ServerError } from "../src/LlmError.js"
 import * as LlmMetrics from "../src/LlmMetrics.js"
+import * as RateLimit from "../src/RateLimit.js"
 import * as Retry from "../src/Retry.js"
 import * as Tokenizer from "../src/Tokenizer.js"
 
@@ -341,6 +342,35 @@ describe("usage the provider did not report", () => {
       const chunks = [...result]
       expect(chunks.map((c) => c.content)).toEqual(["one two", ""])
       expect(chunks[1].usage).toMatchObject({ estimated: true, outputTokens: yield* Tokenizer.count("one two", "primary") })
+    }))
+})
+
+describe("the estimate is charged like reported usage", () => {
+  it.effect("a tokens-per-minute limit charges the answer's counted tokens (no usage reported, no maxTokens)", () =>
+    Effect.gen(function* () {
+      const long = "word ".repeat(60)
+      const silent = LlmClient.layer({
+        complete: (r) =>
+          Effect.succeed(new ChatResponse({
+            id: "x", model: r.model, content: long, finishReason: "stop",
+            usage: { inputTokens: 0, outputTokens: 0 }, servedFrom: "provider"
+          })),
+        stream: () => Stream.die("unused")
+      }, info)
+      const limited = LlmClient.layerWith(RateLimit.policy({ tpm: 100, onLimit: "fail" })).pipe(
+        Layer.provide(silent),
+        Layer.provide(RateLimit.layerStoreMemory)
+      )
+      const ask = new ChatRequest({ model: "secondary", messages: [{ role: "user", content: "hi" }] })
+      // (the charge beyond the estimate is made in the background: let it land between calls)
+      const call = Effect.either(LlmClient.complete(ask)).pipe(Effect.zipLeft(Effect.yieldNow()))
+      const outcomes = yield* Effect.forEach([1, 2, 3, 4], () => call).pipe(
+        Effect.provide(limited)
+      )
+      // each call is admitted on its prompt alone (a few tokens), then charged its ~60 answer tokens:
+      // the third no longer fits in 100 (it would have without the charge)
+      expect(outcomes.map((o) => o._tag)).toEqual(["Right", "Right", "Left", "Left"])
+      expect(outcomes[2]).toMatchObject({ left: { _tag: "RateLimited", source: "client" } })
     }))
 })
 
