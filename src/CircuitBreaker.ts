@@ -28,6 +28,7 @@ import {
   type Scope,
   Stream
 } from "effect"
+import { BoundedKeys, DEFAULT_MAX_KEYS } from "./internal/boundedKeys.js"
 import * as internal from "./internal/breaker.js"
 import { decodeOptions } from "./internal/breakerOptions.js"
 import * as shell from "./internal/breakerEngine.js"
@@ -444,7 +445,9 @@ export class CircuitBreakerStore extends Context.Tag("effect-llm-resilience/Circ
 
 /**
  * Builds an in-memory store: a map from key to state, each operation one synchronous (hence atomic) step
- * running {@link decide}. It keeps one small entry per key it has changed, for as long as the store lives.
+ * running {@link decide}. It keeps one small entry per key whose breaker is not back to its fresh state (closed,
+ * nothing counted), at most 100,000 (the least recently used key goes first, counted in
+ * `llm_state_evictions_total{store="circuit-breaker"}`).
  *
  * @example
  * ```ts
@@ -455,24 +458,71 @@ export class CircuitBreakerStore extends Context.Tag("effect-llm-resilience/Circ
  * @since 0.1.0
  * @category Constructors
  */
-export const makeStoreMemory: Effect.Effect<Store> = Effect.sync(() => {
-  const states = new Map<string, StoredState>()
+export const makeStoreMemory: Effect.Effect<Store> = Effect.sync(() => storeMemory(DEFAULT_MAX_KEYS))
+
+/**
+ * Options of the in-memory store.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "effect-llm-resilience"
+ * const options: CircuitBreaker.StoreMemoryOptions = { maxKeys: 10_000 }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface StoreMemoryOptions {
+  /**
+   * The most breaker keys held at once. A breaker back to its fresh state (closed, nothing counted) is forgotten at
+   * once; past the bound the least recently used key is evicted (counted in
+   * `llm_state_evictions_total{store="circuit-breaker"}`). Defaults to 100,000.
+   */
+  readonly maxKeys?: number | undefined
+}
+
+const StoreMemoryOptionsSchema = Schema.Struct({ maxKeys: Schema.optional(Schema.Int.pipe(Schema.positive())) })
+  .annotations(strict)
+
+/**
+ * Builds an in-memory store with options (see {@link makeStoreMemory}), failing with InvalidOptions on bad ones.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CircuitBreaker } from "effect-llm-resilience"
+ * const store = Effect.runSync(CircuitBreaker.makeStoreMemoryWith({ maxKeys: 10_000 }))
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const makeStoreMemoryWith = (options: StoreMemoryOptions = {}): Effect.Effect<Store, InvalidOptions> =>
+  Effect.map(decode(StoreMemoryOptionsSchema, "CircuitBreaker.makeStoreMemoryWith", options), (valid) =>
+    storeMemory(valid.maxKeys ?? DEFAULT_MAX_KEYS))
+
+const storeMemory = (maxKeys: number): Store => {
+  // Bounded: a key back to a closed breaker with nothing counted is forgotten; past `maxKeys` the least recently
+  // used one goes (counted in llm_state_evictions_total{store="circuit-breaker"}).
+  const states = new BoundedKeys<StoredState>("circuit-breaker", maxKeys)
+  const save = (key: string, next: StoredState) => {
+    if (internal.isFresh(next)) states.release(key)
+    else states.set(key, next)
+  }
   // JavaScript runs one fiber at a time and `decide` is synchronous: read, decide and write cannot interleave.
   const step = <E extends internal.Event>(key: string, now: number, event: E): internal.Result<E> => {
     const current = states.get(key) ?? internal.initial
     const [result, next] = internal.decide(current, now, event)
-    if (next !== current) states.set(key, next)
+    if (next !== current) save(key, next)
     return result
   }
   const sync: shell.SyncStore = {
-    isClosed: (key) => (states.get(key) ?? internal.initial).phase === "closed",
+    isClosed: (key) => (states.peek(key) ?? internal.initial).phase === "closed",
     admit: (key, now, config) => step(key, now, { _tag: "Admit", config }),
     record: (key, now, config, ticket, outcome) => step(key, now, { _tag: "Record", config, ticket, outcome }),
     recordIfQuiet: (key, now, config, ticket, outcome) => {
       const current = states.get(key) ?? internal.initial
       const [transitions, next] = internal.decide(current, now, { _tag: "Record", config, ticket, outcome })
       if (transitions.length > 0) return false
-      if (next !== current) states.set(key, next)
+      if (next !== current) save(key, next)
       return true
     }
   }
@@ -486,7 +536,7 @@ export const makeStoreMemory: Effect.Effect<Store> = Effect.sync(() => {
   // The breaker calls the memory store's steps directly, without an Effect step each.
   shell.registerSync(store, sync)
   return store
-})
+}
 
 /**
  * An in-memory {@link CircuitBreakerStore}: breakers built from one instance of the layer share state by key.

@@ -7,9 +7,10 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Clock, Context, Duration, Effect, Layer, Option, Ref, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
 import { decodeOrThrow, DurationInput } from "./InvalidOptions.js"
 import { approximateMessageTokens, approximateTokens } from "./internal/approximateTokens.js"
+import { BoundedKeys } from "./internal/boundedKeys.js"
 import { ChatChunk, ChatResponse, type ChatRequest, type ToolCall, type Usage } from "./Llm.js"
 import { LlmClient, make as makeClient, type Service } from "./LlmClient.js"
 import { type LlmError, StreamTruncated } from "./LlmError.js"
@@ -406,7 +407,40 @@ const streamStep = (request: ChatRequest, step: Step): Stream.Stream<ChatChunk, 
 }
 
 /**
- * Builds a fake client and its call recorder.
+ * Options of a fake.
+ *
+ * @example
+ * ```ts
+ * import { FakeLlm } from "effect-llm-resilience"
+ * const forBenchmarks: FakeLlm.Options = { record: false }
+ * const lastThousand: FakeLlm.Options = { record: 1000 }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  /**
+   * How many calls the recorder keeps: the most recent `record` calls (older ones are dropped, so a long run or a
+   * benchmark does not measure the log), or none with `false`. Attempt counts (for per-attempt scripts) are kept for
+   * the 100,000 most recently seen requests either way. Defaults to 100,000.
+   */
+  readonly record?: number | false | undefined
+}
+
+const DEFAULT_RECORD = 100_000
+
+const RecordOption = Schema.Union(Schema.NonNegativeInt, Schema.Literal(false))
+
+const recordLimit = (options: Options | undefined): number => {
+  const record = options?.record
+  if (record === undefined) return DEFAULT_RECORD
+  const valid = decodeOrThrow(RecordOption, "FakeLlm.make record", record)
+  return valid === false ? 0 : valid
+}
+
+/**
+ * Builds a fake client and its call recorder. The recorder keeps the most recent calls (`options.record`, 100,000
+ * by default; `false` keeps none).
  *
  * @example
  * ```ts
@@ -420,10 +454,20 @@ const streamStep = (request: ChatRequest, step: Step): Stream.Stream<ChatChunk, 
  * @since 0.1.0
  * @category Constructors
  */
-export const make = (script: Script): Effect.Effect<{ readonly client: Service; readonly recorder: FakeLlm["Type"] }> =>
+export const make = (
+  script: Script,
+  options?: Options
+): Effect.Effect<{ readonly client: Service; readonly recorder: FakeLlm["Type"] }> =>
   Effect.gen(function* () {
-    const recorded = yield* Ref.make(Chunk.empty<Call>())
-    const attempts = new Map<string, number>()
+    const limit = recordLimit(options)
+    // The most recent `limit` calls: appended, and cut back to `limit` once twice as many (amortised O(1)).
+    let recorded: Array<Call> = []
+    const record = (call: Call) => {
+      if (limit === 0) return
+      recorded.push(call)
+      if (recorded.length >= 2 * limit) recorded = recorded.slice(-limit)
+    }
+    const attempts = new BoundedKeys<number>("fake-llm")
     let callCount = 0
     const begin = (request: ChatRequest, kind: Call["kind"]) =>
       Effect.flatMap(Clock.currentTimeMillis, (at) => {
@@ -432,7 +476,8 @@ export const make = (script: Script): Effect.Effect<{ readonly client: Service; 
         attempts.set(key, attempt)
         const call = ++callCount
         const context: CallContext = { request, attempt, call }
-        return Effect.as(Ref.update(recorded, Chunk.append<Call>({ request, kind, attempt, call, at })), context)
+        record({ request, kind, attempt, call, at })
+        return Effect.succeed(context)
       })
     // Recorded and traced like any provider (gen_ai.provider.name "fake"), by LlmClient.make.
     const client: Service = makeClient({
@@ -443,14 +488,12 @@ export const make = (script: Script): Effect.Effect<{ readonly client: Service; 
         Stream.unwrap(Effect.map(begin(request, "stream"), (context) => streamStep(request, pickStep(script, context))))
     }, { provider: "fake" })
     const recorder: FakeLlm["Type"] = {
-      calls: Effect.map(Ref.get(recorded), Chunk.toReadonlyArray),
-      reset: Effect.zipRight(
-        Ref.set(recorded, Chunk.empty()),
-        Effect.sync(() => {
-          attempts.clear()
-          callCount = 0
-        })
-      )
+      calls: Effect.sync(() => recorded.length > limit ? recorded.slice(-limit) : recorded.slice()),
+      reset: Effect.sync(() => {
+        recorded = []
+        attempts.clear()
+        callCount = 0
+      })
     }
     return { client, recorder }
   })
@@ -469,9 +512,9 @@ export const make = (script: Script): Effect.Effect<{ readonly client: Service; 
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (script: Script): Layer.Layer<LlmClient | FakeLlm> =>
+export const layer = (script: Script, options?: Options): Layer.Layer<LlmClient | FakeLlm> =>
   Layer.effectContext(
-    Effect.map(make(script), ({ client, recorder }) =>
+    Effect.map(make(script, options), ({ client, recorder }) =>
       Context.make(LlmClient, client).pipe(Context.add(FakeLlm, recorder)))
   )
 

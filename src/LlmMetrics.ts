@@ -46,6 +46,7 @@ export const names = {
   budgetRejections: "llm_budget_rejections_total",
   budgetAlerts: "llm_budget_alerts_total",
   budgetSettlements: "llm_budget_settlements_total",
+  stateEvictions: "llm_state_evictions_total",
   trimmedRequests: "llm_trimmed_requests_total",
   trimmedTokens: "llm_trimmed_tokens_total",
   idempotencyReplays: "llm_idempotency_replays_total",
@@ -269,6 +270,11 @@ export const budgetAlerts = counter(names.budgetAlerts, "Budget alert thresholds
 export const budgetSettlements = counter(
   names.budgetSettlements,
   "Budget commits or refunds that failed at first, labelled budget, outcome (retried: settled later; lost: left to the lease end, which charges the worst case)"
+)
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.stateEvictions */
+export const stateEvictions = counter(
+  names.stateEvictions,
+  "Keys with live state evicted from an in-memory store by its maxKeys bound, labelled store"
 )
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.trimmedRequests */
 export const trimmedRequests = counter(names.trimmedRequests, "Requests whose prompt was trimmed, labelled model")

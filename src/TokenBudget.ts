@@ -12,6 +12,7 @@
 import { Context, Duration, Effect, Either, Layer, ParseResult, PubSub, Queue, Schema, Stream } from "effect"
 import { dual } from "effect/Function"
 import type { Scope } from "effect"
+import { BoundedKeys, DEFAULT_MAX_KEYS } from "./internal/boundedKeys.js"
 import * as Ledger from "./internal/budgetLedger.js"
 import type { Period } from "./internal/budgetPeriod.js"
 import { strict } from "./internal/optionSchemas.js"
@@ -397,8 +398,76 @@ export class TokenBudgetStore extends Context.Tag("effect-llm-resilience/TokenBu
 const SWEEP_EVERY = 1024
 
 /**
- * A fresh in-memory store. Every method runs synchronously on the key's ledger, so it is atomic among fibers.
- * Keys are forgotten once their period, buckets and leases are over (swept every 1024 operations).
+ * Options of the in-memory store.
+ *
+ * @example
+ * ```ts
+ * import { TokenBudget } from "effect-llm-resilience"
+ * const options: TokenBudget.StoreMemoryOptions = { maxKeys: 500_000 }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface StoreMemoryOptions {
+  /**
+   * The most budget keys (one per budget and scope value, e.g. per user) held at once. A key back to the fresh state
+   * (nothing used, nothing reserved) is dropped at once; past the bound the least recently used key is evicted,
+   * forgetting its usage (counted in `llm_state_evictions_total{store="token-budget"}`). Defaults to 100,000 (about
+   * 70 MB). For more users than that, use the Redis store.
+   */
+  readonly maxKeys?: number | undefined
+}
+
+const StoreMemoryOptionsSchema = Schema.Struct({ maxKeys: Schema.optional(Schema.Int.pipe(Schema.positive())) })
+  .annotations(strict)
+
+/**
+ * A fresh in-memory store with options. Every method runs synchronously on the key's ledger, so it is atomic
+ * among fibers. Keys are forgotten once their period, buckets and leases are over (swept every 1024 operations),
+ * as soon as they are back to the fresh state, and past `maxKeys` (least recently used first).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { TokenBudget } from "effect-llm-resilience"
+ * const store = Effect.runSync(TokenBudget.makeStoreMemoryWith({ maxKeys: 10_000 }))
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const makeStoreMemoryWith = (options: StoreMemoryOptions = {}): Effect.Effect<StoreService, InvalidOptions> =>
+  Effect.flatMap(decode(StoreMemoryOptionsSchema, "TokenBudget.makeStoreMemoryWith", options), (valid) =>
+    Effect.sync(() => storeMemory(valid.maxKeys ?? DEFAULT_MAX_KEYS)))
+
+
+const storeMemory = (maxKeys: number): StoreService => {
+  const keys = new BoundedKeys<Ledger.KeyState>("token-budget", maxKeys)
+  let operations = 0
+  const run = <I extends { readonly key: string; readonly now: number }, A>(
+    step: (state: Ledger.KeyState, input: I) => A
+  ) =>
+  (input: I): Effect.Effect<A> =>
+    Effect.sync(() => {
+      if (++operations % SWEEP_EVERY === 0) keys.sweep((state) => state.expiresAt <= input.now)
+      let state = keys.get(input.key)
+      if (state === undefined) {
+        state = Ledger.emptyState()
+        keys.set(input.key, state)
+      }
+      const result = step(state, input)
+      if (state.expiresAt <= input.now || Ledger.isFresh(state)) keys.release(input.key)
+      return result
+    })
+  return {
+    reserve: run(Ledger.reserve),
+    commit: run(Ledger.commit),
+    refund: run(Ledger.refund),
+    usage: run(Ledger.usage)
+  }
+}
+
+/**
+ * A fresh in-memory store with the default options (see {@link makeStoreMemoryWith}).
  *
  * @example
  * ```ts
@@ -409,33 +478,7 @@ const SWEEP_EVERY = 1024
  * @since 0.1.0
  * @category Constructors
  */
-export const makeStoreMemory: Effect.Effect<StoreService> = Effect.sync(() => {
-  const keys = new Map<string, Ledger.KeyState>()
-  let operations = 0
-  const run = <I extends { readonly key: string; readonly now: number }, A>(
-    step: (state: Ledger.KeyState, input: I) => A
-  ) =>
-  (input: I): Effect.Effect<A> =>
-    Effect.sync(() => {
-      if (++operations % SWEEP_EVERY === 0) {
-        for (const [key, state] of keys) if (state.expiresAt <= input.now) keys.delete(key)
-      }
-      let state = keys.get(input.key)
-      if (state === undefined) {
-        state = Ledger.emptyState()
-        keys.set(input.key, state)
-      }
-      const result = step(state, input)
-      if (state.expiresAt <= input.now) keys.delete(input.key)
-      return result
-    })
-  return {
-    reserve: run(Ledger.reserve),
-    commit: run(Ledger.commit),
-    refund: run(Ledger.refund),
-    usage: run(Ledger.usage)
-  }
-})
+export const makeStoreMemory: Effect.Effect<StoreService> = Effect.sync(() => storeMemory(DEFAULT_MAX_KEYS))
 
 /**
  * The in-memory {@link TokenBudgetStore}: exact within one process (use the Redis store across replicas).
@@ -453,6 +496,20 @@ export const makeStoreMemory: Effect.Effect<StoreService> = Effect.sync(() => {
  * @category Layers
  */
 export const layerStoreMemory: Layer.Layer<TokenBudgetStore> = Layer.effect(TokenBudgetStore, makeStoreMemory)
+
+/**
+ * The in-memory {@link TokenBudgetStore} with options (e.g. `maxKeys`), failing with InvalidOptions on bad ones.
+ *
+ * @example
+ * ```ts
+ * import { TokenBudget } from "effect-llm-resilience"
+ * const Store = TokenBudget.layerStoreMemoryWith({ maxKeys: 500_000 })
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerStoreMemoryWith = (options: StoreMemoryOptions): Layer.Layer<TokenBudgetStore, InvalidOptions> =>
+  Layer.effect(TokenBudgetStore, makeStoreMemoryWith(options))
 
 // ---------------------------------------------------------------------------------------------------------------
 // Alerts

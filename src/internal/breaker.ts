@@ -156,6 +156,14 @@ export const initial: State = {
   changedAt: 0
 }
 
+/**
+ * Whether a state behaves as {@link initial}: closed, with no failure counted and no window, no break backoff.
+ * A store may forget such a key (a late outcome of an older generation is ignored either way).
+ */
+export const isFresh = (state: State): boolean =>
+  state === initial ||
+  (state.phase === "closed" && state.consecutiveFailures === 0 && state.window === null && state.breaks === 0)
+
 const none: ReadonlyArray<Transition> = []
 
 /** The break length after `breaks` earlier breaks in a row. */

@@ -45,16 +45,20 @@ export const zero: Amount = { tokens: 0, nanoUsd: 0 }
 
 const add = (a: Amount, b: Amount): Amount => ({ tokens: a.tokens + b.tokens, nanoUsd: a.nanoUsd + b.nanoUsd })
 
+// Read-only stand-in for a collection not allocated yet.
+const none: ReadonlyMap<never, never> = new Map<never, never>()
+
 /** The mutable state of one key. */
 export interface KeyState {
   periodStart: number
   periodEnd: number
   used: Amount
-  readonly buckets: Map<number, Amount>
-  readonly reservations: Map<string, { readonly amount: Amount; readonly expiresAt: number }>
+  /** The collections below are allocated on first use and dropped once empty (most keys hold one small amount). */
+  buckets: Map<number, Amount> | undefined
+  reservations: Map<string, { readonly amount: Amount; readonly expiresAt: number }> | undefined
   /** Expired reservations charged at their worst case: id → amount and the rolling bucket charged (calendar: -1). */
-  readonly converted: Map<string, { readonly amount: Amount; readonly bucket: number }>
-  readonly fired: Set<string>
+  converted: Map<string, { readonly amount: Amount; readonly bucket: number }> | undefined
+  fired: Set<string> | undefined
   /** When the whole key can be forgotten (the TTL a Redis key gets). */
   expiresAt: number
 }
@@ -64,12 +68,17 @@ export const emptyState = (): KeyState => ({
   periodStart: Number.NEGATIVE_INFINITY,
   periodEnd: Number.NEGATIVE_INFINITY,
   used: zero,
-  buckets: new Map(),
-  reservations: new Map(),
-  converted: new Map(),
-  fired: new Set(),
+  buckets: undefined,
+  reservations: undefined,
+  converted: undefined,
+  fired: undefined,
   expiresAt: Number.NEGATIVE_INFINITY
 })
+
+/** Whether a key holds nothing (no usage, reservation or pending conversion): it can be forgotten at once. */
+export const isFresh = (state: KeyState): boolean =>
+  (state.reservations?.size ?? 0) === 0 && (state.converted?.size ?? 0) === 0 && (state.buckets?.size ?? 0) === 0 &&
+  state.used.tokens === 0 && state.used.nanoUsd === 0
 
 /** What a key holds at `now`. Bounds are epoch ms (UTC). */
 export interface Snapshot {
@@ -149,15 +158,17 @@ export interface UsageInput {
 // A lease that ended unsettled is charged at its worst case: to the stored period (calendar), or to the bucket of
 // the lease's end (rolling).
 const convertExpired = (state: KeyState, window: Window, now: number): void => {
-  for (const [id, reservation] of state.reservations) {
+  for (const [id, reservation] of state.reservations ?? none) {
     if (reservation.expiresAt > now) continue
-    state.reservations.delete(id)
+    state.reservations?.delete(id)
     if (window._tag === "Calendar") {
       state.used = add(state.used, reservation.amount)
+      state.converted ??= new Map()
       state.converted.set(id, { amount: reservation.amount, bucket: -1 })
     } else {
       const bucket = bucketIndex(reservation.expiresAt, window.bucketMs)
-      state.buckets.set(bucket, add(state.buckets.get(bucket) ?? zero, reservation.amount))
+      addToBucket(state, bucket, reservation.amount)
+      state.converted ??= new Map()
       state.converted.set(id, { amount: reservation.amount, bucket })
     }
   }
@@ -171,24 +182,37 @@ const prepare = (state: KeyState, window: Window, now: number): void => {
       state.periodStart = window.start
       state.periodEnd = window.end
       state.used = zero
-      state.fired.clear()
-      state.converted.clear()
+      state.fired = undefined
+      state.converted = undefined
     }
   } else {
     const oldest = oldestLiveBucket(now, window.durationMs, window.bucketMs)
-    for (const index of state.buckets.keys()) {
-      if (index < oldest) state.buckets.delete(index)
+    for (const index of (state.buckets ?? none).keys()) {
+      if (index < oldest) state.buckets?.delete(index)
     }
-    for (const [id, entry] of state.converted) {
-      if (entry.bucket < oldest) state.converted.delete(id)
+    for (const [id, entry] of state.converted ?? none) {
+      if (entry.bucket < oldest) state.converted?.delete(id)
     }
   }
+}
+
+const addToBucket = (state: KeyState, bucket: number, amount: Amount): void => {
+  const buckets = (state.buckets ??= new Map())
+  buckets.set(bucket, add(buckets.get(bucket) ?? zero, amount))
+}
+
+// Drops the collections that became empty: a key usually holds one amount and nothing else.
+const compact = (state: KeyState): void => {
+  if (state.buckets?.size === 0) state.buckets = undefined
+  if (state.reservations?.size === 0) state.reservations = undefined
+  if (state.converted?.size === 0) state.converted = undefined
+  if (state.fired?.size === 0) state.fired = undefined
 }
 
 // Adds `amount` (possibly negative) where a converted reservation was charged.
 const adjust = (state: KeyState, bucket: number, amount: Amount): void => {
   if (bucket < 0) state.used = add(state.used, amount)
-  else state.buckets.set(bucket, add(state.buckets.get(bucket) ?? zero, amount))
+  else addToBucket(state, bucket, amount)
 }
 
 const minus = (a: Amount, b: Amount): Amount => ({ tokens: a.tokens - b.tokens, nanoUsd: a.nanoUsd - b.nanoUsd })
@@ -196,13 +220,13 @@ const minus = (a: Amount, b: Amount): Amount => ({ tokens: a.tokens - b.tokens, 
 const usedOf = (state: KeyState, window: Window): Amount => {
   if (window._tag === "Calendar") return state.used
   let total = zero
-  for (const amount of state.buckets.values()) total = add(total, amount)
+  for (const amount of (state.buckets ?? none).values()) total = add(total, amount)
   return total
 }
 
 const reservedOf = (state: KeyState): Amount => {
   let total = zero
-  for (const reservation of state.reservations.values()) total = add(total, reservation.amount)
+  for (const reservation of (state.reservations ?? none).values()) total = add(total, reservation.amount)
   return total
 }
 
@@ -214,20 +238,21 @@ const snapshotOf = (state: KeyState, window: Window, now: number): Snapshot => {
 }
 
 const touch = (state: KeyState, window: Window): void => {
+  compact(state)
   let expiresAt = window._tag === "Calendar" ? state.periodEnd : Number.NEGATIVE_INFINITY
   if (window._tag === "Rolling") {
-    for (const index of state.buckets.keys()) {
+    for (const index of (state.buckets ?? none).keys()) {
       expiresAt = Math.max(expiresAt, (index + 1) * window.bucketMs + window.durationMs)
     }
   }
-  for (const reservation of state.reservations.values()) expiresAt = Math.max(expiresAt, reservation.expiresAt)
+  for (const reservation of (state.reservations ?? none).values()) expiresAt = Math.max(expiresAt, reservation.expiresAt)
   state.expiresAt = expiresAt
 }
 
 /** Admits `amount` when it fits every limit next to what is used and reserved. Reserving an id twice is a no-op. */
 export const reserve = (state: KeyState, input: ReserveInput): ReserveResult => {
   prepare(state, input.window, input.now)
-  if (!state.reservations.has(input.reservationId)) {
+  if (state.reservations?.has(input.reservationId) !== true) {
     const used = usedOf(state, input.window)
     const reserved = reservedOf(state)
     for (const [unit, field] of units) {
@@ -244,6 +269,7 @@ export const reserve = (state: KeyState, input: ReserveInput): ReserveResult => 
         }
       }
     }
+    state.reservations ??= new Map()
     state.reservations.set(input.reservationId, { amount: input.amount, expiresAt: input.expiresAt })
   }
   touch(state, input.window)
@@ -255,7 +281,7 @@ const charge = (state: KeyState, window: Window, now: number, actual: Amount): v
     state.used = add(state.used, actual)
   } else {
     const index = bucketIndex(now, window.bucketMs)
-    state.buckets.set(index, add(state.buckets.get(index) ?? zero, actual))
+    addToBucket(state, index, actual)
   }
 }
 
@@ -270,7 +296,7 @@ const rearm = (state: KeyState, used: Amount, limits: Limits, alertAt: ReadonlyA
     const limit = limits[field]
     if (limit === undefined) continue
     for (const threshold of alertAt) {
-      if (used[field] < thresholdAmount(limit, threshold)) state.fired.delete(`${unit}@${threshold}`)
+      if (used[field] < thresholdAmount(limit, threshold)) state.fired?.delete(`${unit}@${threshold}`)
     }
   }
 }
@@ -284,13 +310,14 @@ const evaluateAlerts = (state: KeyState, used: Amount, limits: Limits, alertAt: 
     for (const threshold of thresholds) {
       const id = `${unit}@${threshold}`
       if (used[field] >= thresholdAmount(limit, threshold)) {
-        if (!state.fired.has(id)) {
+        if (state.fired?.has(id) !== true) {
+          state.fired ??= new Set()
           state.fired.add(id)
           crossed.push({ unit, threshold })
         }
       } else {
         // Usage fell back below (a rolling window expired it): the threshold can fire again.
-        state.fired.delete(id)
+        state.fired?.delete(id)
       }
     }
   }
@@ -305,13 +332,13 @@ const evaluateAlerts = (state: KeyState, used: Amount, limits: Limits, alertAt: 
  */
 export const commit = (state: KeyState, input: CommitInput): CommitResult => {
   prepare(state, input.window, input.now)
-  const found = state.reservations.delete(input.reservationId)
+  const found = state.reservations?.delete(input.reservationId) === true
   rearm(state, usedOf(state, input.window), input.limits, input.alertAt)
-  const converted = found ? undefined : state.converted.get(input.reservationId)
+  const converted = found ? undefined : state.converted?.get(input.reservationId)
   if (converted === undefined) {
     charge(state, input.window, input.now, input.actual)
   } else {
-    state.converted.delete(input.reservationId)
+    state.converted?.delete(input.reservationId)
     adjust(state, converted.bucket, minus(input.actual, converted.amount))
   }
   const crossed = evaluateAlerts(state, usedOf(state, input.window), input.limits, input.alertAt)
@@ -322,11 +349,11 @@ export const commit = (state: KeyState, input: CommitInput): CommitResult => {
 /** Releases the reservation without charging. */
 export const refund = (state: KeyState, input: RefundInput): RefundResult => {
   prepare(state, input.window, input.now)
-  const found = state.reservations.delete(input.reservationId)
-  const converted = found ? undefined : state.converted.get(input.reservationId)
+  const found = state.reservations?.delete(input.reservationId) === true
+  const converted = found ? undefined : state.converted?.get(input.reservationId)
   if (converted !== undefined) {
     // A late refund of a lease that ended: nothing was spent after all, the worst-case charge is taken back.
-    state.converted.delete(input.reservationId)
+    state.converted?.delete(input.reservationId)
     adjust(state, converted.bucket, minus(zero, converted.amount))
   }
   touch(state, input.window)

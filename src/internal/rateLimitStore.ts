@@ -1,10 +1,13 @@
 /**
  * An in-memory `RateLimiterStore` with the same algorithms as `@effect/experimental`'s `layerStoreMemory`, but
  * bounded: a key whose token bucket has refilled completely (or whose fixed window has ended) holds no state a fresh
- * key would not, so it is forgotten. Keys keyed by user would otherwise accumulate for the life of the process.
+ * key would not, so it is forgotten. Keys keyed by user would otherwise accumulate for the life of the process. Live
+ * keys are capped too: past 100,000 (each map) the least recently used key goes, counted in
+ * `llm_state_evictions_total{store="rate-limit"}`.
  */
 import { RateLimiterStore } from "@effect/experimental/RateLimiter"
 import { Duration, Effect } from "effect"
+import { BoundedKeys } from "./boundedKeys.js"
 
 interface Bucket {
   tokens: number
@@ -26,8 +29,8 @@ export const makeMemoryStore = (): {
   readonly store: RateLimiterStore["Type"]
   readonly size: () => number
 } => {
-  const buckets = new Map<string, Bucket>()
-  const counters = new Map<string, Counter>()
+  const buckets = new BoundedKeys<Bucket>("rate-limit")
+  const counters = new BoundedKeys<Counter>("rate-limit")
   let sweepAt = MIN_SWEEP_SIZE
 
   const refill = (bucket: Bucket, now: number): void => {
@@ -40,11 +43,11 @@ export const makeMemoryStore = (): {
 
   const sweep = (now: number): void => {
     if (buckets.size + counters.size < sweepAt) return
-    for (const [key, bucket] of buckets) {
+    buckets.sweep((bucket) => {
       refill(bucket, now)
-      if (bucket.tokens >= bucket.limit) buckets.delete(key)
-    }
-    for (const [key, counter] of counters) if (counter.expiresAt <= now) counters.delete(key)
+      return bucket.tokens >= bucket.limit
+    })
+    counters.sweep((counter) => counter.expiresAt <= now)
     sweepAt = Math.max(MIN_SWEEP_SIZE, 2 * (buckets.size + counters.size))
   }
 
@@ -86,7 +89,7 @@ export const makeMemoryStore = (): {
           const after = bucket.tokens - options.tokens
           // Negative `tokens` give tokens back; a bucket never holds more than its limit.
           if (options.allowOverflow || after >= 0) bucket.tokens = Math.min(bucket.limit, after)
-          if (bucket.tokens >= bucket.limit) buckets.delete(options.key)
+          if (bucket.tokens >= bucket.limit) buckets.release(options.key)
           return after
         })
       )

@@ -13,7 +13,7 @@ const retry = Retry.policy({ maxRetries: 3, baseDelay: "1 millis", maxDelay: "5 
 
 const withServer = <A, E>(
   options: ChaosServer.Options,
-  body: (server: ChaosServer.ChaosServer, client: LlmClient.Service) => Effect.Effect<A, E>
+  body: (server: ChaosServer.Service, client: LlmClient.Service) => Effect.Effect<A, E>
 ) =>
   Effect.scoped(Effect.gen(function* () {
     const server = yield* ChaosServer.make(options)

@@ -167,6 +167,14 @@ local function settleConverted(id, dt, dn)
   return true
 end
 
+-- A key that holds nothing (no usage, reservation or pending conversion) is deleted at once, as the memory store
+-- forgets it: the next call starts from the fresh state either way.
+local function isFresh()
+  if redis.call("ZCARD", L) > 0 or redis.call("HLEN", C) > 0 then return false end
+  if cal then return ut == 0 and un == 0 end
+  return next(buckets) == nil
+end
+
 -- touch: the key's logical end (period end, newest bucket's expiry, last lease) becomes \`ex\`, and the key is
 -- deleted once \`ex\` has passed. A rejected reservation leaves \`ex\` as it was (what the ledger does).
 -- Every key expires in Redis no earlier than its logical end (plus a margin).
@@ -181,7 +189,7 @@ local function finish(head, extra, rejected)
   local last = redis.call("ZRANGE", L, "-1", "-1", "WITHSCORES")
   if last[2] then ends = math.max(ends, tonumber(last[2])) end
   if not rejected then ex = ends end
-  if ex <= now then
+  if ex <= now or isFresh() then
     redis.call("DEL", H, R, L, B, F, C)
   else
     local fields = { "rt", num(rt), "rn", num(rn), "ex", num(ex) }
