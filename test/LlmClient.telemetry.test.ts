@@ -31,6 +31,7 @@ import * as LlmClient from "../src/LlmClient.js"
 import { ServerError } from "../src/LlmError.js"
 import * as LlmMetrics from "../src/LlmMetrics.js"
 import * as RateLimit from "../src/RateLimit.js"
+import * as ResponseCache from "../src/ResponseCache.js"
 import * as Retry from "../src/Retry.js"
 import * as Tokenizer from "../src/Tokenizer.js"
 
@@ -197,6 +198,27 @@ describe("spans by the OpenTelemetry GenAI conventions, through the OpenTelemetr
       const { spans } = yield* traced(LlmClient.complete(request), twice)
       expect(named(spans, "chat primary")).toHaveLength(1)
       expect(named(spans, "llm.attempt")).toHaveLength(3)
+    }))
+
+  it.effect("a cache hit: llm.cache.hit on its call span, which has no usage (no tokens were used) and no attempt", () =>
+    Effect.gen(function* () {
+      const cached = LlmClient.layerWith(ResponseCache.policy({ ttl: "1 hour" })).pipe(
+        Layer.provide(LlmClient.layer(provider(), info)),
+        Layer.provide(ResponseCache.layerStoreMemory)
+      )
+      const deterministic = new ChatRequest({ ...request, model: "secondary", temperature: 0 })
+      const { spans } = yield* traced(
+        Effect.zipRight(LlmClient.complete(deterministic), LlmClient.complete(deterministic)),
+        cached
+      )
+      const [first, hit] = named(spans, "chat secondary")
+      expect(first.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]).toBe(12)
+      expect(hit.attributes["llm.served_from"]).toBe("cache")
+      expect(hit.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]).toBeUndefined()
+      expect(hit.events.map((e) => [e.name, e.attributes])).toEqual([
+        [LlmMetrics.events.cacheHit, { [ATTR_GEN_AI_REQUEST_MODEL]: "secondary" }]
+      ])
+      expect(named(spans, "llm.attempt")).toHaveLength(1)
     }))
 
   it.effect("a provider used without any policy: its call span is the conventions' span", () =>

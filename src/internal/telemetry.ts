@@ -131,7 +131,8 @@ export const setOutcome = (span: Tracer.Span, outcome: Outcome, content: boolean
   span.attribute(A.responseModel, outcome.model)
   if (outcome.id !== undefined) span.attribute(A.responseId, outcome.id)
   if (outcome.finishReason !== undefined) setList(span, A.responseFinishReasons, [outcome.finishReason])
-  if (outcome.usage !== undefined) {
+  // A cached or replayed answer used no tokens: no usage, so a backend summing gen_ai.usage.* does not charge it.
+  if (outcome.usage !== undefined && (outcome.servedFrom === undefined || outcome.servedFrom === "provider")) {
     span.attribute(A.usageInputTokens, outcome.usage.inputTokens)
     span.attribute(A.usageOutputTokens, outcome.usage.outputTokens)
     if (outcome.usage.estimated === true) span.attribute(A.usageEstimated, true)
