@@ -28,7 +28,7 @@ import {
   type Scope,
   Stream
 } from "effect"
-import { BoundedKeys, DEFAULT_MAX_KEYS } from "./internal/boundedKeys.js"
+import * as BoundedKeys from "./internal/boundedKeys.js"
 import * as internal from "./internal/breaker.js"
 import { decodeOptions } from "./internal/breakerOptions.js"
 import * as shell from "./internal/breakerEngine.js"
@@ -458,7 +458,7 @@ export class CircuitBreakerStore extends Context.Tag("effect-llm-resilience/Circ
  * @since 0.1.0
  * @category Constructors
  */
-export const makeStoreMemory: Effect.Effect<Store> = Effect.sync(() => storeMemory(DEFAULT_MAX_KEYS))
+export const makeStoreMemory: Effect.Effect<Store> = Effect.sync(() => storeMemory(BoundedKeys.DEFAULT_MAX_KEYS))
 
 /**
  * Options of the in-memory store.
@@ -480,9 +480,6 @@ export interface StoreMemoryOptions {
   readonly maxKeys?: number | undefined
 }
 
-const StoreMemoryOptionsSchema = Schema.Struct({ maxKeys: Schema.optional(Schema.Int.pipe(Schema.positive())) })
-  .annotations(strict)
-
 /**
  * Builds an in-memory store with options (see {@link makeStoreMemory}), failing with InvalidOptions on bad ones.
  *
@@ -496,13 +493,13 @@ const StoreMemoryOptionsSchema = Schema.Struct({ maxKeys: Schema.optional(Schema
  * @category Constructors
  */
 export const makeStoreMemoryWith = (options: StoreMemoryOptions = {}): Effect.Effect<Store, InvalidOptions> =>
-  Effect.map(decode(StoreMemoryOptionsSchema, "CircuitBreaker.makeStoreMemoryWith", options), (valid) =>
-    storeMemory(valid.maxKeys ?? DEFAULT_MAX_KEYS))
+  Effect.map(decode(BoundedKeys.StoreMemoryOptions, "CircuitBreaker.makeStoreMemoryWith", options), (valid) =>
+    storeMemory(valid.maxKeys ?? BoundedKeys.DEFAULT_MAX_KEYS))
 
 const storeMemory = (maxKeys: number): Store => {
   // Bounded: a key back to a closed breaker with nothing counted is forgotten; past `maxKeys` the least recently
   // used one goes (counted in llm_state_evictions_total{store="circuit-breaker"}).
-  const states = new BoundedKeys<StoredState>("circuit-breaker", maxKeys)
+  const states = new BoundedKeys.BoundedKeys<StoredState>("circuit-breaker", maxKeys)
   const save = (key: string, next: StoredState) => {
     if (internal.isFresh(next)) states.release(key)
     else states.set(key, next)

@@ -12,7 +12,7 @@
 import { Context, Duration, Effect, Either, Layer, ParseResult, PubSub, Queue, Schema, Stream } from "effect"
 import { dual } from "effect/Function"
 import type { Scope } from "effect"
-import { BoundedKeys, DEFAULT_MAX_KEYS } from "./internal/boundedKeys.js"
+import * as BoundedKeys from "./internal/boundedKeys.js"
 import * as Ledger from "./internal/budgetLedger.js"
 import type { Period } from "./internal/budgetPeriod.js"
 import { strict } from "./internal/optionSchemas.js"
@@ -418,9 +418,6 @@ export interface StoreMemoryOptions {
   readonly maxKeys?: number | undefined
 }
 
-const StoreMemoryOptionsSchema = Schema.Struct({ maxKeys: Schema.optional(Schema.Int.pipe(Schema.positive())) })
-  .annotations(strict)
-
 /**
  * A fresh in-memory store with options. Every method runs synchronously on the key's ledger, so it is atomic
  * among fibers. Keys are forgotten once their period, buckets and leases are over (swept every 1024 operations),
@@ -436,12 +433,12 @@ const StoreMemoryOptionsSchema = Schema.Struct({ maxKeys: Schema.optional(Schema
  * @category Constructors
  */
 export const makeStoreMemoryWith = (options: StoreMemoryOptions = {}): Effect.Effect<StoreService, InvalidOptions> =>
-  Effect.flatMap(decode(StoreMemoryOptionsSchema, "TokenBudget.makeStoreMemoryWith", options), (valid) =>
-    Effect.sync(() => storeMemory(valid.maxKeys ?? DEFAULT_MAX_KEYS)))
+  Effect.flatMap(decode(BoundedKeys.StoreMemoryOptions, "TokenBudget.makeStoreMemoryWith", options), (valid) =>
+    Effect.sync(() => storeMemory(valid.maxKeys ?? BoundedKeys.DEFAULT_MAX_KEYS)))
 
 
 const storeMemory = (maxKeys: number): StoreService => {
-  const keys = new BoundedKeys<Ledger.KeyState>("token-budget", maxKeys)
+  const keys = new BoundedKeys.BoundedKeys<Ledger.KeyState>("token-budget", maxKeys)
   let operations = 0
   const run = <I extends { readonly key: string; readonly now: number }, A>(
     step: (state: Ledger.KeyState, input: I) => A
@@ -478,7 +475,7 @@ const storeMemory = (maxKeys: number): StoreService => {
  * @since 0.1.0
  * @category Constructors
  */
-export const makeStoreMemory: Effect.Effect<StoreService> = Effect.sync(() => storeMemory(DEFAULT_MAX_KEYS))
+export const makeStoreMemory: Effect.Effect<StoreService> = Effect.sync(() => storeMemory(BoundedKeys.DEFAULT_MAX_KEYS))
 
 /**
  * The in-memory {@link TokenBudgetStore}: exact within one process (use the Redis store across replicas).

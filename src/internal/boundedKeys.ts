@@ -10,17 +10,16 @@
  *
  * Access moves a key to the most-recent end (a delete and a set on a `Map`, which keeps insertion order).
  */
-import { MetricLabel } from "effect"
+import { MetricLabel, Schema } from "effect"
 import * as LlmMetrics from "../LlmMetrics.js"
+import { strict } from "./optionSchemas.js"
 
 /** The default cap of every in-memory store's keys. */
 export const DEFAULT_MAX_KEYS = 100_000
 
-/** Validates a `maxKeys` option (a positive safe integer), returning the path's message or undefined. */
-export const maxKeysProblem = (value: unknown): string | undefined =>
-  value === undefined || (typeof value === "number" && Number.isSafeInteger(value) && value > 0)
-    ? undefined
-    : "Expected a positive integer"
+/** The options every bounded memory store takes (`{ maxKeys? }`), misspelt keys refused. */
+export const StoreMemoryOptions = Schema.Struct({ maxKeys: Schema.optional(Schema.Int.pipe(Schema.positive())) })
+  .annotations(strict)
 
 export class BoundedKeys<S> {
   private readonly map = new Map<string, S>()
