@@ -254,7 +254,9 @@ export class ChatResponse extends Schema.Class<ChatResponse>("effect-llm-resilie
   finishReason: Schema.String,
   usage: Usage,
   servedFrom: ServedFrom,
-  toolCalls: Schema.optional(Schema.Array(ToolCall))
+  toolCalls: Schema.optional(Schema.Array(ToolCall)),
+  /** The id of the `Router` deployment that answered, when a router chose one. */
+  deployment: Schema.optional(Schema.String)
 }) {}
 
 /**
@@ -276,7 +278,9 @@ export class ChatChunk extends Schema.Class<ChatChunk>("effect-llm-resilience/Ch
   finishReason: Schema.optional(Schema.String),
   usage: Schema.optional(Usage),
   servedFrom: Schema.optional(ServedFrom),
-  toolCalls: Schema.optional(Schema.Array(ToolCall))
+  toolCalls: Schema.optional(Schema.Array(ToolCall)),
+  /** On the last chunk: the id of the `Router` deployment that answered, when a router chose one. */
+  deployment: Schema.optional(Schema.String)
 }) {}
 
 /**

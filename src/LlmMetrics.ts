@@ -55,6 +55,10 @@ export const names = {
   batchItems: "llm_batch_items_total",
   batchUnknownIds: "llm_batch_unknown_ids_total",
   tierRoutes: "llm_tier_routes_total",
+  routerRequests: "llm_router_requests_total",
+  routerCooldowns: "llm_router_cooldowns_total",
+  routerLatency: "llm_router_latency_ms",
+  hedges: "llm_hedges_total",
   estimatedTokens: "llm_estimated_tokens_total",
   timeToFirstToken: "llm_time_to_first_token_ms",
   operationDuration: "gen_ai.client.operation.duration",
@@ -85,7 +89,10 @@ export const events = {
   budgetRefused: "llm.budget.refused",
   promptTrimmed: "llm.prompt.trimmed",
   rateLimited: "llm.rate_limited",
-  bulkheadRejected: "llm.bulkhead.rejected"
+  bulkheadRejected: "llm.bulkhead.rejected",
+  routerRoute: "llm.router.route",
+  routerCooldown: "llm.router.cooldown",
+  hedge: "llm.hedge"
 } as const
 
 /**
@@ -292,6 +299,31 @@ export const batchItems = counter(names.batchItems, "Items carried by batched pr
 export const batchUnknownIds = counter(names.batchUnknownIds, "Answer entries with an id not in the batch (ignored), labelled model")
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.tierRoutes */
 export const tierRoutes = counter(names.tierRoutes, "Requests routed by ModelTier, labelled tier and reason")
+
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.routerRequests */
+export const routerRequests = counter(
+  names.routerRequests,
+  "Calls a Router sent to a deployment, labelled model, deployment and outcome (success, failure, neutral)"
+)
+
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.routerCooldowns */
+export const routerCooldowns = counter(
+  names.routerCooldowns,
+  "Router deployments put in cooldown, labelled model, deployment and reason (the error's tag)"
+)
+
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.routerLatency */
+export const routerLatency = fromKey(MetricKey.histogram(
+  names.routerLatency,
+  latencyBoundaries,
+  "Latency of a Router deployment's successful calls (time to first token for streams), ms, labelled model and deployment"
+))
+
+/** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.hedges */
+export const hedges = counter(
+  names.hedges,
+  "Hedged attempts, labelled model and outcome (sent, won, refused: the retry budget had no room)"
+)
 
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.estimatedTokens */
 export const estimatedTokens = counter(
