@@ -30,6 +30,7 @@ import { ChatChunk, ChatRequest, ChatResponse, type Usage } from "../src/Llm.js"
 import * as LlmClient from "../src/LlmClient.js"
 import { ServerError } from "../src/LlmError.js"
 import * as LlmMetrics from "../src/LlmMetrics.js"
+import * as Pricing from "../src/Pricing.js"
 import * as RateLimit from "../src/RateLimit.js"
 import * as ResponseCache from "../src/ResponseCache.js"
 import * as Retry from "../src/Retry.js"
@@ -317,6 +318,39 @@ describe("metrics for a provider of one's own", () => {
 })
 
 const none = null
+describe("every outcome is recorded", () => {
+  it.effect("a provider call interrupted (a Timeout racing it) counts as a call that failed with Interrupted", () =>
+    Effect.gen(function* () {
+      const hanging = LlmClient.layer({ complete: () => Effect.never, stream: () => Stream.never }, info)
+      const before = yield* LlmMetrics.snapshot
+      const fiber = yield* Effect.fork(Effect.either(LlmClient.complete(request).pipe(Effect.timeout("1 second"))).pipe(
+        Effect.provide(hanging)
+      ))
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(fiber)
+      const after = yield* LlmMetrics.snapshot
+      expect(after.byModel["primary"].requests - (before.byModel["primary"]?.requests ?? 0)).toBe(1)
+      const interrupted = yield* Metric.value(Metric.tagged(Metric.tagged(LlmMetrics.failures, "model", "primary"), "error", "Interrupted"))
+      expect(interrupted.count).toBeGreaterThanOrEqual(1)
+    }))
+})
+
+describe("cost", () => {
+  it.effect("priced with the Pricing in context (a model of one's own)", () =>
+    Effect.gen(function* () {
+      const house = new ChatRequest({ ...request, model: "house-model" })
+      const prices = Pricing.layer({
+        "house-model": { inputPerMillion: 1_000_000, outputPerMillion: 2_000_000, contextWindow: 8192, maxOutputTokens: 1024 }
+      })
+      const before = yield* LlmMetrics.snapshot
+      yield* LlmClient.complete(house).pipe(Effect.provide(LlmClient.layer(provider(), info)), Effect.provide(prices))
+      const after = yield* LlmMetrics.snapshot
+      // 12 input tokens at $1 each, 3 output tokens at $2 each
+      expect(after.byModel["house-model"].costUsd - (before.byModel["house-model"]?.costUsd ?? 0)).toBeCloseTo(18, 9)
+      expect(after.byModel["house-model"].unpricedCalls).toBe(0)
+    }))
+})
+
 describe("usage the provider did not report", () => {
   const noUsage = (model: string) => new ChatRequest({ ...request, model })
 

@@ -4,7 +4,7 @@
  * policy, the call's own span). Applied once: an instrumented client carries a mark, and instrumenting it again
  * returns it as is.
  */
-import { Chunk, Clock, Context, Effect, Exit, FiberRef, Metric, MetricLabel, Option, Stream, Tracer } from "effect"
+import { type Cause, Chunk, Clock, Context, Effect, Exit, FiberRef, Metric, MetricLabel, Option, Stream, Tracer } from "effect"
 import { ChatChunk, ChatResponse, type ChatRequest, type ToolCall, type Usage } from "../Llm.js"
 import type { Complete, Service, StreamFn } from "../LlmClient.js"
 import * as LlmMetrics from "../LlmMetrics.js"
@@ -95,21 +95,30 @@ const makeModelMetrics = (info: Telemetry.ProviderInfo, model: string): ModelMet
   }
 }
 
-const byResponse = (m: ModelMetrics, responseModel: string): ByResponse =>
-  cached(m.byResponse, responseModel, () => {
-    const labels = [...m.genAi, label(A.responseModel, responseModel)]
-    return {
-      duration: withLabels(LlmMetrics.operationDuration, labels),
-      input: withLabels(LlmMetrics.tokenUsage, [...labels, label(A.tokenType, "input")]),
-      output: withLabels(LlmMetrics.tokenUsage, [...labels, label(A.tokenType, "output")]),
-      firstChunk: withLabels(LlmMetrics.timeToFirstChunk, labels)
-    }
-  })
+const makeByResponse = (m: ModelMetrics, responseModel: string): ByResponse => {
+  const labels = [...m.genAi, label(A.responseModel, responseModel)]
+  return {
+    duration: withLabels(LlmMetrics.operationDuration, labels),
+    input: withLabels(LlmMetrics.tokenUsage, [...labels, label(A.tokenType, "input")]),
+    output: withLabels(LlmMetrics.tokenUsage, [...labels, label(A.tokenType, "output")]),
+    firstChunk: withLabels(LlmMetrics.timeToFirstChunk, labels)
+  }
+}
 
-// The Pricing in context, read without an Effect step (as `Pricing.current` does).
+// No closure per call: this runs on every provider call.
+const byResponse = (m: ModelMetrics, responseModel: string): ByResponse => {
+  let found = m.byResponse.get(responseModel)
+  if (found === undefined) {
+    found = makeByResponse(m, responseModel)
+    if (m.byResponse.size < MAX_KEYS) m.byResponse.set(responseModel, found)
+  }
+  return found
+}
+
+// The Pricing in context, read without an Effect step or an Option (as `Pricing.current` does).
 const defaultPricing = Effect.runSync(Pricing.current)
 const pricingOf = (fiber: Telemetry.AnyFiber): Pricing.Pricing["Type"] =>
-  Option.getOrElse(Context.getOption(fiber.currentContext, Pricing.Pricing), () => defaultPricing)
+  (fiber.currentContext.unsafeMap.get(Pricing.Pricing.key) as Pricing.Pricing["Type"] | undefined) ?? defaultPricing
 
 /** Everything one provider call records, read from its fiber once at the start. */
 interface Call {
@@ -117,7 +126,7 @@ interface Call {
   readonly tags: Labels
   readonly clock: Clock.Clock
   readonly start: number
-  readonly pricing: Pricing.Pricing["Type"]
+  readonly fiber: Telemetry.AnyFiber
   readonly model: string
 }
 
@@ -128,7 +137,7 @@ const begin = (fiber: Telemetry.AnyFiber, metrics: ModelMetrics, model: string):
     tags: fiber.getFiberRef(FiberRef.currentMetricLabels),
     clock,
     start: clock.unsafeCurrentTimeMillis(),
-    pricing: pricingOf(fiber),
+    fiber,
     model
   }
 }
@@ -153,15 +162,15 @@ const recordSuccess = (
   r.output.unsafeUpdate(usage.outputTokens, tags)
   if ((estimated & UsageCount.INPUT) !== 0) m.estimatedInput.unsafeUpdate(usage.inputTokens, tags)
   if ((estimated & UsageCount.OUTPUT) !== 0) m.estimatedOutput.unsafeUpdate(usage.outputTokens, tags)
-  const usd = call.pricing.cost(call.model, usage)
+  const usd = pricingOf(call.fiber).cost(call.model, usage)
   if (Option.isSome(usd)) m.costUsd.unsafeUpdate(usd.value, tags)
   else m.unpriced.unsafeUpdate(1, tags)
 }
 
-const recordFailure = (call: Call, end: number, exit: Exit.Failure<unknown, unknown>): void => {
+const recordFailure = (call: Call, end: number, cause: Cause.Cause<unknown>): void => {
   const { metrics: m, tags } = call
   const ms = end - call.start
-  const error = Telemetry.errorType(exit.cause)
+  const error = Telemetry.errorType(cause)
   m.requests.unsafeUpdate(1, tags)
   m.latency.unsafeUpdate(ms, tags)
   cached(m.failures, error, () => withLabels(LlmMetrics.failures, [label("model", call.model), label("error", error)]))
@@ -215,22 +224,26 @@ const completeWith = (next: Complete, info: Telemetry.ProviderInfo, metricsFor: 
 (request) =>
   Effect.withFiberRuntime((fiber) => {
     const call = begin(fiber, metricsFor(request.model), request.model)
-    let end = call.start
-    let estimated: UsageCount.Missing = 0
-    const answered = Effect.flatMap(next(request), (response): Effect.Effect<ChatResponse> => {
-      end = call.clock.unsafeCurrentTimeMillis()
-      estimated = UsageCount.missing(request, response.usage, response.content, response.toolCalls)
-      if (estimated === 0) return Effect.succeed(response)
-      return Effect.map(
-        UsageCount.estimate(request, response.usage, response.content, response.toolCalls, estimated),
-        (usage) => new ChatResponse({ ...response, usage }, true)
-      )
-    })
-    const recorded = Effect.onExit(answered, (exit) => {
-      if (Exit.isSuccess(exit)) recordSuccess(call, end, exit.value.model, exit.value.usage, estimated)
-      else recordFailure(call, call.clock.unsafeCurrentTimeMillis(), exit)
-      return Effect.void
-    })
+    // One uninterruptible match instead of onExit + flatMap: every outcome is recorded, an interruption too.
+    const recorded = Effect.uninterruptibleMask((restore) =>
+      Effect.matchCauseEffect(restore(next(request)), {
+        onFailure: (cause) => {
+          recordFailure(call, call.clock.unsafeCurrentTimeMillis(), cause)
+          return Effect.failCause(cause)
+        },
+        onSuccess: (response): Effect.Effect<ChatResponse> => {
+          const end = call.clock.unsafeCurrentTimeMillis()
+          const parts = UsageCount.missing(request, response.usage, response.content, response.toolCalls)
+          if (parts === 0) {
+            recordSuccess(call, end, response.model, response.usage, 0)
+            return Effect.succeed(response)
+          }
+          return Effect.map(UsageCount.estimate(request, response.usage, response.content, response.toolCalls, parts), (usage) => {
+            recordSuccess(call, end, response.model, usage, parts)
+            return new ChatResponse({ ...response, usage }, true)
+          })
+        }
+      }))
     if (!Telemetry.isTracing(fiber)) return recorded
     const span = openSpan(fiber, request, info, false)
     return Effect.useSpan(span.name, span.options, (s) => {
@@ -319,7 +332,7 @@ const streamWith = (next: StreamFn, info: Telemetry.ProviderInfo, metricsFor: (m
     // A consumer that stops early still charges what was received (counted, as no usage came).
     const finalize = (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
       const end = call.clock.unsafeCurrentTimeMillis()
-      if (Exit.isFailure(exit)) return Effect.sync(() => recordFailure(call, end, exit))
+      if (Exit.isFailure(exit)) return Effect.sync(() => recordFailure(call, end, exit.cause))
       const parts = state.missing()
       const counted = parts === 0 ? Effect.void : Effect.asVoid(state.estimate(parts))
       return Effect.map(counted, () => recordSuccess(call, end, state.model, state.usage, state.estimated))
@@ -349,7 +362,14 @@ const streamWith = (next: StreamFn, info: Telemetry.ProviderInfo, metricsFor: (m
 export const instrument = (service: Service, info: Telemetry.ProviderInfo): Service => {
   if (infoOf(service) !== undefined) return service
   const models = new Map<string, ModelMetrics>()
-  const metricsFor = (model: string) => cached(models, model, () => makeModelMetrics(info, model))
+  const metricsFor = (model: string): ModelMetrics => {
+    let found = models.get(model)
+    if (found === undefined) {
+      found = makeModelMetrics(info, model)
+      if (models.size < MAX_KEYS) models.set(model, found)
+    }
+    return found
+  }
   const complete = completeWith(service.complete, info, metricsFor)
   return marked({
     // A provider that enforces a Timeout's deadline itself still does so through this step.
