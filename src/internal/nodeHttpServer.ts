@@ -1,8 +1,8 @@
 /**
  * A `@effect/platform` HttpServer on plain `node:http`, so the ChaosServer needs no `@effect/platform-node`.
  *
- * Each Node request becomes a web `Request` wrapped by `HttpServerRequest.fromWeb`; the app's response is written
- * back to the Node response chunk by chunk (a stream body is written as it is produced, with back-pressure). A client
+ * Each Node request (its body read whole) becomes a web `Request` wrapped by `HttpServerRequest.fromWeb`; the app's
+ * response is written back to the Node response chunk by chunk (a stream body as it is produced, with back-pressure). A client
  * that closes its connection before the end interrupts the handler; a stream body that fails after its headers went
  * out closes the connection (the client sees a cut response). Closing the scope closes every connection and
  * interrupts every handler still running.
@@ -26,17 +26,40 @@ export const toServerResponse = (request: HttpServerRequest.HttpServerRequest): 
   return response
 }
 
-const webRequest = (incoming: Http.IncomingMessage): Request => {
+/** The most a request body may hold (as with `@effect/platform-node`'s server): beyond it the answer is a 413. */
+const maxBodyBytes = 10 * 1024 * 1024
+
+const webRequest = (incoming: Http.IncomingMessage, body: Uint8Array | undefined): Request => {
   const headers = new Headers()
   for (const [name, value] of Object.entries(incoming.headers)) {
     if (Array.isArray(value)) value.forEach((v) => headers.append(name, v))
     else if (value !== undefined) headers.set(name, value)
   }
-  const method = incoming.method ?? "GET"
   const url = new URL(incoming.url ?? "/", "http://127.0.0.1")
-  if (method === "GET" || method === "HEAD") return new Request(url, { method, headers })
-  const body = Readable.toWeb(incoming) as unknown as ReadableStream<Uint8Array>
-  return new Request(url, { method, headers, body, duplex: "half" } as RequestInit)
+  return new Request(url, { method: incoming.method ?? "GET", headers, ...(body === undefined ? {} : { body }) })
+}
+
+/**
+ * Reads the whole body first (the requests this server answers are small), so the handler starts with it at hand:
+ * a web body stream over the socket costs more than the request itself on a cold start.
+ */
+const withBody = (
+  incoming: Http.IncomingMessage,
+  node: Http.ServerResponse,
+  onBody: (body: Uint8Array | undefined) => void
+): void => {
+  const method = incoming.method ?? "GET"
+  if (method === "GET" || method === "HEAD") return onBody(undefined)
+  const chunks: Array<Buffer> = []
+  let size = 0
+  incoming.on("data", (chunk: Buffer) => {
+    size += chunk.length
+    if (size <= maxBodyBytes) chunks.push(chunk)
+  })
+  incoming.once("end", () => {
+    if (size > maxBodyBytes) return void node.writeHead(413).end()
+    onBody(Buffer.concat(chunks))
+  })
 }
 
 const headersOf = (response: HttpServerResponse.HttpServerResponse): Record<string, string | Array<string>> => {
@@ -129,6 +152,9 @@ export const make = (
   options: Net.ListenOptions
 ): Effect.Effect<HttpServer.HttpServer, HttpServerError.ServeError, Scope.Scope> =>
   Effect.gen(function* () {
+    // Node loads its fetch implementation (Request, Headers) on first use: load it now, so that the first request
+    // does not pay for it (tens of milliseconds, which a client with a short deadline would see as a slow server).
+    yield* Effect.sync(() => new Request("http://127.0.0.1/", { headers: new Headers() }))
     const server = yield* Effect.acquireRelease(Effect.sync(evaluate), close)
     yield* listen(server, options)
     const address = server.address()
@@ -141,23 +167,25 @@ export const make = (
           const runFork = Runtime.runFork(yield* Effect.runtime<never>())
           const handled = HttpApp.toHandled(app, writeResponse, middleware)
           const running = new Set<Fiber.RuntimeFiber<void>>()
-          const onRequest = (incoming: Http.IncomingMessage, node: Http.ServerResponse) => {
-            let source: Request
-            try {
-              source = webRequest(incoming)
-            } catch {
-              return void node.writeHead(400).end()
-            }
-            responses.set(source, node)
-            const fiber = runFork(
-              Effect.provideService(handled, HttpServerRequest.HttpServerRequest, HttpServerRequest.fromWeb(source))
-            )
-            running.add(fiber)
-            fiber.addObserver(() => running.delete(fiber))
-            node.once("close", () => {
-              if (!node.writableEnded) fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
+          const onRequest = (incoming: Http.IncomingMessage, node: Http.ServerResponse) =>
+            withBody(incoming, node, (body) => {
+              if (node.destroyed) return
+              let source: Request
+              try {
+                source = webRequest(incoming, body)
+              } catch {
+                return void node.writeHead(400).end()
+              }
+              responses.set(source, node)
+              const fiber = runFork(
+                Effect.provideService(handled, HttpServerRequest.HttpServerRequest, HttpServerRequest.fromWeb(source))
+              )
+              running.add(fiber)
+              fiber.addObserver(() => running.delete(fiber))
+              node.once("close", () => {
+                if (!node.writableEnded) fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
+              })
             })
-          }
           yield* Effect.acquireRelease(
             Effect.sync(() => server.on("request", onRequest)),
             () => Effect.zipRight(Effect.sync(() => server.off("request", onRequest)), Fiber.interruptAll([...running]))
