@@ -189,11 +189,18 @@ export class ChatRequest extends Schema.Class<ChatRequest>("effect-llm-resilienc
  * library counted the missing part itself: prompt tokens with the `Tokenizer` in context (exact by default),
  * completion tokens from the text received. Budgets, rate limits and metrics charge it all the same.
  *
+ * `cachedInputTokens` is the part of `inputTokens` read from the provider's prompt cache (OpenAI's
+ * `prompt_tokens_details.cached_tokens`, Anthropic's `cache_read_input_tokens`), priced at the model's cached-input
+ * price; `reasoningTokens` is the part of `outputTokens` the model spent reasoning (OpenAI's
+ * `completion_tokens_details.reasoning_tokens`), already counted and priced as output. Both are parts, never
+ * extra tokens, and are absent when the provider reported none (or zero).
+ *
  * @example
  * ```ts
  * import { Llm } from "effect-llm-resilience"
  * const usage: Llm.Usage = { inputTokens: 12, outputTokens: 30 }
  * const counted: Llm.Usage = { inputTokens: 12, outputTokens: 30, estimated: true }
+ * const cached: Llm.Usage = { inputTokens: 2048, outputTokens: 300, cachedInputTokens: 1024, reasoningTokens: 256 }
  * ```
  * @since 0.1.0
  * @category Models
@@ -201,7 +208,9 @@ export class ChatRequest extends Schema.Class<ChatRequest>("effect-llm-resilienc
 export const Usage = Schema.Struct({
   inputTokens: Schema.NonNegativeInt,
   outputTokens: Schema.NonNegativeInt,
-  estimated: Schema.optional(Schema.Boolean)
+  estimated: Schema.optional(Schema.Boolean),
+  cachedInputTokens: Schema.optional(Schema.NonNegativeInt),
+  reasoningTokens: Schema.optional(Schema.NonNegativeInt)
 })
 
 /**

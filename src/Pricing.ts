@@ -1,29 +1,52 @@
 /**
- * The price table: input and output USD per million tokens, context window and max output tokens of common
- * models, overridable and extendable by the user. An unknown model is an explicit `Option.none()`, never a
- * silent zero.
+ * The price table: input, cached-input, output and Batch API USD per million tokens, context window and max output
+ * tokens of common models, overridable and extendable by the user. An unknown model is an explicit `Option.none()`,
+ * never a silent zero.
  *
  * @since 0.1.0
  */
 import { Context, Effect, Either, Layer, Option, Schema } from "effect"
 import { strict } from "./internal/optionSchemas.js"
+import { tokenUsd } from "./internal/priceMath.js"
 import { decode, type InvalidOptions } from "./InvalidOptions.js"
 import type { Usage } from "./Llm.js"
 
+const Usd = Schema.Number.pipe(Schema.nonNegative(), Schema.finite())
+
 /**
- * What a model costs and how much it takes.
+ * What a model costs and how much it takes (USD per million tokens).
+ *
+ * - `cachedInputPerMillion`: the price of prompt tokens read from the provider's prompt cache
+ *   (`Usage.cachedInputTokens`). Defaults to `inputPerMillion` (no discount assumed).
+ * - `batchInputPerMillion` / `batchOutputPerMillion`: the Batch API's prices. Each defaults to its standard price
+ *   (no discount assumed). Cached input in a batch gets the batch discount too:
+ *   `cachedInputPerMillion × batchInputPerMillion / inputPerMillion`.
+ *
+ * Reasoning tokens are output tokens (`Usage.reasoningTokens` is a part of `outputTokens`): they have no price of
+ * their own.
  *
  * @example
  * ```ts
  * import { Pricing } from "effect-llm-resilience"
- * const price: Pricing.ModelPrice = { inputPerMillion: 2.5, outputPerMillion: 10, contextWindow: 128000, maxOutputTokens: 16384 }
+ * const price: Pricing.ModelPrice = {
+ *   inputPerMillion: 2.5,
+ *   cachedInputPerMillion: 1.25,
+ *   outputPerMillion: 10,
+ *   batchInputPerMillion: 1.25,
+ *   batchOutputPerMillion: 5,
+ *   contextWindow: 128000,
+ *   maxOutputTokens: 16384
+ * }
  * ```
  * @since 0.1.0
  * @category Models
  */
 export const ModelPrice = Schema.Struct({
-  inputPerMillion: Schema.Number.pipe(Schema.nonNegative(), Schema.finite()),
-  outputPerMillion: Schema.Number.pipe(Schema.nonNegative(), Schema.finite()),
+  inputPerMillion: Usd,
+  outputPerMillion: Usd,
+  cachedInputPerMillion: Schema.optionalWith(Usd, { exact: true }),
+  batchInputPerMillion: Schema.optionalWith(Usd, { exact: true }),
+  batchOutputPerMillion: Schema.optionalWith(Usd, { exact: true }),
   contextWindow: Schema.Int.pipe(Schema.positive()),
   maxOutputTokens: Schema.Int.pipe(Schema.positive())
 }).annotations(strict)
@@ -53,16 +76,40 @@ export const PriceTable = Schema.Record({ key: Schema.NonEmptyString, value: Mod
  */
 export type PriceTable = typeof PriceTable.Type
 
+// OpenAI, Anthropic and Google all price their batch APIs at half the standard input and output prices.
 const price = (
   inputPerMillion: number,
   outputPerMillion: number,
   contextWindow: number,
-  maxOutputTokens: number
-): ModelPrice => ({ inputPerMillion, outputPerMillion, contextWindow, maxOutputTokens })
+  maxOutputTokens: number,
+  cachedInputPerMillion?: number
+): ModelPrice => ({
+  inputPerMillion,
+  outputPerMillion,
+  ...(cachedInputPerMillion === undefined ? {} : { cachedInputPerMillion }),
+  batchInputPerMillion: inputPerMillion / 2,
+  batchOutputPerMillion: outputPerMillion / 2,
+  contextWindow,
+  maxOutputTokens
+})
 
 /**
- * List prices of common OpenAI, Anthropic and Google Gemini models (USD per million tokens). Override them with
- * {@link layer} when your contract differs.
+ * The date the prices of {@link defaultTable} were taken from the providers' published price lists.
+ *
+ * @example
+ * ```ts
+ * import { Pricing } from "effect-llm-resilience"
+ * console.log(`list prices as of ${Pricing.defaultTableAsOf}`)
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export const defaultTableAsOf = "2025-11-25"
+
+/**
+ * List prices of common OpenAI, Anthropic and Google Gemini models (USD per million tokens, as of
+ * {@link defaultTableAsOf}): input, cached input (prompt-cache reads; a model without one is priced at its input
+ * price), output, and the Batch API's half prices. Override them with {@link layer} when your contract differs.
  *
  * @example
  * ```ts
@@ -73,51 +120,55 @@ const price = (
  * @category Models
  */
 export const defaultTable: PriceTable = {
-  "gpt-5": price(1.25, 10, 400_000, 128_000),
-  "gpt-5-mini": price(0.25, 2, 400_000, 128_000),
-  "gpt-5-nano": price(0.05, 0.4, 400_000, 128_000),
-  "gpt-4.1": price(2, 8, 1_047_576, 32_768),
-  "gpt-4.1-mini": price(0.4, 1.6, 1_047_576, 32_768),
-  "gpt-4.1-nano": price(0.1, 0.4, 1_047_576, 32_768),
-  "gpt-4o": price(2.5, 10, 128_000, 16_384),
-  "gpt-4o-mini": price(0.15, 0.6, 128_000, 16_384),
+  // OpenAI list prices (Standard tier). Cached input: prompt-cache reads; gpt-4-turbo, gpt-4 and gpt-3.5-turbo
+  // have no prompt caching.
+  "gpt-5": price(1.25, 10, 400_000, 128_000, 0.125),
+  "gpt-5-mini": price(0.25, 2, 400_000, 128_000, 0.025),
+  "gpt-5-nano": price(0.05, 0.4, 400_000, 128_000, 0.005),
+  "gpt-4.1": price(2, 8, 1_047_576, 32_768, 0.5),
+  "gpt-4.1-mini": price(0.4, 1.6, 1_047_576, 32_768, 0.1),
+  "gpt-4.1-nano": price(0.1, 0.4, 1_047_576, 32_768, 0.025),
+  "gpt-4o": price(2.5, 10, 128_000, 16_384, 1.25),
+  "gpt-4o-mini": price(0.15, 0.6, 128_000, 16_384, 0.075),
   "gpt-4-turbo": price(10, 30, 128_000, 4_096),
   "gpt-4": price(30, 60, 8_192, 8_192),
   "gpt-3.5-turbo": price(0.5, 1.5, 16_385, 4_096),
-  "o1": price(15, 60, 200_000, 100_000),
-  "o1-mini": price(1.1, 4.4, 128_000, 65_536),
-  "o3": price(2, 8, 200_000, 100_000),
-  "o3-mini": price(1.1, 4.4, 200_000, 100_000),
-  "o4-mini": price(1.1, 4.4, 200_000, 100_000),
-  // Anthropic list prices as of 2025-11-25 (standard tier; prompts up to 200K tokens). A dated snapshot id
+  "o1": price(15, 60, 200_000, 100_000, 7.5),
+  "o1-mini": price(1.1, 4.4, 128_000, 65_536, 0.55),
+  "o3": price(2, 8, 200_000, 100_000, 0.5),
+  "o3-mini": price(1.1, 4.4, 200_000, 100_000, 0.55),
+  "o4-mini": price(1.1, 4.4, 200_000, 100_000, 0.275),
+  // Anthropic list prices as of 2025-11-25 (standard tier; prompts up to 200K tokens; cached input: cache reads, a
+  // tenth of input; cache writes are priced as input). A dated snapshot id
   // ("claude-sonnet-4-20250514") is listed beside its alias, since Anthropic's `YYYYMMDD` suffix is not a family match.
-  "claude-opus-4-5": price(5, 25, 200_000, 64_000),
-  "claude-opus-4-5-20251101": price(5, 25, 200_000, 64_000),
-  "claude-opus-4-1": price(15, 75, 200_000, 32_000),
-  "claude-opus-4-1-20250805": price(15, 75, 200_000, 32_000),
-  "claude-opus-4": price(15, 75, 200_000, 32_000),
-  "claude-opus-4-0": price(15, 75, 200_000, 32_000),
-  "claude-opus-4-20250514": price(15, 75, 200_000, 32_000),
-  "claude-sonnet-4-5": price(3, 15, 200_000, 64_000),
-  "claude-sonnet-4-5-20250929": price(3, 15, 200_000, 64_000),
-  "claude-sonnet-4": price(3, 15, 200_000, 64_000),
-  "claude-sonnet-4-0": price(3, 15, 200_000, 64_000),
-  "claude-sonnet-4-20250514": price(3, 15, 200_000, 64_000),
-  "claude-haiku-4-5": price(1, 5, 200_000, 64_000),
-  "claude-haiku-4-5-20251001": price(1, 5, 200_000, 64_000),
-  "claude-3-7-sonnet": price(3, 15, 200_000, 64_000),
-  "claude-3-7-sonnet-20250219": price(3, 15, 200_000, 64_000),
-  "claude-3-5-sonnet": price(3, 15, 200_000, 8_192),
-  "claude-3-5-sonnet-20241022": price(3, 15, 200_000, 8_192),
-  "claude-3-5-haiku": price(0.8, 4, 200_000, 8_192),
-  "claude-3-5-haiku-20241022": price(0.8, 4, 200_000, 8_192),
-  "claude-3-haiku": price(0.25, 1.25, 200_000, 4_096),
-  "claude-3-haiku-20240307": price(0.25, 1.25, 200_000, 4_096),
-  // Google Gemini API list prices as of 2025-11-25 (paid tier, text, prompts up to 200K tokens).
-  "gemini-2.5-pro": price(1.25, 10, 1_048_576, 65_536),
-  "gemini-2.5-flash": price(0.3, 2.5, 1_048_576, 65_536),
-  "gemini-2.5-flash-lite": price(0.1, 0.4, 1_048_576, 65_536),
-  "gemini-2.0-flash": price(0.1, 0.4, 1_048_576, 8_192),
+  "claude-opus-4-5": price(5, 25, 200_000, 64_000, 0.5),
+  "claude-opus-4-5-20251101": price(5, 25, 200_000, 64_000, 0.5),
+  "claude-opus-4-1": price(15, 75, 200_000, 32_000, 1.5),
+  "claude-opus-4-1-20250805": price(15, 75, 200_000, 32_000, 1.5),
+  "claude-opus-4": price(15, 75, 200_000, 32_000, 1.5),
+  "claude-opus-4-0": price(15, 75, 200_000, 32_000, 1.5),
+  "claude-opus-4-20250514": price(15, 75, 200_000, 32_000, 1.5),
+  "claude-sonnet-4-5": price(3, 15, 200_000, 64_000, 0.3),
+  "claude-sonnet-4-5-20250929": price(3, 15, 200_000, 64_000, 0.3),
+  "claude-sonnet-4": price(3, 15, 200_000, 64_000, 0.3),
+  "claude-sonnet-4-0": price(3, 15, 200_000, 64_000, 0.3),
+  "claude-sonnet-4-20250514": price(3, 15, 200_000, 64_000, 0.3),
+  "claude-haiku-4-5": price(1, 5, 200_000, 64_000, 0.1),
+  "claude-haiku-4-5-20251001": price(1, 5, 200_000, 64_000, 0.1),
+  "claude-3-7-sonnet": price(3, 15, 200_000, 64_000, 0.3),
+  "claude-3-7-sonnet-20250219": price(3, 15, 200_000, 64_000, 0.3),
+  "claude-3-5-sonnet": price(3, 15, 200_000, 8_192, 0.3),
+  "claude-3-5-sonnet-20241022": price(3, 15, 200_000, 8_192, 0.3),
+  "claude-3-5-haiku": price(0.8, 4, 200_000, 8_192, 0.08),
+  "claude-3-5-haiku-20241022": price(0.8, 4, 200_000, 8_192, 0.08),
+  "claude-3-haiku": price(0.25, 1.25, 200_000, 4_096, 0.03),
+  "claude-3-haiku-20240307": price(0.25, 1.25, 200_000, 4_096, 0.03),
+  // Google Gemini API list prices as of 2025-11-25 (paid tier, text, prompts up to 200K tokens; cached input: context
+  // caching reads, storage not included).
+  "gemini-2.5-pro": price(1.25, 10, 1_048_576, 65_536, 0.125),
+  "gemini-2.5-flash": price(0.3, 2.5, 1_048_576, 65_536, 0.03),
+  "gemini-2.5-flash-lite": price(0.1, 0.4, 1_048_576, 65_536, 0.01),
+  "gemini-2.0-flash": price(0.1, 0.4, 1_048_576, 8_192, 0.025),
   "gemini-2.0-flash-lite": price(0.075, 0.3, 1_048_576, 8_192)
 }
 
@@ -153,18 +204,35 @@ export const find = (table: PriceTable, model: string): Option.Option<ModelPrice
 }
 
 /**
- * The USD cost of `usage` at `price`.
+ * The USD cost of `usage` at `price`: `cachedInputTokens` at the cached-input price, the rest of the input at the
+ * input price, the output (reasoning tokens included: they are a part of it) at the output price.
  *
  * @example
  * ```ts
  * import { Pricing } from "effect-llm-resilience"
  * Pricing.costOf(Pricing.defaultTable["gpt-4o"], { inputTokens: 1000, outputTokens: 500 }) // 0.0075
+ * // 1024 of the 2048 prompt tokens read from the cache, at half price
+ * Pricing.costOf(Pricing.defaultTable["gpt-4o"], { inputTokens: 2048, outputTokens: 0, cachedInputTokens: 1024 }) // 0.00384
  * ```
  * @since 0.1.0
  * @category Accessors
  */
-export const costOf = (modelPrice: ModelPrice, usage: Usage): number =>
-  (usage.inputTokens * modelPrice.inputPerMillion + usage.outputTokens * modelPrice.outputPerMillion) / 1_000_000
+export const costOf = (modelPrice: ModelPrice, usage: Usage): number => tokenUsd(modelPrice, usage) / 1_000_000
+
+/**
+ * The USD cost of `usage` at `price` through the Batch API: {@link costOf} with the batch input and output prices
+ * (the cached-input price discounted as the input price is).
+ *
+ * @example
+ * ```ts
+ * import { Pricing } from "effect-llm-resilience"
+ * Pricing.batchCostOf(Pricing.defaultTable["gpt-4o"], { inputTokens: 1000, outputTokens: 500 }) // 0.00375
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const batchCostOf = (modelPrice: ModelPrice, usage: Usage): number =>
+  tokenUsd(modelPrice, usage, "batch") / 1_000_000
 
 /**
  * The Pricing service: looks up prices in the configured table.
@@ -187,13 +255,16 @@ export class Pricing extends Context.Tag("effect-llm-resilience/Pricing")<
     readonly table: PriceTable
     readonly lookup: (model: string) => Option.Option<ModelPrice>
     readonly cost: (model: string, usage: Usage) => Option.Option<number>
+    /** The Batch API cost of `usage` on `model` (see {@link batchCostOf}). */
+    readonly batchCost: (model: string, usage: Usage) => Option.Option<number>
   }
 >() {}
 
 const makeService = (table: PriceTable): Pricing["Type"] => ({
   table,
   lookup: (model) => find(table, model),
-  cost: (model, usage) => Option.map(find(table, model), (p) => costOf(p, usage))
+  cost: (model, usage) => Option.map(find(table, model), (p) => costOf(p, usage)),
+  batchCost: (model, usage) => Option.map(find(table, model), (p) => batchCostOf(p, usage))
 })
 
 const defaultService = makeService(defaultTable)
@@ -252,6 +323,20 @@ export const current: Effect.Effect<Pricing["Type"]> = Effect.map(
  */
 export const cost = (model: string, usage: Usage): Effect.Effect<Option.Option<number>> =>
   Effect.map(current, (pricing) => pricing.cost(model, usage))
+
+/**
+ * The Batch API USD cost of `usage` on `model`, or `Option.none()` when the model is not in the table.
+ *
+ * @example
+ * ```ts
+ * import { Pricing } from "effect-llm-resilience"
+ * const usd = Pricing.batchCost("gpt-4o-mini", { inputTokens: 1_000_000, outputTokens: 0 }) // Effect<Option.some(0.075)>
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const batchCost = (model: string, usage: Usage): Effect.Effect<Option.Option<number>> =>
+  Effect.map(current, (pricing) => pricing.batchCost(model, usage))
 
 /**
  * A model's price entry (context window, max output tokens), or `Option.none()` when unknown.

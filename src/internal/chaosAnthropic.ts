@@ -136,10 +136,11 @@ const tokens = (turn: Turn) =>
     ? { input: turn.answer.promptTokens, output: turn.answer.completionTokens }
     : { input: turn.promptTokens, output: turn._tag === "tool" ? turn.completionTokens : 0 }
 
-const usage = (input: number, output: number) => ({
-  input_tokens: input,
+// As Anthropic counts: `input_tokens` leaves out the prompt tokens read from the cache.
+const usage = (input: number, output: number, cached: number) => ({
+  input_tokens: input - Math.min(cached, input),
   cache_creation_input_tokens: 0,
-  cache_read_input_tokens: 0,
+  cache_read_input_tokens: Math.min(cached, input),
   output_tokens: output,
   service_tier: "standard"
 })
@@ -160,7 +161,7 @@ const message = (call: Call<MessagesBody>, done: boolean) => {
     stop_reason: done ? stopReason(call.turn) : null,
     stop_sequence: null,
     // Anthropic's message_start reports the input and a first output token; the message_delta the total.
-    usage: usage(input, done ? output : 1)
+    usage: usage(input, done ? output : 1, call.cachedTokens)
   }
 }
 

@@ -53,6 +53,8 @@ export interface Call<Body> {
   readonly faults: Faults.Faults
   readonly delivery: Delivery
   readonly turn: Turn
+  /** The part of the prompt's tokens read from the server's prompt cache (see chaosPromptCache). */
+  readonly cachedTokens: number
   readonly cutDraw: number
   readonly tracker: Tracker
   readonly response: Http.ServerResponse
@@ -137,9 +139,11 @@ const respond = <Body, I>(state: ChaosState, handler: Handler<Body, I>, body: Bo
         headers: { ...headers, ...retryAfterHeaders(decision.error.retryAfter, now) }
       })
     }
-    const turn = turnOf(state, handler.question(body), decision._tag === "filtered", `${handler.toolCallPrefix}chaos_${index}`)
+    const question = handler.question(body)
+    const turn = turnOf(state, question, decision._tag === "filtered", `${handler.toolCallPrefix}chaos_${index}`)
+    const cachedTokens = state.promptCache.lookup(model, question.prompt)
     const delivery: Delivery = decision._tag === "cut" || decision._tag === "malformed" ? decision._tag : "ok"
-    return handler.reply({ state, body, model, index, now, faults, delivery, turn, cutDraw, tracker, response, headers })
+    return handler.reply({ state, body, model, index, now, faults, delivery, turn, cachedTokens, cutDraw, tracker, response, headers })
   })
 
 /** The HTTP handler of one dialect's endpoint. */

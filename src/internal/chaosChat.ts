@@ -67,11 +67,18 @@ const question = (body: ChatBody): Question => {
   }
 }
 
-const usageOf = (turn: Turn) => {
+const usageOf = (call: Call<ChatBody>) => {
+  const turn = call.turn
   const [prompt, completion] = turn._tag === "text"
     ? [turn.answer.promptTokens, turn.answer.completionTokens]
     : [turn.promptTokens, turn._tag === "tool" ? turn.completionTokens : 0]
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: Math.min(call.cachedTokens, prompt), audio_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 }
+  }
 }
 
 const finishReason = (turn: Turn): string =>
@@ -93,7 +100,7 @@ const completionBody = (call: Call<ChatBody>) => ({
   created: Math.floor(call.now / 1000),
   model: call.model,
   choices: [{ index: 0, message: message(call.turn), logprobs: null, finish_reason: finishReason(call.turn) }],
-  ...(call.state.settings.usage ? { usage: usageOf(call.turn) } : {})
+  ...(call.state.settings.usage ? { usage: usageOf(call) } : {})
 })
 
 const deltas = (turn: Turn): { readonly opening: object; readonly rest: ReadonlyArray<object> } => {
@@ -127,7 +134,7 @@ const ssePlan = (call: Call<ChatBody>): SsePlan => {
     created: Math.floor(call.now / 1000),
     model: call.model,
     choices: [],
-    usage: usageOf(call.turn)
+    usage: usageOf(call)
   })
   return {
     opening: [chunk(opening, null)],

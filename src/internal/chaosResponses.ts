@@ -103,13 +103,14 @@ const echoedToolChoice = (choice: unknown): unknown =>
 const incomplete = (turn: Turn): "max_output_tokens" | "content_filter" | undefined =>
   turn._tag === "filtered" ? "content_filter" : turn._tag === "text" && turn.answer.finishReason === "length" ? "max_output_tokens" : undefined
 
-const usageOf = (turn: Turn) => {
+const usageOf = (call: Call<ResponsesBody>) => {
+  const turn = call.turn
   const [input, output] = turn._tag === "text"
     ? [turn.answer.promptTokens, turn.answer.completionTokens]
     : [turn.promptTokens, turn._tag === "tool" ? turn.completionTokens : 0]
   return {
     input_tokens: input,
-    input_tokens_details: { cached_tokens: 0 },
+    input_tokens_details: { cached_tokens: Math.min(call.cachedTokens, input) },
     output_tokens: output,
     output_tokens_details: { reasoning_tokens: 0 },
     total_tokens: input + output
@@ -156,7 +157,7 @@ const responseObject = (call: Call<ResponsesBody>, done: boolean) => {
     tools: functionTools(call.body).map((tool) => ({ type: "function", ...tool })),
     truncation: "disabled",
     metadata: call.body.metadata ?? {},
-    ...(withUsage ? { usage: usageOf(call.turn) } : done ? {} : { usage: null })
+    ...(withUsage ? { usage: usageOf(call) } : done ? {} : { usage: null })
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import type * as Http from "node:http"
 import type * as Faults from "./chaosFaults.js"
+import { PromptCache } from "./chaosPromptCache.js"
 
 /** The API dialects the server speaks, named after their endpoints. */
 export type Dialect = "chat" | "messages" | "responses"
@@ -43,6 +44,8 @@ const counters = (): Record<string, number> => Object.create(null)
 export class ChaosState {
   config: Faults.FaultConfig
   readonly settings: Settings
+  /** The prompt prefixes answered so far, for the cached tokens of later requests. */
+  readonly promptCache = new PromptCache()
   private index = 0
   private requests = 0
   private byModel = counters()

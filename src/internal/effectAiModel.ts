@@ -221,7 +221,9 @@ export const metadataKey = "effect-llm-resilience"
 const usagePart = (usage: ChatResponse["usage"] | undefined): typeof Response.Usage.Encoded => ({
   inputTokens: usage?.inputTokens,
   outputTokens: usage?.outputTokens,
-  totalTokens: usage === undefined ? undefined : usage.inputTokens + usage.outputTokens
+  totalTokens: usage === undefined ? undefined : usage.inputTokens + usage.outputTokens,
+  ...(usage?.cachedInputTokens === undefined ? {} : { cachedInputTokens: usage.cachedInputTokens }),
+  ...(usage?.reasoningTokens === undefined ? {} : { reasoningTokens: usage.reasoningTokens })
 })
 
 const toolCallPart = (call: ToolCall, method: string): Either.Either<Response.ToolCallPartEncoded, AiError.AiError> => {

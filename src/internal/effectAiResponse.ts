@@ -22,11 +22,36 @@ export const finishReasonOf = (reason: Response.FinishReason): string => {
 
 const tokens = (n: number | undefined): number => (n !== undefined && Number.isFinite(n) && n > 0 ? Math.round(n) : 0)
 
-/** Usage from a finish part; missing counts are 0, as in the OpenAI adapter. */
-export const usageOf = (usage: Response.Usage | undefined): Usage => ({
-  inputTokens: tokens(usage?.inputTokens),
-  outputTokens: tokens(usage?.outputTokens)
-})
+const count = (record: unknown, key: string): number => {
+  const value = typeof record === "object" && record !== null ? (record as Record<string, unknown>)[key] : undefined
+  return typeof value === "number" ? tokens(value) : 0
+}
+
+// Anthropic's `input_tokens` leaves out the prompt tokens read from or written to the cache (OpenAI's includes
+// them): the whole prompt is their sum, which `@effect/ai-anthropic` keeps in the finish part's metadata.
+const anthropicPrompt = (metadata: unknown): number | undefined => {
+  const anthropic = typeof metadata === "object" && metadata !== null ? (metadata as Record<string, unknown>).anthropic : undefined
+  const usage = typeof anthropic === "object" && anthropic !== null ? (anthropic as Record<string, unknown>).usage : undefined
+  if (typeof usage !== "object" || usage === null) return undefined
+  return count(usage, "input_tokens") + count(usage, "cache_read_input_tokens") + count(usage, "cache_creation_input_tokens")
+}
+
+/**
+ * Usage from a finish part; missing counts are 0, as in the OpenAI adapter. Cached input and reasoning tokens are
+ * parts of the input and output counts (OpenAI's reading; an Anthropic prompt is made whole first).
+ */
+export const usageOf = (usage: Response.Usage | undefined, metadata?: unknown): Usage => {
+  const cached = tokens(usage?.cachedInputTokens)
+  const inputTokens = anthropicPrompt(metadata) ?? tokens(usage?.inputTokens)
+  const outputTokens = tokens(usage?.outputTokens)
+  const reasoning = Math.min(tokens(usage?.reasoningTokens), outputTokens)
+  return {
+    inputTokens,
+    outputTokens,
+    ...(cached > 0 ? { cachedInputTokens: Math.min(cached, inputTokens) } : {}),
+    ...(reasoning > 0 ? { reasoningTokens: reasoning } : {})
+  }
+}
 
 const toolCallOf = (part: { readonly id: string; readonly name: string; readonly params: unknown }): ToolCall => ({
   id: part.id,
@@ -71,7 +96,7 @@ export const toChatResponse = (
       model: answeredBy,
       content,
       finishReason: finish === undefined ? "stop" : finishReasonOf(finish.reason),
-      usage: usageOf(finish?.usage),
+      usage: usageOf(finish?.usage, finish?.metadata),
       servedFrom: "provider",
       ...(toolCalls.length === 0 ? {} : { toolCalls })
     })
@@ -133,7 +158,7 @@ export const onStreamPart = (state: StreamState, part: Response.StreamPart<Tools
           content: "",
           model: state.model,
           finishReason: finishReasonOf(part.reason),
-          usage: usageOf(part.usage),
+          usage: usageOf(part.usage, part.metadata),
           servedFrom: "provider",
           ...(state.toolCalls.length === 0 ? {} : { toolCalls: state.toolCalls })
         })

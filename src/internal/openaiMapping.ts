@@ -86,7 +86,16 @@ export const unsendable = (request: ChatRequest): ModelFailure | undefined =>
     })
     : undefined
 
-const UsageBody = Schema.Struct({ prompt_tokens: Schema.Number, completion_tokens: Schema.Number })
+// A detail count may be missing, null or odd (OpenAI-compatible servers vary): only a number is read, and a body is
+// never refused for its details. Each is a part of its whole, never extra.
+const Count = Schema.optional(Schema.Unknown)
+
+const UsageBody = Schema.Struct({
+  prompt_tokens: Schema.Number,
+  completion_tokens: Schema.Number,
+  prompt_tokens_details: Schema.optional(Schema.NullOr(Schema.Struct({ cached_tokens: Count }))),
+  completion_tokens_details: Schema.optional(Schema.NullOr(Schema.Struct({ reasoning_tokens: Count })))
+})
 
 const CompletionBody = Schema.Struct({
   id: Schema.optional(Schema.NullOr(Schema.String)),
@@ -114,11 +123,36 @@ const failingPaths = (error: ParseResult.ParseError): string => {
 
 const tokens = (n: number): number => (Number.isFinite(n) && n > 0 ? Math.round(n) : 0)
 
-/** Usage from a body; a body without usage counts 0 / 0 (some OpenAI-compatible servers omit it). */
-export const toUsage = (usage: typeof UsageBody.Type | null | undefined): Usage =>
+/** The parts of a usage (cached input, reasoning output), each set only when positive and capped at its whole. */
+export const withParts = (usage: Usage, cached: unknown, reasoning: unknown): Usage => {
+  const cachedInputTokens = typeof cached === "number" ? Math.min(tokens(cached), usage.inputTokens) : 0
+  const reasoningTokens = typeof reasoning === "number" ? Math.min(tokens(reasoning), usage.outputTokens) : 0
+  return {
+    ...usage,
+    ...(cachedInputTokens > 0 ? { cachedInputTokens } : {}),
+    ...(reasoningTokens > 0 ? { reasoningTokens } : {})
+  }
+}
+
+interface UsageLike {
+  readonly prompt_tokens: number
+  readonly completion_tokens: number
+  readonly prompt_tokens_details?: { readonly cached_tokens?: unknown } | null | undefined
+  readonly completion_tokens_details?: { readonly reasoning_tokens?: unknown } | null | undefined
+}
+
+/**
+ * Usage from a body; a body without usage counts 0 / 0 (some OpenAI-compatible servers omit it). Cached prompt
+ * tokens and reasoning tokens are parts of the prompt and completion counts, as OpenAI reports them.
+ */
+export const toUsage = (usage: UsageLike | null | undefined): Usage =>
   usage == null
     ? { inputTokens: 0, outputTokens: 0 }
-    : { inputTokens: tokens(usage.prompt_tokens), outputTokens: tokens(usage.completion_tokens) }
+    : withParts(
+      { inputTokens: tokens(usage.prompt_tokens), outputTokens: tokens(usage.completion_tokens) },
+      usage.prompt_tokens_details?.cached_tokens,
+      usage.completion_tokens_details?.reasoning_tokens
+    )
 
 /**
  * Decodes a chat.completion body. A body without `choices[0].message` is MalformedResponse; a

@@ -13,6 +13,7 @@ import type * as Pricing from "../Pricing.js"
 import type * as Tokenizer from "../Tokenizer.js"
 import type { Amount, Limits, StoreService, Unit } from "./budgetLedger.js"
 import { type Period, windowAt } from "./budgetPeriod.js"
+import { tokenUsd } from "./priceMath.js"
 
 /** Which requests share a budget. */
 export type ScopeKind = "global" | "user" | "custom"
@@ -100,9 +101,12 @@ export const settleRetry = Schedule.exponential("200 millis").pipe(Schedule.inte
 /** USD → integer nano-USD, rounding float noise away first. */
 export const toNanoUsd = (usd: number): number => Math.floor(Math.round(usd * NANO * 1000) / 1000)
 
-/** Nano-USD of `usage` at `price`, rounded up (a budget never under-charges). */
+/**
+ * Nano-USD of `usage` at `price`, rounded up (a budget never under-charges): cached prompt tokens at the cached-input
+ * price, as `Pricing.costOf` prices them.
+ */
 export const nanoUsdOf = (price: Pricing.ModelPrice, usage: Usage): number => {
-  const raw = (usage.inputTokens * price.inputPerMillion + usage.outputTokens * price.outputPerMillion) * 1000
+  const raw = tokenUsd(price, usage) * 1000
   return Math.ceil(Math.round(raw * 1e6) / 1e6)
 }
 
