@@ -46,6 +46,10 @@ export * as CircuitBreaker from "./CircuitBreaker.js"
 /** @since 0.1.0 */
 export * as Bulkhead from "./Bulkhead.js"
 /** @since 0.1.0 */
+export * as Router from "./Router.js"
+/** @since 0.1.0 */
+export * as Hedge from "./Hedge.js"
+/** @since 0.1.0 */
 export * as Pipeline from "./Pipeline.js"
 /** @since 0.1.0 */
 export * as ModelTier from "./ModelTier.js"
