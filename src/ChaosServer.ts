@@ -31,6 +31,7 @@ import type { Duration, Scope } from "effect"
 import * as Http from "node:http"
 import type { InvalidOptions } from "./InvalidOptions.js"
 import * as App from "./internal/chaosApp.js"
+import * as BatchState from "./internal/chaosBatchState.js"
 import * as FaultSchemas from "./internal/chaosFaults.js"
 import * as NodeHttpServer from "./internal/nodeHttpServer.js"
 
@@ -190,7 +191,45 @@ export interface Options extends FaultConfig {
    * `{ "query": … }` for a tool that declares no parameters. Defaults to `"named"`.
    */
   readonly toolCalls?: "named" | "offered" | "forced" | undefined
+  /**
+   * The Batch API (`/v1/files`, `/v1/batches`): `completionTime` is how long a batch runs on the server's clock
+   * (defaults to 1 second); the lines whose `custom_id` is in `failCustomIds` fail with `failStatus` (defaults to
+   * 500) in the error file; with `expireAfterItems`, the batch ends `expired` with only that many lines run.
+   */
+  readonly batch?: BatchOptions | undefined
 }
+
+/**
+ * The ChaosServer's Batch API settings (see {@link Options}).
+ *
+ * @example
+ * ```ts
+ * import { ChaosServer } from "effect-llm-resilience"
+ * const batch: ChaosServer.BatchOptions = { completionTime: "200 millis", failCustomIds: ["item-7"] }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface BatchOptions {
+  readonly completionTime?: Duration.DurationInput | undefined
+  readonly failCustomIds?: ReadonlyArray<string> | undefined
+  readonly failStatus?: number | undefined
+  readonly expireAfterItems?: number | undefined
+}
+
+/**
+ * The Batch API counters of `GET /_chaos/batches` (and `server.batchStats`): files uploaded, file contents read,
+ * batches created, retrieved and cancelled.
+ *
+ * @example
+ * ```ts
+ * import { ChaosServer } from "effect-llm-resilience"
+ * const submittedOnce = (stats: ChaosServer.BatchStats) => stats.batchesCreated === 1
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type BatchStats = BatchState.BatchStats
 
 /**
  * The counters of `GET /_chaos/stats`: requests with a valid body in total, by model, by dialect (`chat`,
@@ -234,6 +273,8 @@ export interface Service {
   readonly setConfig: (config: FaultConfig) => Effect.Effect<void, InvalidOptions>
   /** Zeroes the counters (the fault sequence goes on). */
   readonly resetStats: Effect.Effect<void>
+  /** The Batch API counters. */
+  readonly batchStats: Effect.Effect<BatchStats>
 }
 
 /**
@@ -263,6 +304,13 @@ export class ChaosServer extends Context.Tag("effect-llm-resilience/ChaosServer"
  */
 export const defaultModels: ReadonlyArray<string> = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"]
 
+const batchSettings = (batch: FaultSchemas.Options["batch"]): BatchState.BatchSettings => ({
+  completionTime: batch?.completionTime ?? BatchState.defaultBatchSettings.completionTime,
+  failCustomIds: new Set(batch?.failCustomIds ?? []),
+  failStatus: batch?.failStatus ?? BatchState.defaultBatchSettings.failStatus,
+  expireAfterItems: batch?.expireAfterItems
+})
+
 /**
  * Starts a ChaosServer on 127.0.0.1 for the life of the scope. Fails with InvalidOptions listing every bad
  * option. Delays use the Effect clock.
@@ -287,7 +335,7 @@ export const make = (
     const state = new App.ChaosState(valid.seed ?? 0, valid.models ?? defaultModels, valid.words ?? 12, {
       faults: valid.faults,
       perModel: valid.perModel
-    }, { usage: valid.usage, toolCalls: valid.toolCalls })
+    }, { usage: valid.usage, toolCalls: valid.toolCalls, batch: batchSettings(valid.batch) })
     const nodeServer = Http.createServer()
     const server = yield* NodeHttpServer.make(() => nodeServer, { port: valid.port ?? 0, host: "127.0.0.1" })
     yield* server.serve(App.router(state))
@@ -302,7 +350,8 @@ export const make = (
         onLeft: Effect.fail,
         onRight: () => Effect.void
       }),
-      resetStats: Effect.sync(() => state.resetStats())
+      resetStats: Effect.sync(() => state.resetStats()),
+      batchStats: Effect.sync(() => state.batch.stats())
     }
   })
 

@@ -6,6 +6,7 @@
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Either } from "effect"
 import { messages } from "./chaosAnthropic.js"
+import * as Batch from "./chaosBatch.js"
 import { endpoint } from "./chaosCall.js"
 import { chat, invalidRequest } from "./chaosChat.js"
 import * as Faults from "./chaosFaults.js"
@@ -62,6 +63,13 @@ export const router = (state: ChaosState) =>
     HttpRouter.post("/v1/responses", endpoint(state, responses)),
     HttpRouter.post("/v1/messages", endpoint(state, messages)),
     HttpRouter.get("/v1/models", listModels(state)),
+    HttpRouter.post("/v1/files", Batch.createFile(state)),
+    HttpRouter.get("/v1/files/:id", Batch.retrieveFile(state)),
+    HttpRouter.get("/v1/files/:id/content", Batch.fileContent(state)),
+    HttpRouter.post("/v1/batches", Batch.createBatch(state)),
+    HttpRouter.get("/v1/batches/:id", Batch.retrieveBatch(state)),
+    HttpRouter.post("/v1/batches/:id/cancel", Batch.cancelBatch(state)),
+    HttpRouter.get("/_chaos/batches", Effect.sync(() => HttpServerResponse.unsafeJson(state.batch.stats()))),
     HttpRouter.get("/_chaos/stats", Effect.sync(() => HttpServerResponse.unsafeJson(state.stats()))),
     HttpRouter.post("/_chaos/config", postConfig(state)),
     HttpRouter.post("/_chaos/reset", Effect.sync(() => {

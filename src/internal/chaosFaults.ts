@@ -120,6 +120,12 @@ export const Options = Schema.Struct({
   words: optional(Schema.Int.pipe(Schema.between(1, 100_000))),
   usage: optional(Schema.Boolean),
   toolCalls: optional(Schema.Literal("named", "offered", "forced")),
+  batch: optional(Schema.Struct({
+    completionTime: optional(DurationInput),
+    failCustomIds: optional(Schema.Array(Schema.String)),
+    failStatus: optional(ErrorStatus),
+    expireAfterItems: optional(Schema.Int.pipe(Schema.nonNegative()))
+  })),
   ...faultConfigFields
 }).pipe(Schema.filter(mergedRates))
 

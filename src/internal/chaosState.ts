@@ -4,6 +4,7 @@
  */
 import type * as Http from "node:http"
 import type * as Faults from "./chaosFaults.js"
+import { type BatchSettings, BatchState, defaultBatchSettings } from "./chaosBatchState.js"
 import { PromptCache } from "./chaosPromptCache.js"
 
 /** The API dialects the server speaks, named after their endpoints. */
@@ -31,6 +32,8 @@ export interface Settings {
   /** Whether OpenAI answers (chat completions and Responses) report `usage`. */
   readonly usage: boolean
   readonly toolCalls: ToolCallMode
+  /** The Batch API's settings (completion time, failing lines, expiry). */
+  readonly batch?: BatchSettings | undefined
 }
 
 /** A response being tracked; `cut` marks a close the server did on purpose (not a client abort). */
@@ -46,6 +49,8 @@ export class ChaosState {
   readonly settings: Settings
   /** The prompt prefixes answered so far, for the cached tokens of later requests. */
   readonly promptCache = new PromptCache()
+  /** The uploaded files and the batches (`/v1/files`, `/v1/batches`). */
+  readonly batch: BatchState
   private index = 0
   private requests = 0
   private byModel = counters()
@@ -63,6 +68,7 @@ export class ChaosState {
   ) {
     this.config = config
     this.settings = { usage: settings.usage ?? true, toolCalls: settings.toolCalls ?? "named" }
+    this.batch = new BatchState(settings.batch ?? defaultBatchSettings)
   }
 
   /** The next request number: the fault sequence is a function of the seed and this number. */
@@ -100,6 +106,7 @@ export class ChaosState {
   }
 
   resetStats(): void {
+    this.batch.resetStats()
     this.requests = 0
     this.byModel = counters()
     this.byDialect = counters()

@@ -11,6 +11,7 @@ import { createRequire } from "node:module"
 /** The packages each subpath's code imports (beyond `effect` and `@effect/platform`), by module name. */
 export const optionalPeers: Readonly<Record<string, ReadonlyArray<string>>> = {
   OpenAi: ["openai"],
+  BatchJob: ["openai"],
   Redis: ["ioredis"],
   Prometheus: ["@effect/opentelemetry", "@opentelemetry/exporter-prometheus", "@opentelemetry/sdk-metrics"],
   Otlp: ["@effect/opentelemetry"],
