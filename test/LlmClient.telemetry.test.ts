@@ -96,7 +96,10 @@ const stack = (usage: Usage | null = reported) =>
   ).pipe(Layer.provide(LlmClient.layer(provider(usage), info)))
 
 // Runs `effect` with the OpenTelemetry SDK as the tracer and the TestClock moved far enough for every sleep.
-const traced = <A, E>(effect: Effect.Effect<A, E, LlmClient.LlmClient>, client = stack()) =>
+const traced = <A, E>(
+  effect: Effect.Effect<A, E, LlmClient.LlmClient>,
+  client: Layer.Layer<LlmClient.LlmClient, unknown> = stack()
+) =>
   Effect.gen(function* () {
     exporter.reset()
     calls.length = 0
