@@ -32,7 +32,7 @@ describe("e2e: BatchJob against the ChaosServer", () => {
       const server = yield* ChaosServer.make({ seed: 2, words: 4, batch: { completionTime: "150 millis", failCustomIds: failing } })
       const options = { apiKey: Redacted.make("sk-chaos"), baseURL: server.baseURL }
       const store = yield* Layer.build(BatchJob.layerStoreMemory)
-      const spec = { key: "classify-500", requests, pollInterval: "20 millis" }
+      const spec: BatchJob.Spec = { key: "classify-500", requests, pollInterval: "20 millis" }
 
       // The first process submits, polls a while, then dies.
       const first = yield* BatchJob.make(options).pipe(Effect.provide(store))
