@@ -145,6 +145,26 @@ describe("Hedge", () => {
       return FakeLlm.delay(Duration.millis(Number(content)), ok())
     }))))
 
+  it.effect("a 5 % slow tail: hedging at the 95th percentile cuts the p99 ≥ 3× with ≤ 10 % extra calls", () =>
+    Effect.gen(function* () {
+      const N = 100
+      // Every call (hedges included) takes 100–196 ms, except a seeded 5 % that take 20 s.
+      // (19 and 31 are coprime to 100 and 97: exactly 5 calls in every 100 are slow, the others spread over 100–196)
+      const latencyOf = (call: number) => (call * 19) % 100 < 5 ? 20_000 : 100 + ((call * 31) % 97)
+      const p99 = (latencies: ReadonlyArray<number>) => [...latencies].sort((a, b) => a - b)[Math.ceil(0.99 * N) - 1]
+      // Without hedging each call takes its own latency: the p99 is the tail's 20 s.
+      const plain = p99(Array.from({ length: N }, (_, i) => latencyOf(i + 1)))
+      const fake = yield* FakeLlm.make(({ call }) => FakeLlm.delay(Duration.millis(latencyOf(call)), ok()))
+      const client = LlmClient.decorate(fake.client, yield* Hedge.policy({ after: { percentile: 95, initial: "500 millis" } }))
+      const [latencies] = yield* timed(Effect.forEach(Array.from({ length: N }), () =>
+        Effect.map(Effect.timed(client.complete(request())), ([d]) => Duration.toMillis(d)), { concurrency: 10 }), "10 minutes")
+      const calls = (yield* fake.recorder.calls).length
+      expect(plain).toBe(20_000)
+      expect(p99(latencies)).toBeLessThan(400) // a slow call is answered by its hedge after about p95 + one call
+      expect(plain / p99(latencies)).toBeGreaterThanOrEqual(3)
+      expect((calls - N) / N).toBeLessThanOrEqual(0.1)
+    }))
+
   it.effect("the response's usage counts the prompt tokens of every attempt sent", () =>
     Effect.gen(function* () {
       const [response] = yield* timed(LlmClient.complete(request()))

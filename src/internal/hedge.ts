@@ -7,7 +7,7 @@
  * Streams hedge only until one attempt has started (its first real delta, streamProgress.ts): that attempt is then
  * the answer, the others are interrupted, and nothing is hedged after.
  */
-import { Cause, Chunk, Duration, Effect, Exit, Fiber, Option, Queue, Scope, Stream } from "effect"
+import { Cause, Chunk, Clock, Duration, Effect, Exit, Fiber, Option, Queue, Scope, Stream } from "effect"
 import { ChatRequest, ChatResponse, type ChatChunk } from "../Llm.js"
 import type * as LlmClient from "../LlmClient.js"
 import * as LlmError from "../LlmError.js"
@@ -60,9 +60,9 @@ export class LatencyWindow {
     return this.size
   }
 
-  /** The percentile (nearest rank) of the samples, recomputed after every 1/16 of the window of new samples. */
+  /** The percentile (nearest rank) of the samples, recomputed once 1/16 as many new samples as it holds came in. */
   value(): number {
-    if (Number.isNaN(this.cached) || this.sinceComputed >= Math.max(1, this.window >> 4)) {
+    if (Number.isNaN(this.cached) || this.sinceComputed >= Math.max(1, this.size >> 4)) {
       const sorted = Array.from(this.samples.subarray(0, this.size)).sort((a, b) => a - b)
       const rank = Math.ceil((this.percentile / 100) * sorted.length) - 1
       this.cached = sorted[Math.min(sorted.length - 1, Math.max(0, rank))] ?? 0
@@ -191,6 +191,16 @@ const charged = (response: ChatResponse, started: number): ChatResponse =>
 const deposit = (config: Config) =>
   config.deposit && config.budget !== undefined ? config.budget.deposit : Effect.void
 
+/**
+ * Measures an attempt for the percentile: the latency of each attempt that succeeded. The losers are left out: the
+ * time they had run is only a lower bound of their latency, and counting it lets the percentile climb after itself
+ * (each slow primary recorded at delay + the hedge's latency raises the delay).
+ */
+const measured = <A>(latencies: Latencies, model: string, effect: Effect.Effect<A, LlmError.LlmError>) =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) =>
+    Effect.tap(effect, () =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => latencies.record(model, now - start)))))
+
 /** The completion path. */
 export const complete = (config: Config, latencies: Latencies, next: LlmClient.Complete): LlmClient.Complete =>
   (request) =>
@@ -198,9 +208,7 @@ export const complete = (config: Config, latencies: Latencies, next: LlmClient.C
       deposit(config),
       Effect.suspend(() => {
         const delayMs = latencies.delayMs(request.model)
-        const attempt = () =>
-          Effect.flatMap(Effect.timed(next(request)), ([elapsed, response]) =>
-            Effect.as(Effect.sync(() => latencies.record(request.model, Duration.toMillis(elapsed))), response))
+        const attempt = () => measured(latencies, request.model, next(request))
         return Effect.map(race(config, request.model, delayMs, attempt, () => Effect.void), (won) =>
           charged(won.value, won.started))
       })
@@ -248,9 +256,7 @@ export const stream = (config: Config, latencies: Latencies, next: LlmClient.Str
       deposit(config),
       Effect.suspend(() => {
         const delayMs = latencies.delayMs(request.model)
-        const attempt = () =>
-          Effect.flatMap(Effect.timed(startStream(next(request))), ([elapsed, started]) =>
-            Effect.as(Effect.sync(() => latencies.record(request.model, Duration.toMillis(elapsed))), started))
+        const attempt = () => measured(latencies, request.model, startStream(next(request)))
         return Effect.map(
           race(config, request.model, delayMs, attempt, (started) => Scope.close(started.scope, Exit.void)),
           (won) => rest(won.value)

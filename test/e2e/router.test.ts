@@ -1,0 +1,115 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Random, Redacted } from "effect"
+import * as ChaosServer from "../../src/ChaosServer.js"
+import * as Hedge from "../../src/Hedge.js"
+import { ChatRequest } from "../../src/Llm.js"
+import * as LlmClient from "../../src/LlmClient.js"
+import * as OpenAi from "../../src/OpenAi.js"
+import * as Router from "../../src/Router.js"
+import * as Timeout from "../../src/Timeout.js"
+
+const request = (i: number) =>
+  new ChatRequest({ model: "gpt-4o-mini", messages: [{ role: "user", content: `Summarise ticket #${i}` }] })
+
+/** One ChaosServer "deployment" of gpt-4o-mini on loopback and an OpenAI client for it. */
+const deployment = (faults: ChaosServer.Faults, seed: number) =>
+  Effect.gen(function* () {
+    const server = yield* ChaosServer.make({ seed, faults, words: 4 })
+    const client = yield* OpenAi.make({ apiKey: Redacted.make("sk-chaos"), baseURL: server.baseURL })
+    return { server, client }
+  })
+
+const requestsOf = (server: ChaosServer.Service) => Effect.map(server.stats, (s) => s.requests)
+
+// Real HTTP on loopback with millisecond delays: this file runs on the live clock.
+describe("e2e: Router and Hedge over ChaosServer deployments", () => {
+  it.live("three deployments (fast, slow, failing): least-busy and latency send ≥ 80 % to the fast one; the failing one is cooled down, then tried again", () =>
+    Effect.scoped(Effect.gen(function* () {
+      const fast = yield* deployment({ latency: "1 millis" }, 1)
+      const slow = yield* deployment({ latency: "400 millis" }, 2)
+      const failing = yield* deployment({ outage: { status: 503 } }, 3)
+      const routerOf = (strategy: Router.Strategy, name: string, cooldown: Duration.DurationInput) =>
+        Router.policy({
+          name,
+          strategy,
+          cooldown,
+          allowedFails: 1,
+          deployments: [
+            { id: "fast", model: "gpt-4o-mini", client: fast.client },
+            { id: "slow", model: "gpt-4o-mini", client: slow.client },
+            { id: "failing", model: "gpt-4o-mini", client: failing.client }
+          ]
+        })
+      for (const strategy of ["least-busy", "latency"] as const) {
+        const router = yield* routerOf(strategy, `e2e-${strategy}`, "1 minute")
+        const client = LlmClient.decorate(fast.client, router)
+        const responses = yield* Effect.forEach(Array.from({ length: 80 }, (_, i) => i), (i) => client.complete(request(i)), {
+          concurrency: 6
+        })
+        const toFast = responses.filter((r) => r.deployment === "fast").length
+        expect(toFast / responses.length, strategy).toBeGreaterThanOrEqual(0.8)
+        expect(responses.every((r) => r.deployment !== "failing")).toBe(true) // each of its failures failed over
+      }
+      // The failing deployment was tried by each router (by the calls in flight when it first failed), then cooled down.
+      const failedSoFar = yield* requestsOf(failing.server)
+      expect(failedSoFar).toBeLessThanOrEqual(2 * 6)
+      // Cooldown: fast and failing, one sequential call at a time (seeded), so the counts are exact.
+      const router = yield* Router.policy({
+        name: "e2e-cooldown",
+        cooldown: "600 millis",
+        allowedFails: 1,
+        deployments: [
+          { id: "fast", model: "gpt-4o-mini", client: fast.client },
+          { id: "failing", model: "gpt-4o-mini", client: failing.client }
+        ]
+      })
+      const client = LlmClient.decorate(fast.client, router)
+      const burst = (n: number) => Effect.forEach(Array.from({ length: n }, (_, i) => i), (i) => client.complete(request(i)))
+      yield* burst(10)
+      expect((yield* requestsOf(failing.server)) - failedSoFar).toBe(1) // tried once, failed over, cooled down
+      yield* burst(5)
+      expect((yield* requestsOf(failing.server)) - failedSoFar).toBe(1) // still cooling down
+      yield* Effect.sleep("600 millis")
+      yield* burst(10)
+      expect((yield* requestsOf(failing.server)) - failedSoFar).toBe(2) // tried again after its cooldown
+    }).pipe(Effect.withRandom(Random.make(5)), Effect.provide(Router.layerStoreMemory))))
+
+  it.live("weighted over two deployments: a 1:3 split within 5 points (seeded)", () =>
+    Effect.scoped(Effect.gen(function* () {
+      const a = yield* deployment({}, 4)
+      const b = yield* deployment({}, 5)
+      const router = yield* Router.policy({
+        deployments: [
+          { id: "a", model: "gpt-4o-mini", client: a.client, weight: 1 },
+          { id: "b", model: "gpt-4o-mini", client: b.client, weight: 3 }
+        ]
+      })
+      const client = LlmClient.decorate(a.client, router)
+      const responses = yield* Effect.forEach(Array.from({ length: 200 }, (_, i) => i), (i) => client.complete(request(i)))
+      const toA = responses.filter((r) => r.deployment === "a").length / responses.length
+      expect(Math.abs(toA - 0.25)).toBeLessThan(0.05)
+      expect((yield* requestsOf(a.server)) + (yield* requestsOf(b.server))).toBe(200)
+    }).pipe(Effect.withRandom(Random.make(2026)), Effect.provide(Router.layerStoreMemory))))
+
+  it.live("hedging: calls that hang are answered by a hedge; the hung requests are aborted", () =>
+    Effect.scoped(Effect.gen(function* () {
+      const N = 60
+      const server = yield* ChaosServer.make({ seed: 9, words: 4, faults: { latency: "2 millis", hangRate: 0.1 } })
+      const base = yield* OpenAi.make({ apiKey: Redacted.make("sk-chaos"), baseURL: server.baseURL })
+      const client = LlmClient.decorate(
+        base,
+        yield* Hedge.policy({ after: "150 millis", maxHedges: 2 }),
+        Timeout.attempt("20 seconds")
+      )
+      const latencies = yield* Effect.forEach(Array.from({ length: N }, (_, i) => i), (i) =>
+        Effect.map(Effect.timed(client.complete(request(i))), ([d]) => Duration.toMillis(d)), { concurrency: 6 })
+      const stats = yield* server.stats
+      const hung = stats.byOutcome.hang ?? 0
+      expect(hung).toBeGreaterThan(0)
+      expect(Math.max(...latencies)).toBeLessThan(5_000) // no call waited for its hung request
+      // a hedge is sent only for a call not answered within 150 ms, at most two a call
+      expect(stats.requests).toBeLessThanOrEqual(N + 2 * latencies.filter((ms) => ms >= 150).length)
+      yield* Effect.sleep("50 millis")
+      expect((yield* server.stats).aborted).toBeGreaterThanOrEqual(hung)
+    })))
+})
