@@ -13,13 +13,14 @@
  *
  * @since 0.1.0
  */
-import { Clock, Config, Context, Duration, Effect, Either, Exit, Layer, Option, Redacted, Ref, Schema } from "effect"
+import { Clock, Config, Context, Duration, Effect, Either, Exit, Layer, Option, Redacted, Schema } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import OpenAI from "openai"
 import { InvalidOptions } from "./InvalidOptions.js"
 import { ChatRequest, type ChatResponse, type Usage } from "./Llm.js"
 import type { ModelFailure } from "./LlmError.js"
 import * as Core from "./internal/batchJob.js"
+import * as Store from "./internal/batchJobStore.js"
 import { transport } from "./internal/batchJobOpenAi.js"
 import type { MaxTokensParam } from "./internal/openaiMapping.js"
 import { PositiveDuration } from "./internal/optionSchemas.js"
@@ -114,24 +115,18 @@ export type JobError = ModelFailure | BatchJobConflict | BatchJobFailed | Invali
  * @since 0.1.0
  * @category Models
  */
-export const JobRecord = Schema.Struct({
-  batchId: Schema.String,
-  inputFileId: Schema.String,
-  digest: Schema.String,
-  items: Schema.NonNegativeInt,
-  submittedAt: Schema.Number
-})
+export const JobRecord = Store.JobRecord
 
 /**
  * @since 0.1.0
  * @category Models
  */
-export type JobRecord = typeof JobRecord.Type
+export type JobRecord = Store.JobRecord
 
 /**
  * The store of submitted jobs: `get` reads a key's record, `claim` stores one unless the key has one (atomically)
- * and returns the record that holds. Provide {@link layerStoreMemory}, or a shared store so another process can
- * resume the job.
+ * and returns the record that holds. Provide {@link layerStoreMemory}, or `Redis.layerBatchJobStore` so another
+ * process can resume the job.
  *
  * @example
  * ```ts
@@ -142,10 +137,13 @@ export type JobRecord = typeof JobRecord.Type
  * @since 0.1.0
  * @category Tags
  */
-export class BatchJobStore extends Context.Tag("effect-llm-resilience/BatchJobStore")<BatchJobStore, {
-  readonly get: (key: string) => Effect.Effect<Option.Option<JobRecord>>
-  readonly claim: (key: string, record: JobRecord) => Effect.Effect<JobRecord>
-}>() {}
+export const BatchJobStore = Store.BatchJobStore
+
+/**
+ * @since 0.1.0
+ * @category Tags
+ */
+export type BatchJobStore = Store.BatchJobStore
 
 /**
  * A `BatchJobStore` in memory (one process: a restart of the fiber resumes, a restart of the process does not).
@@ -159,18 +157,7 @@ export class BatchJobStore extends Context.Tag("effect-llm-resilience/BatchJobSt
  * @since 0.1.0
  * @category Layers
  */
-export const layerStoreMemory: Layer.Layer<BatchJobStore> = Layer.effect(
-  BatchJobStore,
-  Effect.map(Ref.make(new Map<string, JobRecord>()), (ref) => ({
-    get: (key) => Effect.map(Ref.get(ref), (records) => Option.fromNullable(records.get(key))),
-    claim: (key, record) =>
-      Ref.modify(ref, (records) => {
-        const held = records.get(key)
-        if (held !== undefined) return [held, records]
-        return [record, new Map(records).set(key, record)]
-      })
-  }))
-)
+export const layerStoreMemory: Layer.Layer<BatchJobStore> = Store.layerStoreMemory
 
 /**
  * One job: its `key`, its requests, how often to poll and metadata for the batch.

@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import { createHash } from "node:crypto"
-import { Config, type ConfigError, Context, Effect, Layer, Option, Redacted, Runtime, Schema } from "effect"
+import { Config, type ConfigError, Context, Duration, Effect, Layer, Option, Redacted, Runtime, Schema } from "effect"
 import { Redis as IORedis, type RedisOptions } from "ioredis"
 import { IdempotencyStore } from "./Idempotency.js"
 import { make as makeIdempotencyStore } from "./internal/redis/idempotency.js"
@@ -22,6 +22,8 @@ import { RateLimiterStore } from "@effect/experimental/RateLimiter"
 import { make as makeRateLimiterStore } from "./internal/redis/rateLimiterStore.js"
 import { CircuitBreakerStore } from "./CircuitBreaker.js"
 import { make as makeCircuitBreakerStore } from "./internal/redis/circuitBreaker.js"
+import { BatchJobStore } from "./internal/batchJobStore.js"
+import { make as makeBatchJobStore } from "./internal/redis/batchJob.js"
 
 /**
  * A Redis command failed (connection refused, timeout, script error). `reason` is the driver's message without the
@@ -434,6 +436,37 @@ export const layerCircuitBreakerStore: Layer.Layer<CircuitBreakerStore, never, R
   CircuitBreakerStore,
   Effect.map(RedisClient, (redis) => makeCircuitBreakerStore(redis))
 )
+
+// ---------------------------------------------------------------------------------------------------------------
+// BatchJobStore
+
+/**
+ * The `BatchJobStore` in Redis, over the {@link RedisClient} in context, so a job submitted by one process is resumed
+ * by any other (no second upload, no second batch). One JSON string per job key,
+ * `<prefix>batch-job:<SHA-256 of the key>`, kept for `ttl` (defaults to 30 days, the life of the batch's files);
+ * `claim` is one Lua script (set if absent, return what holds). A Redis failure is a defect: a job never submits
+ * again because it could not read whether it had.
+ *
+ * @example
+ * ```ts
+ * import { Layer, Redacted } from "effect"
+ * import * as BatchJob from "effect-llm-resilience/BatchJob"
+ * import * as Redis from "effect-llm-resilience/Redis"
+ * const Live = BatchJob.layer({ apiKey: Redacted.make("sk-...") }).pipe(
+ *   Layer.provide(Redis.layerBatchJobStore()),
+ *   Layer.provide(Redis.layer({ url: "redis://127.0.0.1:6379", prefix: "myapp:llm:" }))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerBatchJobStore = (
+  options: { readonly ttl?: Duration.DurationInput | undefined } = {}
+): Layer.Layer<BatchJobStore, never, RedisClient> =>
+  Layer.effect(
+    BatchJobStore,
+    Effect.map(RedisClient, (redis) => makeBatchJobStore(redis, options.ttl === undefined ? undefined : Duration.decode(options.ttl)))
+  )
 
 // ---------------------------------------------------------------------------------------------------------------
 // All stores

@@ -1,0 +1,4 @@
+import * as BatchJob from "../../src/BatchJob.js"
+import { batchJobStoreContract } from "./BatchJobStore.contract.js"
+
+batchJobStoreContract("memory", BatchJob.layerStoreMemory)
