@@ -8,11 +8,13 @@
  * - Anthropic Messages, `POST /v1/messages` (`@effect/ai-anthropic`: `apiUrl` = `url`), with Anthropic's event
  *   stream and error bodies;
  *
- * and `GET /v1/models`. Answers are deterministic text (from the seed and the prompt), a structured answer that
- * fits the requested JSON schema, or a function tool call (see `toolCalls`). Faults are drawn from a seeded PRNG,
+ * and `GET /v1/models`, OpenAI Embeddings (`POST /v1/embeddings`: the same text gets the same vector), and OpenAI's
+ * Files and Batch API (`/v1/files`, `/v1/batches`: see `batch`). Answers are deterministic text (from the seed and
+ * the prompt), a structured answer that fits the requested JSON schema, or a function tool call (see `toolCalls`);
+ * a repeated prompt prefix reports cached tokens in 1024-token blocks. Faults are drawn from a seeded PRNG,
  * the same for every dialect: the same seed and the same sequence of requests give the same faults. Control
- * endpoints: `GET /_chaos/stats`, `POST /_chaos/config` (replace the fault settings) and `POST /_chaos/reset`
- * (zero the counters).
+ * endpoints: `GET /_chaos/stats`, `GET /_chaos/batches`, `POST /_chaos/config` (replace the fault settings) and
+ * `POST /_chaos/reset` (zero the counters).
  *
  * @example
  * ```ts

@@ -7,6 +7,7 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platf
 import { Effect, Either } from "effect"
 import { messages } from "./chaosAnthropic.js"
 import * as Batch from "./chaosBatch.js"
+import { embeddings } from "./chaosEmbeddings.js"
 import { endpoint } from "./chaosCall.js"
 import { chat, invalidRequest } from "./chaosChat.js"
 import * as Faults from "./chaosFaults.js"
@@ -62,6 +63,7 @@ export const router = (state: ChaosState) =>
     HttpRouter.post("/v1/chat/completions", endpoint(state, chat)),
     HttpRouter.post("/v1/responses", endpoint(state, responses)),
     HttpRouter.post("/v1/messages", endpoint(state, messages)),
+    HttpRouter.post("/v1/embeddings", endpoint(state, embeddings)),
     HttpRouter.get("/v1/models", listModels(state)),
     HttpRouter.post("/v1/files", Batch.createFile(state)),
     HttpRouter.get("/v1/files/:id", Batch.retrieveFile(state)),

@@ -141,7 +141,8 @@ const respond = <Body, I>(state: ChaosState, handler: Handler<Body, I>, body: Bo
     }
     const question = handler.question(body)
     const turn = turnOf(state, question, decision._tag === "filtered", `${handler.toolCallPrefix}chaos_${index}`)
-    const cachedTokens = state.promptCache.lookup(model, question.prompt)
+    // Embedding inputs are not prompts: they neither fill nor read the prompt cache.
+    const cachedTokens = handler.dialect === "embeddings" ? 0 : state.promptCache.lookup(model, question.prompt)
     const delivery: Delivery = decision._tag === "cut" || decision._tag === "malformed" ? decision._tag : "ok"
     return handler.reply({ state, body, model, index, now, faults, delivery, turn, cachedTokens, cutDraw, tracker, response, headers })
   })

@@ -8,7 +8,7 @@ import { type BatchSettings, BatchState, defaultBatchSettings } from "./chaosBat
 import { PromptCache } from "./chaosPromptCache.js"
 
 /** The API dialects the server speaks, named after their endpoints. */
-export type Dialect = "chat" | "messages" | "responses"
+export type Dialect = "chat" | "messages" | "responses" | "embeddings"
 
 /**
  * When the server answers with a tool call instead of text: `"named"` when the request forces a tool (a named
