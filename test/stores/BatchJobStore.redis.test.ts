@@ -1,7 +1,9 @@
 import { expect, it } from "@effect/vitest"
-import { Context, type Duration, Effect, Exit, Layer, Option } from "effect"
+import { Context, type Duration, Effect, Exit, Fiber, Layer, Option, Redacted } from "effect"
 import { Redis as IORedis } from "ioredis"
 import * as BatchJob from "../../src/BatchJob.js"
+import * as ChaosServer from "../../src/ChaosServer.js"
+import { ChatRequest } from "../../src/Llm.js"
 import * as Redis from "../../src/Redis.js"
 import { describeRedis, keysUnder, redisUrl, testPrefix } from "../support/redis.js"
 import { batchJobStoreContract } from "./BatchJobStore.contract.js"
@@ -44,4 +46,24 @@ describeRedis("BatchJobStore (Redis)", () => {
       expect(Exit.isFailure(yield* Effect.exit(store.get("k")))).toBe(true)
       expect(Exit.isFailure(yield* Effect.exit(store.claim("k", record)))).toBe(true)
     }))
+
+  it.live("a job submitted by one process is resumed by another over its own connection: one upload, one batch", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const prefix = testPrefix()
+      const server = yield* ChaosServer.make({ batch: { completionTime: "120 millis", failCustomIds: ["item-1"] } })
+      const options = { apiKey: Redacted.make("sk-chaos"), baseURL: server.baseURL }
+      const requests = Array.from({ length: 20 }, (_, i) =>
+        new ChatRequest({ model: "gpt-4o-mini", messages: [{ role: "user", content: `Item ${i}` }] }))
+      const spec: BatchJob.Spec = { key: "cross-process", requests, pollInterval: "15 millis" }
+      const first = yield* BatchJob.make(options).pipe(Effect.provideService(BatchJob.BatchJobStore, yield* storeOn(prefix)))
+      const dying = yield* Effect.fork(first.run(spec))
+      for (let i = 0; i < 500 && (yield* server.batchStats).batchesRetrieved < 1; i++) yield* Effect.sleep("2 millis")
+      yield* Fiber.interrupt(dying)
+      const second = yield* BatchJob.make(options).pipe(Effect.provideService(BatchJob.BatchJobStore, yield* storeOn(prefix)))
+      const result = yield* second.run(spec)
+      expect(result.succeeded).toBe(19)
+      expect(result.failed).toBe(1)
+      const stats = yield* server.batchStats
+      expect([stats.filesCreated, stats.batchesCreated]).toEqual([1, 1])
+    })))
 })
