@@ -362,7 +362,9 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions, B
       baseURL: valid.baseURL,
       organization: valid.organization,
       project: valid.project,
-      maxRetries: 0
+      maxRetries: 0,
+      // The SDK logs bodies it cannot parse, which may hold completion text.
+      logLevel: "off"
     })
     return { run: runWith(client, valid.maxTokensParam ?? "max_tokens", store), cancel: cancelWith(client, store) }
   })
