@@ -20,6 +20,9 @@ import { MalformedResponse, StreamTruncated, Timeout } from "./LlmError.js"
 import { markHonorsDeadline, tryPromiseWithDeadline } from "./internal/deadline.js"
 import * as Errors from "./internal/openaiErrors.js"
 import * as Mapping from "./internal/openaiMapping.js"
+import { make as makeOpenAiEmbeddings } from "./internal/openaiEmbeddings.js"
+import * as Embeddings from "./Embeddings.js"
+import type { Service as EmbeddingsService } from "./Embeddings.js"
 import { PositiveDuration } from "./internal/optionSchemas.js"
 
 /**
@@ -341,3 +344,52 @@ export const layerConfig = (
       ({ apiKey, baseURL }) => layer({ ...options, apiKey, baseURL: Option.getOrUndefined(baseURL) })
     )
   )
+
+/**
+ * An `Embeddings` service over the `openai` SDK (`embeddings.create`), with the options of {@link make} (validated
+ * the same way). The vectors come back in input order; errors are classified as the chat calls' are; a body without
+ * one vector per input is MalformedResponse.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { Embeddings } from "effect-llm-resilience"
+ * import * as OpenAi from "effect-llm-resilience/OpenAi"
+ * const program = Effect.flatMap(OpenAi.makeEmbeddings({ apiKey: Redacted.make("sk-...") }), (e) =>
+ *   e.embed(new Embeddings.EmbedRequest({ model: "text-embedding-3-small", input: ["refund policy"] })))
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const makeEmbeddings = (options: Options): Effect.Effect<EmbeddingsService, InvalidOptions> =>
+  Effect.map(validate(options), (valid) =>
+    makeOpenAiEmbeddings(new OpenAI({
+      apiKey: Redacted.value(options.apiKey),
+      baseURL: valid.baseURL,
+      organization: valid.organization,
+      project: valid.project,
+      defaultHeaders: valid.defaultHeaders,
+      maxRetries: 0,
+      timeout: valid.timeout === undefined ? SDK_TIMEOUT_MS : Math.min(Duration.toMillis(valid.timeout), SDK_TIMEOUT_MS),
+      ...(valid.fetch === undefined ? {} : { fetch: valid.fetch }),
+      ...(valid.defaultQuery === undefined ? {} : { defaultQuery: { ...valid.defaultQuery } }),
+      logLevel: "off"
+    })))
+
+/**
+ * {@link makeEmbeddings} as a layer providing `Embeddings`.
+ *
+ * @example
+ * ```ts
+ * import { Layer, Redacted } from "effect"
+ * import { Embeddings } from "effect-llm-resilience"
+ * import * as OpenAi from "effect-llm-resilience/OpenAi"
+ * const Live = Embeddings.layerWith(Embeddings.batching()).pipe(
+ *   Layer.provide(OpenAi.layerEmbeddings({ apiKey: Redacted.make("sk-...") }))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerEmbeddings = (options: Options): Layer.Layer<Embeddings.Embeddings, InvalidOptions> =>
+  Layer.effect(Embeddings.Embeddings, makeEmbeddings(options))

@@ -55,3 +55,5 @@ export * as Pipeline from "./Pipeline.js"
 export * as ModelTier from "./ModelTier.js"
 /** @since 0.1.0 */
 export * as Batching from "./Batching.js"
+/** @since 0.1.0 */
+export * as Embeddings from "./Embeddings.js"

@@ -1,0 +1,292 @@
+/**
+ * Embeddings: the `Embeddings` service (`embed(request)`), its request and response Schemas, middleware in the shape
+ * of `LlmClient`'s policies, and `batching`, which coalesces concurrent single-text calls into one array request
+ * (each caller gets the vector at its own index, never another's).
+ *
+ * The generic combinators apply through {@link around}: `Embeddings.around((call) => call.pipe(Retry.withRetry({
+ * maxRetries: 3 })))`, and the same for `Timeout.withTimeout` and `CircuitBreaker.withBreaker`. The OpenAI adapter is
+ * `OpenAi.makeEmbeddings` / `OpenAi.layerEmbeddings` (subpath `effect-llm-resilience/OpenAi`).
+ *
+ * @since 0.1.0
+ */
+import * as DataLoader from "@effect/experimental/RequestResolver"
+import { Context, Duration, Effect, Exit, Layer, Request, RequestResolver, Schema } from "effect"
+import type { NonEmptyArray } from "effect/Array"
+import { decode, type InvalidOptions } from "./InvalidOptions.js"
+import type { LlmError } from "./LlmError.js"
+import { MalformedResponse } from "./LlmError.js"
+import { PositiveDuration } from "./internal/optionSchemas.js"
+
+/**
+ * An embeddings request: the texts to embed (at least one), optional `dimensions` and `user` (the end user or tenant).
+ *
+ * @example
+ * ```ts
+ * import { Embeddings } from "effect-llm-resilience"
+ * const request = new Embeddings.EmbedRequest({ model: "text-embedding-3-small", input: ["refund policy"] })
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export class EmbedRequest extends Schema.Class<EmbedRequest>("effect-llm-resilience/EmbedRequest")({
+  model: Schema.NonEmptyString,
+  input: Schema.NonEmptyArray(Schema.String),
+  dimensions: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  user: Schema.optional(Schema.String)
+}) {}
+
+/**
+ * An embeddings response: one vector per input, in input order, and the input tokens used.
+ *
+ * @example
+ * ```ts
+ * import { Embeddings } from "effect-llm-resilience"
+ * const response = new Embeddings.EmbedResponse({ model: "m", embeddings: [[0.6, 0.8]], usage: { inputTokens: 2 } })
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export class EmbedResponse extends Schema.Class<EmbedResponse>("effect-llm-resilience/EmbedResponse")({
+  model: Schema.String,
+  embeddings: Schema.Array(Schema.Array(Schema.Number)),
+  usage: Schema.Struct({ inputTokens: Schema.NonNegativeInt })
+}) {}
+
+/**
+ * An embedding function.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Embeddings } from "effect-llm-resilience"
+ * const constant: Embeddings.EmbedFn = (request) =>
+ *   Effect.succeed(new Embeddings.EmbedResponse({ model: request.model, embeddings: request.input.map(() => [1]), usage: { inputTokens: 1 } }))
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type EmbedFn = (request: EmbedRequest) => Effect.Effect<EmbedResponse, LlmError>
+
+/**
+ * The Embeddings service.
+ *
+ * @example
+ * ```ts
+ * import { Embeddings } from "effect-llm-resilience"
+ * const model = (service: Embeddings.Service) => service.embed
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Service {
+  readonly embed: EmbedFn
+}
+
+/**
+ * The Embeddings service tag.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Embeddings } from "effect-llm-resilience"
+ * const program = Effect.flatMap(Embeddings.Embeddings, (e) => e.embed(new Embeddings.EmbedRequest({ model: "m", input: ["x"] })))
+ * ```
+ * @since 0.1.0
+ * @category Tags
+ */
+export class Embeddings extends Context.Tag("effect-llm-resilience/Embeddings")<Embeddings, Service>() {}
+
+/**
+ * Middleware over an embedding function, as `LlmClient.Policy` is over a completion function.
+ *
+ * @example
+ * ```ts
+ * import { Embeddings } from "effect-llm-resilience"
+ * const passThrough: Embeddings.Policy = (next) => next
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type Policy = (next: EmbedFn) => EmbedFn
+
+/**
+ * A policy from any combinator on the call's Effect (Retry, Timeout, CircuitBreaker, …).
+ *
+ * @example
+ * ```ts
+ * import { Embeddings, Retry, Timeout } from "effect-llm-resilience"
+ * const retry = Embeddings.around((call) => call.pipe(Retry.withRetry({ maxRetries: 3 })))
+ * const timeout = Embeddings.around((call) => call.pipe(Timeout.withTimeout({ attempt: "10 seconds" })))
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const around = (
+  f: (call: Effect.Effect<EmbedResponse, LlmError>, request: EmbedRequest) => Effect.Effect<EmbedResponse, LlmError>
+): Policy =>
+(next) =>
+(request) => f(Effect.suspend(() => next(request)), request)
+
+/**
+ * `service` with `policies` applied, outermost first.
+ *
+ * @example
+ * ```ts
+ * import { Embeddings, Retry } from "effect-llm-resilience"
+ * const decorated = (base: Embeddings.Service) =>
+ *   Embeddings.decorate(base, Embeddings.around((call) => call.pipe(Retry.withRetry({ maxRetries: 2 }))))
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const decorate = (service: Service, ...policies: ReadonlyArray<Policy>): Service => ({
+  embed: policies.reduceRight<EmbedFn>((next, policy) => policy(next), service.embed)
+})
+
+/**
+ * Decorates the `Embeddings` below it with `policies` (outermost first; an Effect that builds a policy is run when
+ * the layer is built).
+ *
+ * @example
+ * ```ts
+ * import { Embeddings, Retry } from "effect-llm-resilience"
+ * const Live = Embeddings.layerWith(
+ *   Embeddings.batching({ window: "5 millis", maxBatchSize: 64 }),
+ *   Embeddings.around((call) => call.pipe(Retry.withRetry({ maxRetries: 3 })))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerWith = <E = never, R = never>(
+  ...policies: ReadonlyArray<Policy | Effect.Effect<Policy, E, R>>
+): Layer.Layer<Embeddings, E, Embeddings | R> =>
+  Layer.effect(
+    Embeddings,
+    Effect.gen(function*() {
+      const base = yield* Embeddings
+      const built = yield* Effect.forEach(policies, (p) => (Effect.isEffect(p) ? p : Effect.succeed(p)))
+      return decorate(base, ...built)
+    })
+  )
+
+/**
+ * Embeds with the `Embeddings` in context.
+ *
+ * @example
+ * ```ts
+ * import { Embeddings } from "effect-llm-resilience"
+ * const vectors = Embeddings.embed(new Embeddings.EmbedRequest({ model: "text-embedding-3-small", input: ["a", "b"] }))
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const embed = (request: EmbedRequest): Effect.Effect<EmbedResponse, LlmError, Embeddings> =>
+  Effect.flatMap(Embeddings, (service) => service.embed(request))
+
+/**
+ * Options of {@link batching}.
+ *
+ * @example
+ * ```ts
+ * import { Embeddings } from "effect-llm-resilience"
+ * const options: Embeddings.BatchingOptions = { window: "10 millis", maxBatchSize: 100 }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface BatchingOptions {
+  /** How long the first call of a batch waits for others. Defaults to 5 milliseconds. */
+  readonly window?: Duration.DurationInput | undefined
+  /** The most texts in one upstream request. Defaults to 100 (OpenAI takes up to 2048). */
+  readonly maxBatchSize?: number | undefined
+}
+
+const BatchingSchema = Schema.Struct({
+  window: Schema.optionalWith(PositiveDuration, { exact: true }),
+  maxBatchSize: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 2048)), { exact: true })
+})
+
+interface EmbedOne extends Request.Request<EmbedResponse, LlmError> {
+  readonly _tag: "EmbedOne"
+  readonly request: EmbedRequest
+  readonly next: EmbedFn
+}
+const EmbedOne = Request.tagged<EmbedOne>("EmbedOne")
+
+const groupKey = (r: EmbedRequest) => JSON.stringify([r.model, r.dimensions ?? null, r.user ?? null])
+
+// One upstream request per decorated function and (model, dimensions, user).
+const groupsOf = (items: ReadonlyArray<EmbedOne>): ReadonlyArray<NonEmptyArray<EmbedOne>> => {
+  const groups = new Map<EmbedFn, Map<string, NonEmptyArray<EmbedOne>>>()
+  for (const item of items) {
+    const byKey = groups.get(item.next) ?? new Map<string, NonEmptyArray<EmbedOne>>()
+    groups.set(item.next, byKey)
+    const key = groupKey(item.request)
+    const group = byKey.get(key)
+    if (group === undefined) byKey.set(key, [item])
+    else group.push(item)
+  }
+  return [...groups.values()].flatMap((byKey) => [...byKey.values()])
+}
+
+// Each caller's share of the call's tokens, by text length; the shares add up to the call's count.
+const shares = (texts: ReadonlyArray<string>, total: number): ReadonlyArray<number> => {
+  const length = texts.reduce((sum, t) => sum + Math.max(1, t.length), 0)
+  const raw = texts.map((t) => Math.floor((total * Math.max(1, t.length)) / length))
+  raw[raw.length - 1] += total - raw.reduce((a, b) => a + b, 0)
+  return raw
+}
+
+const sendGroup = (group: NonEmptyArray<EmbedOne>) => {
+  const next = group[0].next
+  const first = group[0].request
+  const texts = group.map((item) => item.request.input[0])
+  return Effect.exit(next(new EmbedRequest({ ...first, input: [texts[0], ...texts.slice(1)] }))).pipe(
+    Effect.flatMap((exit) => {
+      if (Exit.isFailure(exit)) return Effect.forEach(group, (item) => Request.complete(item, exit), { discard: true })
+      const response = exit.value
+      if (response.embeddings.length !== group.length) {
+        const error = new MalformedResponse({ model: first.model, reason: "the provider sent a vector count other than the inputs'" })
+        return Effect.forEach(group, (item) => Request.complete(item, Exit.fail(error)), { discard: true })
+      }
+      const tokens = shares(texts, response.usage.inputTokens)
+      return Effect.forEach(group, (item, i) =>
+        Request.complete(item, Exit.succeed(new EmbedResponse({
+          model: response.model,
+          embeddings: [response.embeddings[i]],
+          usage: { inputTokens: tokens[i] }
+        }))), { discard: true })
+    })
+  )
+}
+
+/**
+ * Coalesces concurrent single-text `embed` calls (same model, dimensions and user) into one array request of up to
+ * `maxBatchSize` texts, sent after `window`. Each caller gets the vector at its own index and its share of the
+ * tokens (by text length); a failure of the shared request fails each of its callers with that error. Calls with
+ * several texts pass straight through. Validated: every bad option listed in one `InvalidOptions`.
+ *
+ * @example
+ * ```ts
+ * import { Embeddings } from "effect-llm-resilience"
+ * const Live = Embeddings.layerWith(Embeddings.batching({ window: "5 millis", maxBatchSize: 64 }))
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const batching = (options: BatchingOptions = {}): Effect.Effect<Policy, InvalidOptions> =>
+  Effect.gen(function*() {
+    const valid = yield* decode(BatchingSchema, "Embeddings.batching", options)
+    const window = valid.window ?? Duration.millis(5)
+    const maxBatchSize = valid.maxBatchSize ?? 100
+    const resolver = RequestResolver.makeBatched((items: NonEmptyArray<EmbedOne>) =>
+      Effect.forEach(groupsOf(items), sendGroup, { concurrency: "unbounded", discard: true }))
+    // The loader's scope only interrupts a window still waiting when it closes: closed at once, every window runs to
+    // its end (as Batching does).
+    const loader = yield* Effect.scoped(DataLoader.dataLoader(resolver, { window, maxBatchSize }))
+    return (next: EmbedFn): EmbedFn => (request) =>
+      request.input.length === 1
+        ? Effect.withRequestCaching(Effect.request(EmbedOne({ request, next }), loader), false)
+        : next(request)
+  })
