@@ -22,6 +22,8 @@ import { RateLimiterStore } from "@effect/experimental/RateLimiter"
 import { make as makeRateLimiterStore } from "./internal/redis/rateLimiterStore.js"
 import { CircuitBreakerStore } from "./CircuitBreaker.js"
 import { make as makeCircuitBreakerStore } from "./internal/redis/circuitBreaker.js"
+import { RouterStore } from "./Router.js"
+import { make as makeRouterStore } from "./internal/redis/routerStore.js"
 import { BatchJobStore } from "./internal/batchJobStore.js"
 import { make as makeBatchJobStore } from "./internal/redis/batchJob.js"
 
@@ -435,6 +437,34 @@ export const layerIdempotencyStore: Layer.Layer<IdempotencyStore, never, RedisCl
 export const layerCircuitBreakerStore: Layer.Layer<CircuitBreakerStore, never, RedisClient> = Layer.effect(
   CircuitBreakerStore,
   Effect.map(RedisClient, (redis) => makeCircuitBreakerStore(redis))
+)
+
+/**
+ * The `RouterStore` in Redis, over the {@link RedisClient} in context, so every replica routes on the same calls in
+ * flight, minute counts, latency averages and cooldowns. Each step runs the memory store's own pure step and writes it
+ * with one compare-and-set script; one key a deployment, `<prefix>router:<SHA-256 of the router key>` (no deployment
+ * id in Redis), with a TTL of its cooldown plus one hour, refreshed on every write. A replica that dies mid-call leaves
+ * its call counted in flight until the key goes idle for that hour.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FakeLlm, LlmClient, Router } from "effect-llm-resilience"
+ * import * as Redis from "effect-llm-resilience/Redis"
+ * const Live = LlmClient.layerWith(
+ *   Router.policy({ deployments: [{ id: "east", model: "gpt-4o" }, { id: "west", model: "gpt-4o" }] })
+ * ).pipe(
+ *   Layer.provide(FakeLlm.layer(FakeLlm.reply("ok"))),
+ *   Layer.provide(Redis.layerRouterStore),
+ *   Layer.provide(Redis.layer({ url: "redis://127.0.0.1:6379", prefix: "myapp:llm:" }))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerRouterStore: Layer.Layer<RouterStore, never, RedisClient> = Layer.effect(
+  RouterStore,
+  Effect.map(RedisClient, (redis) => makeRouterStore(redis))
 )
 
 // ---------------------------------------------------------------------------------------------------------------
