@@ -1,0 +1,40 @@
+/**
+ * Embeddings over the ChaosServer: 100 concurrent single-text `embed` calls through `Embeddings.batching` and the real
+ * `openai` SDK (OpenAi.makeEmbeddings), with a retry around each call. Prints how many upstream requests they took,
+ * that every caller got the vector for its own text, and the tokens. Runs in well under a second.
+ * Run: `npx tsx examples/embeddings.ts`
+ */
+import { Effect, Redacted } from "effect"
+import { ChaosServer, Embeddings, Retry } from "../src/index.js"
+import * as OpenAi from "../src/OpenAi.js"
+
+const model = "text-embedding-3-small"
+const texts = Array.from({ length: 100 }, (_, i) => `Support article ${i}: ${i % 2 === 0 ? "refunds" : "shipping"}`)
+
+const program = Effect.gen(function* () {
+  const server = yield* ChaosServer.make({ seed: 5 })
+  const base = yield* OpenAi.makeEmbeddings({ apiKey: Redacted.make("sk-chaos-example"), baseURL: server.baseURL })
+  const client = Embeddings.decorate(
+    base,
+    Embeddings.around((call) => call.pipe(Retry.withRetry({ maxRetries: 3 }))),
+    yield* Embeddings.batching({ window: "5 millis", maxBatchSize: 32 })
+  )
+  const responses = yield* Effect.all(
+    texts.map((text) => client.embed(new Embeddings.EmbedRequest({ model, input: [text] }))),
+    { concurrency: "unbounded" }
+  )
+  const upstream = (yield* server.stats).byDialect.embeddings ?? 0
+  // The same text embeds to the same vector: ask again for text 42 alone and compare.
+  const again = yield* base.embed(new Embeddings.EmbedRequest({ model, input: [texts[42]] }))
+  const own = responses[42].embeddings[0].every((x, k) => x === again.embeddings[0][k])
+  const tokens = responses.reduce((sum, r) => sum + r.usage.inputTokens, 0)
+  console.log(`${texts.length} concurrent calls → ${upstream} upstream requests (maxBatchSize 32)`)
+  console.log(`caller 42 got the vector of its own text: ${own}; ${responses[0].embeddings[0].length} dimensions`)
+  console.log(`${tokens} input tokens in all`)
+  if (upstream > 4 || !own) return yield* Effect.dieMessage("unexpected outcome")
+})
+
+Effect.runPromise(Effect.scoped(program)).catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
