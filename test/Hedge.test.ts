@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Clock, Duration, Effect, Fiber, Layer, Random, Stream, TestClock } from "effect"
 import * as FakeLlm from "../src/FakeLlm.js"
 import * as Hedge from "../src/Hedge.js"
-import { ChatRequest, ChatResponse } from "../src/Llm.js"
+import { ChatChunk, ChatRequest, ChatResponse } from "../src/Llm.js"
 import * as LlmClient from "../src/LlmClient.js"
 import * as LlmError from "../src/LlmError.js"
 import * as Retry from "../src/Retry.js"
@@ -196,6 +196,22 @@ describe("Hedge", () => {
     }).pipe(Effect.provide(hedged(FakeLlm.stream(["a ", "b"], { firstChunkAfter: "10 millis", interval: "5 seconds" }), {
       after: "100 millis"
     }))))
+
+  it.effect("a hedged stream's attempt is closed however the stream ends (a consumer that stops early)", () =>
+    Effect.gen(function* () {
+      let closed = 0
+      const chunk = (content: string) => new ChatChunk({ content, model: "gpt-4o" })
+      const client: LlmClient.Service = {
+        complete: () => Effect.never,
+        stream: () => Stream.make(chunk(""), chunk("a"), chunk("b")).pipe(Stream.ensuring(Effect.sync(() => {
+          closed++
+        })))
+      }
+      const decorated = LlmClient.decorate(client, yield* Hedge.policy({ after: "1 second" }))
+      const first = yield* Stream.runCollect(Stream.take(decorated.stream(request()), 2))
+      expect(Chunk.toReadonlyArray(first).map((c) => c.content)).toEqual(["", "a"])
+      expect(closed).toBe(1)
+    }))
 
   it.effect("bad options: every failing path is listed", () =>
     Effect.gen(function* () {

@@ -244,22 +244,26 @@ const startStream = (
     })
   )
 
+// The winner's scope closes with the stream's own scope (Stream.unwrapScoped below), however the stream ends, even
+// when it is never pulled.
 const rest = (started: Started): Stream.Stream<ChatChunk, LlmError.LlmError> => {
   const tail = started.done ? Stream.empty : Stream.repeatEffectChunkOption(started.pull)
-  return Stream.concat(Stream.fromChunk(started.head), tail).pipe(Stream.ensuring(Scope.close(started.scope, Exit.void)))
+  return Stream.concat(Stream.fromChunk(started.head), tail)
 }
 
 /** The streaming path: hedged until the first real delta of one attempt. */
 export const stream = (config: Config, latencies: Latencies, next: LlmClient.StreamFn): LlmClient.StreamFn =>
   (request: ChatRequest) =>
-    Stream.unwrap(Effect.zipRight(
+    Stream.unwrapScoped(Effect.zipRight(
       deposit(config),
       Effect.suspend(() => {
         const delayMs = latencies.delayMs(request.model)
         const attempt = () => measured(latencies, request.model, startStream(next(request)))
-        return Effect.map(
-          race(config, request.model, delayMs, attempt, (started) => Scope.close(started.scope, Exit.void)),
-          (won) => rest(won.value)
+        return Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(
+            restore(race(config, request.model, delayMs, attempt, (started) => Scope.close(started.scope, Exit.void))),
+            (won) => Effect.as(Effect.addFinalizer((exit) => Scope.close(won.value.scope, exit)), rest(won.value))
+          )
         )
       })
     ))
