@@ -15,6 +15,7 @@
  *
  * @since 0.1.0
  */
+import * as EmbeddingModel from "@effect/ai/EmbeddingModel"
 import * as LanguageModel from "@effect/ai/LanguageModel"
 import * as AiModel from "@effect/ai/Model"
 import { Context, Effect, Layer, Option, Schema, Stream } from "effect"
@@ -22,7 +23,9 @@ import { decodeOrThrow } from "./InvalidOptions.js"
 import type { ChatRequest } from "./Llm.js"
 import * as LlmClient from "./LlmClient.js"
 import { type LlmError, ModelNotFound } from "./LlmError.js"
+import * as Embeddings from "./Embeddings.js"
 import * as Client from "./internal/effectAiClient.js"
+import { make as makeEmbeddingsBridge } from "./internal/effectAiEmbeddings.js"
 import { marked as markInstrumented } from "./internal/instrumentProvider.js"
 import { llmErrorOf } from "./internal/effectAiErrors.js"
 import * as Model from "./internal/effectAiModel.js"
@@ -406,3 +409,52 @@ export const model = (
  * @category Errors
  */
 export const llmError: (error: unknown) => Option.Option<LlmError> = llmErrorOf
+
+/**
+ * Any `@effect/ai` `EmbeddingModel` as this library's `Embeddings` service: each `embed` is one `embedMany` of the
+ * request's texts (the layer's model answers; `request.model` names it in responses and errors). Every `AiError`
+ * becomes an LlmError, as for completions. An `EmbeddingModel` reports no usage: the input tokens are counted
+ * (≈ 4 characters a token) and marked `estimated`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, type Layer } from "effect"
+ * import type { EmbeddingModel } from "@effect/ai"
+ * import { Embeddings } from "effect-llm-resilience"
+ * import * as EffectAi from "effect-llm-resilience/EffectAi"
+ * declare const OpenAiEmbeddings: Layer.Layer<EmbeddingModel.EmbeddingModel>
+ * const vectors = Embeddings.embed(new Embeddings.EmbedRequest({ model: "text-embedding-3-small", input: ["a"] })).pipe(
+ *   Effect.provide(EffectAi.layerEmbeddings),
+ *   Effect.provide(OpenAiEmbeddings)
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const makeEmbeddings: Effect.Effect<Embeddings.Service, never, EmbeddingModel.EmbeddingModel> = Effect.map(
+  EmbeddingModel.EmbeddingModel,
+  makeEmbeddingsBridge
+)
+
+/**
+ * {@link makeEmbeddings} as a layer providing `Embeddings`.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import type { EmbeddingModel } from "@effect/ai"
+ * import { Embeddings } from "effect-llm-resilience"
+ * import * as EffectAi from "effect-llm-resilience/EffectAi"
+ * declare const OpenAiEmbeddings: Layer.Layer<EmbeddingModel.EmbeddingModel>
+ * const Live = Embeddings.layerWith(Embeddings.batching()).pipe(
+ *   Layer.provide(EffectAi.layerEmbeddings),
+ *   Layer.provide(OpenAiEmbeddings)
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerEmbeddings: Layer.Layer<Embeddings.Embeddings, never, EmbeddingModel.EmbeddingModel> = Layer.effect(
+  Embeddings.Embeddings,
+  makeEmbeddings
+)

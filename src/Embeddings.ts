@@ -36,7 +36,8 @@ export class EmbedRequest extends Schema.Class<EmbedRequest>("effect-llm-resilie
 }) {}
 
 /**
- * An embeddings response: one vector per input, in input order, and the input tokens used.
+ * An embeddings response: one vector per input, in input order, and the input tokens used (`estimated` when the
+ * provider reported none and the library counted them).
  *
  * @example
  * ```ts
@@ -49,7 +50,7 @@ export class EmbedRequest extends Schema.Class<EmbedRequest>("effect-llm-resilie
 export class EmbedResponse extends Schema.Class<EmbedResponse>("effect-llm-resilience/EmbedResponse")({
   model: Schema.String,
   embeddings: Schema.Array(Schema.Array(Schema.Number)),
-  usage: Schema.Struct({ inputTokens: Schema.NonNegativeInt })
+  usage: Schema.Struct({ inputTokens: Schema.NonNegativeInt, estimated: Schema.optional(Schema.Boolean) })
 }) {}
 
 /**
