@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Context, Duration, Effect, Fiber, Layer, Metric, MetricLabel, Random, Stream, TestClock } from "effect"
+import * as Fallback from "../src/Fallback.js"
 import * as FakeLlm from "../src/FakeLlm.js"
+import * as Hedge from "../src/Hedge.js"
 import { ChatRequest } from "../src/Llm.js"
 import * as LlmClient from "../src/LlmClient.js"
 import * as LlmError from "../src/LlmError.js"
@@ -323,6 +325,40 @@ describe("Router", () => {
       expect(found).toBeDefined()
       expect(found!.metricKey.tags).toContainEqual(MetricLabel.make("outcome", "success"))
     }).pipe(Effect.provide(routed(ok, { deployments: [{ id: "metered-1" }] }))))
+
+  it.effect("composition: when every deployment of a model is out, Fallback moves to the next model at once", () =>
+    Effect.gen(function* () {
+      const router = yield* Router.policy({ deployments: [{ id: "a", model: "gpt-4o" }, { id: "b", model: "gpt-4o" }] })
+      const client = LlmClient.decorate(
+        yield* LlmClient.LlmClient,
+        Fallback.policy({ models: ["gpt-4o", "gpt-4o-mini"] }),
+        router
+      )
+      const first = yield* client.complete(request())
+      expect([first.model, first.deployment]).toEqual(["gpt-4o-mini", undefined])
+      const second = yield* client.complete(request()) // both cooling down: no call to gpt-4o at all
+      expect(second.model).toBe("gpt-4o-mini")
+      expect((yield* FakeLlm.calls).map((c) => c.request.model)).toEqual(["gpt-4o", "gpt-4o", "gpt-4o-mini", "gpt-4o-mini"])
+    }).pipe(Effect.provide(Layer.mergeAll(
+      Router.layerStoreMemory,
+      FakeLlm.layer(({ request }) => request.model === "gpt-4o" ? FakeLlm.fail(new LlmError.RateLimited({})) : ok)
+    ))))
+
+  it.effect("composition: Hedge above a least-busy Router sends the hedge to the other deployment", () =>
+    Effect.gen(function* () {
+      const router = yield* Router.policy({
+        strategy: "least-busy",
+        deployments: [{ id: "a", model: "gpt-4o", providerModel: "dep-a" }, { id: "b", model: "gpt-4o", providerModel: "dep-b" }]
+      })
+      const client = LlmClient.decorate(yield* LlmClient.LlmClient, yield* Hedge.policy({ after: "100 millis" }), router)
+      const response = yield* settled(client.complete(request()))
+      const models = (yield* FakeLlm.calls).map((c) => c.request.model)
+      expect(new Set(models).size).toBe(2) // the primary on one deployment, the hedge on the other
+      expect(`dep-${response.deployment}`).toBe(models[1])
+    }).pipe(Effect.provide(Layer.mergeAll(
+      Router.layerStoreMemory,
+      FakeLlm.layer(({ call }) => FakeLlm.delay(call === 1 ? "5 seconds" : "10 millis", ok))
+    ))))
 
   it.effect("bad options: every failing path is listed", () =>
     Effect.gen(function* () {
