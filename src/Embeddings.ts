@@ -10,8 +10,9 @@
  * @since 0.1.0
  */
 import * as DataLoader from "@effect/experimental/RequestResolver"
-import { Context, Duration, Effect, Exit, Layer, Request, RequestResolver, Schema } from "effect"
+import { Cache, Context, Duration, Effect, Equal, Exit, Hash, Layer, Request, RequestResolver, Schema } from "effect"
 import type { NonEmptyArray } from "effect/Array"
+import { createHash } from "node:crypto"
 import { decode, type InvalidOptions } from "./InvalidOptions.js"
 import type { LlmError } from "./LlmError.js"
 import { MalformedResponse } from "./LlmError.js"
@@ -290,4 +291,81 @@ export const batching = (options: BatchingOptions = {}): Effect.Effect<Policy, I
       request.input.length === 1
         ? Effect.withRequestCaching(Effect.request(EmbedOne({ request, next }), loader), false)
         : next(request)
+  })
+
+/**
+ * Options of {@link cache}.
+ *
+ * @example
+ * ```ts
+ * import { Embeddings } from "effect-llm-resilience"
+ * const options: Embeddings.CacheOptions = { ttl: "1 day", capacity: 50_000 }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface CacheOptions {
+  /** How long a vector is kept. Required. */
+  readonly ttl: Duration.DurationInput
+  /** The most entries kept (least recently used evicted). Defaults to 10 000. */
+  readonly capacity?: number | undefined
+}
+
+const CacheSchema = Schema.Struct({
+  ttl: PositiveDuration,
+  capacity: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { exact: true })
+})
+
+// A key compares by its digest only; it carries the request and the function that answers a miss.
+class CacheKey implements Equal.Equal {
+  constructor(readonly digest: string, readonly request: EmbedRequest, readonly next: EmbedFn) {}
+  [Equal.symbol](that: Equal.Equal): boolean {
+    return that instanceof CacheKey && that.digest === this.digest
+  }
+  [Hash.symbol](): number {
+    return Hash.string(this.digest)
+  }
+}
+
+/**
+ * Caches embeddings in memory, keyed by a SHA-256 of the model, dimensions, user (tenant-scoped: one tenant never
+ * gets another's entry) and the texts. Concurrent calls for one key share one upstream call; only answers are kept
+ * (a failure is not). Validated: every bad option listed in one `InvalidOptions`.
+ *
+ * @example
+ * ```ts
+ * import { Embeddings } from "effect-llm-resilience"
+ * const Live = Embeddings.layerWith(Embeddings.cache({ ttl: "1 day" }), Embeddings.batching())
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const cache = (options: CacheOptions): Effect.Effect<Policy, InvalidOptions> =>
+  Effect.gen(function*() {
+    const valid = yield* decode(CacheSchema, "Embeddings.cache", options)
+    const entries = yield* Cache.makeWith({
+      capacity: valid.capacity ?? 10_000,
+      lookup: (key: CacheKey) => key.next(key.request),
+      timeToLive: (exit) => (Exit.isSuccess(exit) ? valid.ttl : Duration.zero)
+    })
+    // Each decorated function has entries of its own (another provider's vectors are not this one's).
+    const ids = new WeakMap<EmbedFn, number>()
+    let nextId = 0
+    const idOf = (next: EmbedFn) => {
+      const known = ids.get(next)
+      if (known !== undefined) return known
+      ids.set(next, nextId)
+      return nextId++
+    }
+    return (next: EmbedFn): EmbedFn => {
+      const id = idOf(next)
+      return (request) => {
+        const digest = createHash("sha256")
+          .update(JSON.stringify([id, request.model, request.dimensions ?? null, request.user ?? null, request.input]))
+          .digest("hex")
+        const key = new CacheKey(digest, request, next)
+        // A failure is shared by the calls waiting on it, then dropped: the next call asks again.
+        return Effect.tapError(entries.get(key), () => entries.invalidate(key))
+      }
+    }
   })
