@@ -76,5 +76,5 @@ describe("TokenBudget: a commit the store loses", () => {
       const response = yield* client.complete(request(1))
       expect(response.content).toBe("ok")
     }))
-}, { timeout: 10_000 })
+}, 10_000)
 
