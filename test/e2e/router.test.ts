@@ -94,11 +94,12 @@ describe("e2e: Router and Hedge over ChaosServer deployments", () => {
   it.live("hedging: calls that hang are answered by a hedge; the hung requests are aborted", () =>
     Effect.scoped(Effect.gen(function* () {
       const N = 60
-      const server = yield* ChaosServer.make({ seed: 9, words: 4, faults: { latency: "2 millis", hangRate: 0.1 } })
+      const server = yield* ChaosServer.make({ seed: 9, words: 4, faults: { latency: "2 millis", hangRate: 0.05 } })
       const base = yield* OpenAi.make({ apiKey: Redacted.make("sk-chaos"), baseURL: server.baseURL })
       const client = LlmClient.decorate(
         base,
-        yield* Hedge.policy({ after: "150 millis", maxHedges: 2 }),
+        // a call waits out its 20 s only if all four of its requests hang: 60 × 0.05⁴ ≈ 4 in 10,000 runs
+        yield* Hedge.policy({ after: "150 millis", maxHedges: 3 }),
         Timeout.attempt("20 seconds")
       )
       const latencies = yield* Effect.forEach(Array.from({ length: N }, (_, i) => i), (i) =>
@@ -107,8 +108,8 @@ describe("e2e: Router and Hedge over ChaosServer deployments", () => {
       const hung = stats.byOutcome.hang ?? 0
       expect(hung).toBeGreaterThan(0)
       expect(Math.max(...latencies)).toBeLessThan(5_000) // no call waited for its hung request
-      // a hedge is sent only for a call not answered within 150 ms, at most two a call
-      expect(stats.requests).toBeLessThanOrEqual(N + 2 * latencies.filter((ms) => ms >= 150).length)
+      // a hedge is sent only for a call not answered within 150 ms, at most three a call
+      expect(stats.requests).toBeLessThanOrEqual(N + 3 * latencies.filter((ms) => ms >= 150).length)
       yield* Effect.sleep("50 millis")
       expect((yield* server.stats).aborted).toBeGreaterThanOrEqual(hung)
     })))
