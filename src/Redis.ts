@@ -8,24 +8,24 @@
  *
  * @since 0.1.0
  */
-import { createHash } from "node:crypto"
-import { Config, type ConfigError, Context, Duration, Effect, Layer, Option, Redacted, Runtime, Schema } from "effect"
-import { Redis as IORedis, type RedisOptions } from "ioredis"
-import { IdempotencyStore } from "./Idempotency.js"
-import { make as makeIdempotencyStore } from "./internal/redis/idempotency.js"
-import { make as makeResponseCacheStore } from "./internal/redis/responseCache.js"
-import { decodeOrThrow } from "./InvalidOptions.js"
-import { ResponseCacheStore } from "./ResponseCache.js"
-import { make as makeTokenBudgetStore } from "./internal/redis/tokenBudget.js"
-import { TokenBudgetStore } from "./TokenBudget.js"
-import { RateLimiterStore } from "@effect/experimental/RateLimiter"
-import { make as makeRateLimiterStore } from "./internal/redis/rateLimiterStore.js"
-import { CircuitBreakerStore } from "./CircuitBreaker.js"
-import { make as makeCircuitBreakerStore } from "./internal/redis/circuitBreaker.js"
+import type { RateLimiterStore } from "@effect/experimental/RateLimiter"
+import { type ConfigError, type Duration, Effect, Layer } from "effect"
+import type { Redis as IORedis } from "ioredis"
+import type { CircuitBreakerStore } from "./CircuitBreaker.js"
+import type { IdempotencyStore } from "./Idempotency.js"
+import type { BatchJobStore } from "./internal/batchJobStore.js"
+import * as BatchJobRedis from "./internal/redis/batchJob.js"
+import * as CircuitBreakerRedis from "./internal/redis/circuitBreaker.js"
+import * as internal from "./internal/redis/client.js"
+import * as IdempotencyRedis from "./internal/redis/idempotency.js"
+import * as RateLimitRedis from "./internal/redis/rateLimiterStore.js"
+import * as ResponseCacheRedis from "./internal/redis/responseCache.js"
+import * as RouterRedis from "./internal/redis/routerStore.js"
+import * as TokenBudgetRedis from "./internal/redis/tokenBudget.js"
+import type { InvalidOptions } from "./InvalidOptions.js"
+import type { ResponseCacheStore } from "./ResponseCache.js"
 import { RouterStore } from "./Router.js"
-import { make as makeRouterStore } from "./internal/redis/routerStore.js"
-import { BatchJobStore } from "./internal/batchJobStore.js"
-import { make as makeBatchJobStore } from "./internal/redis/batchJob.js"
+import type { TokenBudgetStore } from "./TokenBudget.js"
 
 /**
  * A Redis command failed (connection refused, timeout, script error). `reason` is the driver's message without the
@@ -39,14 +39,8 @@ import { make as makeBatchJobStore } from "./internal/redis/batchJob.js"
  * @since 0.1.0
  * @category Errors
  */
-export class RedisError extends Schema.TaggedError<RedisError>("effect-llm-resilience/RedisError")("RedisError", {
-  operation: Schema.String,
-  reason: Schema.String
-}) {
-  override get message(): string {
-    return `Redis ${this.operation} failed: ${this.reason}`
-  }
-}
+export const RedisError: typeof internal.RedisError = internal.RedisError
+export type RedisError = internal.RedisError
 
 /**
  * A Lua script, loaded once per connection and run with EVALSHA (EVAL when the server does not know it yet).
@@ -59,10 +53,7 @@ export class RedisError extends Schema.TaggedError<RedisError>("effect-llm-resil
  * @since 0.1.0
  * @category Models
  */
-export interface Script {
-  readonly source: string
-  readonly sha1: string
-}
+export type Script = internal.Script
 
 /**
  * Defines a Lua script.
@@ -75,10 +66,7 @@ export interface Script {
  * @since 0.1.0
  * @category Constructors
  */
-export const script = (source: string): Script => ({
-  source,
-  sha1: createHash("sha1").update(source).digest("hex")
-})
+export const script: (source: string) => Script = internal.script
 
 /**
  * The service: the connection, the key prefix every store puts before its keys, and helpers that turn driver
@@ -93,28 +81,8 @@ export const script = (source: string): Script => ({
  * @since 0.1.0
  * @category Tags
  */
-export class RedisClient extends Context.Tag("effect-llm-resilience/RedisClient")<
-  RedisClient,
-  {
-    readonly client: IORedis
-    /** Put before every key a store writes (e.g. "llm:"). */
-    readonly prefix: string
-    /** Runs a driver call; a rejection becomes a RedisError naming `operation`. */
-    readonly use: <A>(operation: string, f: (client: IORedis) => Promise<A>) => Effect.Effect<A, RedisError>
-    /** Runs a script atomically with `keys` and `args`. */
-    readonly run: (
-      script: Script,
-      keys: ReadonlyArray<string>,
-      args: ReadonlyArray<string | number>
-    ) => Effect.Effect<unknown, RedisError>
-  }
->() {}
-
-const reasonOf = (error: unknown): string => {
-  const text = error instanceof Error ? error.message : String(error)
-  // never echo a connection URL (it may carry a password)
-  return text.replace(/rediss?:\/\/\S+/g, "redis://…")
-}
+export const RedisClient: typeof internal.RedisClient = internal.RedisClient
+export type RedisClient = internal.RedisClient
 
 /**
  * Builds the service over an existing connection (you keep ownership of it).
@@ -128,28 +96,7 @@ const reasonOf = (error: unknown): string => {
  * @since 0.1.0
  * @category Constructors
  */
-export const fromClient = (client: IORedis, prefix = "llm:"): RedisClient["Type"] => {
-  const use = <A>(operation: string, f: (client: IORedis) => Promise<A>): Effect.Effect<A, RedisError> =>
-    Effect.tryPromise({
-      try: () => f(client),
-      catch: (error) => new RedisError({ operation, reason: reasonOf(error) })
-    })
-  const run = (s: Script, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>) =>
-    Effect.tryPromise({
-      try: async () => {
-        try {
-          return await client.evalsha(s.sha1, keys.length, ...keys, ...args)
-        } catch (error) {
-          if (error instanceof Error && error.message.includes("NOSCRIPT")) {
-            return await client.eval(s.source, keys.length, ...keys, ...args)
-          }
-          throw error
-        }
-      },
-      catch: (error) => new RedisError({ operation: "EVALSHA", reason: reasonOf(error) })
-    })
-  return { client, prefix, use, run }
-}
+export const fromClient: (client: IORedis, prefix?: string) => RedisClient["Type"] = internal.fromClient
 
 /**
  * Options of {@link layer}: any `ioredis` option, plus `url` and the key `prefix` (defaults to "llm:").
@@ -162,12 +109,7 @@ export const fromClient = (client: IORedis, prefix = "llm:"): RedisClient["Type"
  * @since 0.1.0
  * @category Models
  */
-export interface Options extends RedisOptions {
-  readonly url?: string | Redacted.Redacted<string> | undefined
-  readonly prefix?: string | undefined
-}
-
-const QUIT_TIMEOUT = "1 second"
+export type Options = internal.Options
 
 /**
  * A layer holding one connection for its lifetime (closed with QUIT when the layer is released; closed at once if
@@ -186,52 +128,7 @@ const QUIT_TIMEOUT = "1 second"
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options = {}): Layer.Layer<RedisClient, RedisError> =>
-  Layer.scoped(
-    RedisClient,
-    Effect.gen(function* () {
-      const { prefix, url, ...rest } = options
-      const client = yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          // A stalled (not closed) server must not stall every call: commands give up after 2 s unless told otherwise.
-          const redisOptions: RedisOptions = {
-            maxRetriesPerRequest: 1,
-            enableOfflineQueue: true,
-            commandTimeout: 2_000,
-            ...rest
-          }
-          return url === undefined
-            ? new IORedis(redisOptions)
-            : new IORedis(Redacted.isRedacted(url) ? Redacted.value(url) : url, redisOptions)
-        }),
-        // QUIT waits for the server's reply: a server that stopped answering gets a second, then the socket is closed.
-        // (A release runs uninterruptibly: the wait is made interruptible so that the timeout can end it.)
-        (client) =>
-          Effect.interruptible(Effect.promise(() => client.quit().then(() => true, () => false))).pipe(
-            Effect.timeoutOption(QUIT_TIMEOUT),
-            Effect.flatMap((quit) => Option.isSome(quit) && quit.value ? Effect.void : Effect.sync(() => client.disconnect()))
-          )
-      )
-      // One warning per outage through the Effect logger (ioredis would print every reconnection error to stderr).
-      const runtime = yield* Effect.runtime<never>()
-      let down = false
-      client.on("error", (error: unknown) => {
-        if (down) return
-        down = true
-        Runtime.runFork(runtime)(
-          Effect.logWarning("Redis connection failed; commands fail until it reconnects").pipe(
-            Effect.annotateLogs({ reason: reasonOf(error) })
-          )
-        )
-      })
-      client.on("ready", () => {
-        down = false
-      })
-      const service = fromClient(client, prefix ?? "llm:")
-      yield* service.use("PING", (c) => c.ping())
-      return service
-    })
-  )
+export const layer: (options?: Options) => Layer.Layer<RedisClient, RedisError> = internal.layer
 
 /**
  * {@link layer} configured by `REDIS_URL` (redacted; defaults to `redis://127.0.0.1:6379`) and `REDIS_PREFIX`
@@ -245,20 +142,7 @@ export const layer = (options: Options = {}): Layer.Layer<RedisClient, RedisErro
  * @since 0.1.0
  * @category Layers
  */
-export const layerConfig = (): Layer.Layer<RedisClient, RedisError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(
-    Effect.map(
-      Config.all({
-        url: Config.option(Config.redacted("REDIS_URL")),
-        prefix: Config.option(Config.string("REDIS_PREFIX"))
-      }),
-      ({ prefix, url }) =>
-        layer({
-          url: Option.getOrElse(url, () => Redacted.make("redis://127.0.0.1:6379")),
-          prefix: Option.getOrUndefined(prefix)
-        })
-    )
-  )
+export const layerConfig: () => Layer.Layer<RedisClient, RedisError | ConfigError.ConfigError> = internal.layerConfig
 
 // ---------------------------------------------------------------------------------------------------------------
 // RateLimiterStore
@@ -285,10 +169,7 @@ export const layerConfig = (): Layer.Layer<RedisClient, RedisError | ConfigError
  * @since 0.1.0
  * @category Layers
  */
-export const layerRateLimiterStore: Layer.Layer<RateLimiterStore, never, RedisClient> = Layer.effect(
-  RateLimiterStore,
-  Effect.map(RedisClient, (redis) => makeRateLimiterStore(redis))
-)
+export const layerRateLimiterStore: Layer.Layer<RateLimiterStore, never, RedisClient> = RateLimitRedis.layer
 
 // ---------------------------------------------------------------------------------------------------------------
 // TokenBudgetStore
@@ -317,14 +198,7 @@ export const layerRateLimiterStore: Layer.Layer<RateLimiterStore, never, RedisCl
  * @since 0.1.0
  * @category Layers
  */
-export const layerTokenBudgetStore: Layer.Layer<TokenBudgetStore, never, RedisClient> = Layer.effect(
-  TokenBudgetStore,
-  Effect.map(RedisClient, (redis) => makeTokenBudgetStore(redis))
-)
-
-const ResponseCacheStoreOptions = Schema.Struct({
-  capacity: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 10_000 })
-}).annotations({ parseOptions: { onExcessProperty: "error" } })
+export const layerTokenBudgetStore: Layer.Layer<TokenBudgetStore, never, RedisClient> = TokenBudgetRedis.layer
 
 /**
  * The `ResponseCacheStore` in Redis, bounded at `capacity` entries (an integer ≥ 1; defaults to 10,000) for every
@@ -349,12 +223,9 @@ const ResponseCacheStoreOptions = Schema.Struct({
  * @since 0.1.0
  * @category Layers
  */
-export const layerResponseCacheStoreWith = (
+export const layerResponseCacheStoreWith: (
   options: { readonly capacity?: number | undefined }
-): Layer.Layer<ResponseCacheStore, never, RedisClient> => {
-  const { capacity } = decodeOrThrow(ResponseCacheStoreOptions, "Redis.layerResponseCacheStoreWith", options)
-  return Layer.effect(ResponseCacheStore, Effect.map(RedisClient, (redis) => makeResponseCacheStore(redis, capacity)))
-}
+) => Layer.Layer<ResponseCacheStore, InvalidOptions, RedisClient> = ResponseCacheRedis.layer
 
 /**
  * The `ResponseCacheStore` in Redis with the default capacity of 10,000 entries (see
@@ -374,8 +245,7 @@ export const layerResponseCacheStoreWith = (
  * @since 0.1.0
  * @category Layers
  */
-export const layerResponseCacheStore: Layer.Layer<ResponseCacheStore, never, RedisClient> =
-  layerResponseCacheStoreWith({})
+export const layerResponseCacheStore: Layer.Layer<ResponseCacheStore, never, RedisClient> = ResponseCacheRedis.layerDefault
 
 /**
  * The `IdempotencyStore` in Redis: one hash `<prefix><key>` per idempotency key (state, fingerprint, `expiresAt`, the
@@ -401,10 +271,7 @@ export const layerResponseCacheStore: Layer.Layer<ResponseCacheStore, never, Red
  * @since 0.1.0
  * @category Layers
  */
-export const layerIdempotencyStore: Layer.Layer<IdempotencyStore, never, RedisClient> = Layer.effect(
-  IdempotencyStore,
-  Effect.map(RedisClient, (redis) => makeIdempotencyStore(redis))
-)
+export const layerIdempotencyStore: Layer.Layer<IdempotencyStore, never, RedisClient> = IdempotencyRedis.layer
 
 // ---------------------------------------------------------------------------------------------------------------
 // CircuitBreakerStore
@@ -434,10 +301,7 @@ export const layerIdempotencyStore: Layer.Layer<IdempotencyStore, never, RedisCl
  * @since 0.1.0
  * @category Layers
  */
-export const layerCircuitBreakerStore: Layer.Layer<CircuitBreakerStore, never, RedisClient> = Layer.effect(
-  CircuitBreakerStore,
-  Effect.map(RedisClient, (redis) => makeCircuitBreakerStore(redis))
-)
+export const layerCircuitBreakerStore: Layer.Layer<CircuitBreakerStore, never, RedisClient> = CircuitBreakerRedis.layer
 
 /**
  * The `RouterStore` in Redis, over the {@link RedisClient} in context, so every replica routes on the same calls in
@@ -464,7 +328,7 @@ export const layerCircuitBreakerStore: Layer.Layer<CircuitBreakerStore, never, R
  */
 export const layerRouterStore: Layer.Layer<RouterStore, never, RedisClient> = Layer.effect(
   RouterStore,
-  Effect.map(RedisClient, (redis) => makeRouterStore(redis))
+  Effect.map(RedisClient, RouterRedis.make)
 )
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -492,11 +356,7 @@ export const layerRouterStore: Layer.Layer<RouterStore, never, RedisClient> = La
  */
 export const layerBatchJobStore = (
   options: { readonly ttl?: Duration.DurationInput | undefined } = {}
-): Layer.Layer<BatchJobStore, never, RedisClient> =>
-  Layer.effect(
-    BatchJobStore,
-    Effect.map(RedisClient, (redis) => makeBatchJobStore(redis, options.ttl === undefined ? undefined : Duration.decode(options.ttl)))
-  )
+): Layer.Layer<BatchJobStore, never, RedisClient> => BatchJobRedis.layer(options.ttl)
 
 // ---------------------------------------------------------------------------------------------------------------
 // All stores

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import ts from "typescript"
@@ -50,6 +51,58 @@ const graph = (entry: string) => {
   visit(entry)
   return seen
 }
+
+/** Whether an import or export declaration is erased from the JavaScript (`import type`, or every binding `type`). */
+const isTypeOnly = (node: ts.ImportDeclaration | ts.ExportDeclaration): boolean => {
+  if (ts.isExportDeclaration(node)) {
+    const clause = node.exportClause
+    return node.isTypeOnly ||
+      (clause !== undefined && ts.isNamedExports(clause) && clause.elements.length > 0 && clause.elements.every((e) => e.isTypeOnly))
+  }
+  const clause = node.importClause
+  if (clause === undefined) return false
+  const bindings = clause.namedBindings
+  return clause.isTypeOnly || (clause.name === undefined && bindings !== undefined && ts.isNamedImports(bindings) &&
+    bindings.elements.length > 0 && bindings.elements.every((e) => e.isTypeOnly))
+}
+
+/** The modules of `src/` that `file` loads when it is loaded: its static relative imports that are not type-only. */
+const loadsOf = (file: string): ReadonlyArray<string> => {
+  const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.ES2022, true)
+  return source.statements.flatMap((node) =>
+    (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier !== undefined &&
+      ts.isStringLiteral(node.moduleSpecifier) && node.moduleSpecifier.text.startsWith(".") && !isTypeOnly(node)
+      ? [resolve(dirname(file), node.moduleSpecifier.text.replace(/\.js$/, ".ts"))]
+      : []
+  )
+}
+
+/** Every import cycle among `files` (each as the path from a module back to itself), by depth-first search. */
+const cyclesOf = (files: ReadonlyArray<string>, root = src): ReadonlyArray<string> => {
+  const edges = new Map(files.map((f) => [f, loadsOf(f)]))
+  const done = new Set<string>()
+  const path: Array<string> = []
+  const cycles: Array<string> = []
+  const visit = (file: string): void => {
+    const at = path.indexOf(file)
+    if (at >= 0) {
+      cycles.push([...path.slice(at), file].map((f) => f.slice(root.length + 1)).join(" → "))
+      return
+    }
+    if (done.has(file)) return
+    path.push(file)
+    for (const next of edges.get(file) ?? []) visit(next)
+    path.pop()
+    done.add(file)
+  }
+  files.forEach(visit)
+  return cycles
+}
+
+const sourceFiles = (dir: string): ReadonlyArray<string> =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? sourceFiles(join(dir, entry.name)) : entry.name.endsWith(".ts") ? [join(dir, entry.name)] : []
+  )
 
 describe("packaging", () => {
   it("the core entry point never loads a driver (openai, ioredis, OpenTelemetry, @effect/ai and its providers)", () => {
@@ -137,5 +190,21 @@ describe("packaging", () => {
       const imported = [...graph(join(src, `${entry}.ts`)).values()].flat().map(packageOf)
       expect(imported.filter((p) => !p.startsWith("node:") && !allowed.has(p)), entry).toEqual([])
     }
+  })
+
+  it("no module of src/ loads itself back through its imports (type-only imports aside)", () => {
+    const files = sourceFiles(src)
+    expect(files.length).toBeGreaterThan(50)
+    expect(cyclesOf(files)).toEqual([])
+    // what the check counts: a value import back is a cycle, a type-only one is not
+    const dir = mkdtempSync(join(tmpdir(), "cycles-"))
+    const write = (name: string, text: string) => writeFileSync(join(dir, name), text)
+    write("hub.ts", `import { make } from "./driver.js"\nexport const script = (s: string) => s\nexport const store = make()\n`)
+    write("driver.ts", `import { script } from "./hub.js"\nexport const make = () => script("x")\n`)
+    write("model.ts", `import type { Engine } from "./engine.js"\nexport type Model = Engine\n`)
+    write("engine.ts", `import { type Model } from "./model.js"\nexport interface Engine { readonly m?: Model }\n`)
+    const fixture = ["hub.ts", "driver.ts", "model.ts", "engine.ts"].map((f) => join(dir, f))
+    expect(cyclesOf(fixture, dir)).toEqual(["hub.ts → driver.ts → hub.ts"])
+    rmSync(dir, { recursive: true })
   })
 })

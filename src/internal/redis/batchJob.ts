@@ -5,14 +5,12 @@
  * read whether it submitted one.
  */
 import { createHash } from "node:crypto"
-import { Duration, Effect, Option, Schema } from "effect"
-import type { RedisClient, Script } from "../../Redis.js"
-import { type BatchJobStore, JobRecord } from "../batchJobStore.js"
-
-const lua = (source: string): Script => ({ source, sha1: createHash("sha1").update(source).digest("hex") })
+import { Duration, Effect, Layer, Option, Schema } from "effect"
+import { RedisClient, script } from "./client.js"
+import { BatchJobStore, JobRecord } from "../batchJobStore.js"
 
 // KEYS: record. ARGV: record JSON, ttl ms.
-const CLAIM = lua(`
+const CLAIM = script(`
 local held = redis.call("GET", KEYS[1])
 if held then return held end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
@@ -51,3 +49,7 @@ export const make = (redis: RedisClient["Type"], ttl: Duration.Duration = defaul
       )
   }
 }
+
+/** The store over the `RedisClient` in context; records expire after `ttl` (defaults to {@link defaultTtl}). */
+export const layer = (ttl?: Duration.DurationInput): Layer.Layer<BatchJobStore, never, RedisClient> =>
+  Layer.effect(BatchJobStore, Effect.map(RedisClient, (redis) => make(redis, ttl === undefined ? undefined : Duration.decode(ttl))))

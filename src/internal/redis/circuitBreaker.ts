@@ -23,10 +23,10 @@
  *   open, as for any store failure).
  * - A write (the script in flight) is uninterruptible, so a step that changed the state reports its result.
  */
-import { Effect, Random } from "effect"
+import { Effect, Layer, Random } from "effect"
 import { createHash } from "node:crypto"
-import { CircuitBreakerStoreError, type Store } from "../../CircuitBreaker.js"
-import type { RedisClient, RedisError, Script } from "../../Redis.js"
+import { CircuitBreakerStore, CircuitBreakerStoreError, type Store } from "../../CircuitBreaker.js"
+import { RedisClient, type RedisError, script } from "./client.js"
 import * as breaker from "../breaker.js"
 
 /** Attempts of one write before giving up with a CircuitBreakerStoreError. */
@@ -38,14 +38,12 @@ export const IDLE_RETENTION_MS = 24 * 3_600_000
 /** An isolated key is kept this long after its last change (isolation is meant to hold until `reset`). */
 export const ISOLATED_RETENTION_MS = 30 * 24 * 3_600_000
 
-const lua = (source: string): Script => ({ source, sha1: createHash("sha1").update(source).digest("hex") })
-
 /**
  * KEYS[1] the state. ARGV: "1" if a value was read ("0": the key was absent), the value read, the next value, its TTL
  * (ms). Sets the next value and answers 1 when the key still holds what was read; answers 0 (and writes nothing)
  * when another writer changed it since.
  */
-export const compareAndSetLua = lua(`
+export const compareAndSetLua = script(`
 local current = redis.call("GET", KEYS[1])
 if ARGV[1] == "1" then
   if current ~= ARGV[2] then return 0 end
@@ -181,3 +179,9 @@ export const make = (redis: RedisClient["Type"]): Store => {
     reset: (key, now, config) => step("reset", key, now, { _tag: "Reset", config })
   }
 }
+
+/** The store over the `RedisClient` in context. */
+export const layer: Layer.Layer<CircuitBreakerStore, never, RedisClient> = Layer.effect(
+  CircuitBreakerStore,
+  Effect.map(RedisClient, make)
+)

@@ -7,18 +7,15 @@
  * entry is live is decided from `x` against the caller's `now`; Redis' own expiry (the logical lifetime plus a
  * margin) only collects what nobody reads any more.
  */
-import { createHash } from "node:crypto"
-import { Effect, Option } from "effect"
-import type { ClaimResult, Entry, Store, StoredRecord } from "../../Idempotency.js"
-import type { RedisClient, RedisError, Script } from "../../Redis.js"
-
-const lua = (source: string): Script => ({ source, sha1: createHash("sha1").update(source).digest("hex") })
+import { Effect, Layer, Option } from "effect"
+import { type ClaimResult, type Entry, IdempotencyStore, type Store, type StoredRecord } from "../../Idempotency.js"
+import { RedisClient, type RedisError, script } from "./client.js"
 
 /** Redis keeps a key this long after its logical expiry: clocks differ, and the logical expiry decides anyway. */
 export const TTL_MARGIN_MS = 60_000
 
 // KEYS: entry. ARGV: fingerprint, now, expiresAt, redis ttl, owner.
-const CLAIM = lua(`
+const CLAIM = script(`
 local e = redis.call("HMGET", KEYS[1], "s", "f", "x", "r")
 if e[1] and e[3] and tonumber(e[3]) > tonumber(ARGV[2]) then
   if e[2] ~= ARGV[1] then return {"Mismatch"} end
@@ -32,7 +29,7 @@ return {"Claimed"}
 `)
 
 // KEYS: entry. ARGV: fingerprint, record, expiresAt, redis ttl, ttl, owner. Only the owner's claim is settled.
-const COMPLETE = lua(`
+const COMPLETE = script(`
 local e = redis.call("HMGET", KEYS[1], "s", "o")
 if e[1] ~= "i" or e[2] ~= ARGV[6] then return 0 end
 redis.call("DEL", KEYS[1])
@@ -43,7 +40,7 @@ return 1
 `)
 
 // KEYS: entry. ARGV: owner. Only the owner's claim is released.
-const RELEASE = lua(`
+const RELEASE = script(`
 local e = redis.call("HMGET", KEYS[1], "s", "o")
 if e[1] ~= "i" or e[2] ~= ARGV[1] then return 0 end
 redis.call("DEL", KEYS[1])
@@ -51,7 +48,7 @@ return 1
 `)
 
 // KEYS: entry. ARGV: record as stored. Only that exact settled record is dropped.
-const DISCARD = lua(`
+const DISCARD = script(`
 local e = redis.call("HMGET", KEYS[1], "s", "r")
 if e[1] ~= "c" or (e[2] or "") ~= ARGV[1] then return 0 end
 redis.call("DEL", KEYS[1])
@@ -158,3 +155,9 @@ export const make = (redis: RedisClient["Type"]): Store => {
       )
   }
 }
+
+/** The store over the `RedisClient` in context. */
+export const layer: Layer.Layer<IdempotencyStore, never, RedisClient> = Layer.effect(
+  IdempotencyStore,
+  Effect.map(RedisClient, make)
+)

@@ -12,14 +12,12 @@
  *   number → string conversion keeps 14 digits and a Redis integer reply truncates).
  */
 import * as RateLimiter from "@effect/experimental/RateLimiter"
-import { Clock, Duration, Effect } from "effect"
+import { Clock, Duration, Effect, Layer } from "effect"
 import { createHash } from "node:crypto"
-import type { RedisClient, RedisError, Script } from "../../Redis.js"
+import { RedisClient, type RedisError, script } from "./client.js"
 
 /** Added to every TTL: covers clock skew between the processes (whose clocks give `now`) and Redis. */
 export const TTL_MARGIN_MS = 60_000
-
-const lua = (source: string): Script => ({ source, sha1: createHash("sha1").update(source).digest("hex") })
 
 /** The Redis key of a limiter key: `<prefix>ratelimit:<sha-256 of the key, base64url>`. */
 export const redisKey = (prefix: string, key: string): string =>
@@ -34,7 +32,7 @@ local function expireIn(ms) redis.call("PEXPIRE", KEYS[1], string.format("%d", m
  * KEYS[1] the bucket (hash: tokens, lastRefill). ARGV: now, tokens, limit, refill interval (ms), allowOverflow (1/0),
  * TTL margin (ms). Returns the token count after taking `tokens` (negative when they did not fit).
  */
-export const tokenBucketLua = lua(`${common}
+export const tokenBucketLua = script(`${common}
 local now = tonumber(ARGV[1])
 local take = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
@@ -71,7 +69,7 @@ return fmt(after)
  * KEYS[1] the counter (hash: count, expiresAt). ARGV: now, tokens, refill interval (ms), limit ("" for none), TTL
  * margin (ms). Returns { count, ms until the window ends }; over the limit nothing is written.
  */
-export const fixedWindowLua = lua(`${common}
+export const fixedWindowLua = script(`${common}
 local now = tonumber(ARGV[1])
 local take = tonumber(ARGV[2])
 local refill = tonumber(ARGV[3])
@@ -148,3 +146,9 @@ export const make = (redis: RedisClient["Type"]): RateLimiter.RateLimiterStore["
           })
         ))
   })
+
+/** The store over the `RedisClient` in context. */
+export const layer: Layer.Layer<RateLimiter.RateLimiterStore, never, RedisClient> = Layer.effect(
+  RateLimiter.RateLimiterStore,
+  Effect.map(RedisClient, make)
+)

@@ -9,12 +9,10 @@
  * Use order is a counter kept in the LRU set itself (the highest score + 1): Redis serializes the scripts of every
  * process, so the order is global and immune to clock skew between processes.
  */
-import { createHash } from "node:crypto"
-import { Effect, Option } from "effect"
-import type { RedisClient, RedisError, Script } from "../../Redis.js"
-import type { Store, StoredResponse } from "../../ResponseCache.js"
-
-const lua = (source: string): Script => ({ source, sha1: createHash("sha1").update(source).digest("hex") })
+import { Effect, Layer, Option, Schema } from "effect"
+import { decode, type InvalidOptions } from "../../InvalidOptions.js"
+import { RedisClient, type RedisError, script } from "./client.js"
+import { ResponseCacheStore, type Store, type StoredResponse } from "../../ResponseCache.js"
 
 /** Redis keeps a key this long after its logical expiry: clocks differ, and the logical expiry decides anyway. */
 export const TTL_MARGIN_MS = 60_000
@@ -39,7 +37,7 @@ end
 `
 
 // KEYS: entry, lru, exp. ARGV: member, now, prefix.
-const GET = lua(`${HELPERS}
+const GET = script(`${HELPERS}
 local entry = redis.call("HMGET", KEYS[1], "v", "x")
 if not entry[1] or not entry[2] or tonumber(entry[2]) <= tonumber(ARGV[2]) then
   forget(ARGV[3], KEYS[2], KEYS[3], ARGV[1])
@@ -56,7 +54,7 @@ return entry[1]
 `)
 
 // KEYS: entry, lru, exp. ARGV: member, value, expiresAt, now, redis ttl, capacity, prefix, purge batch.
-const SET = lua(`${HELPERS}
+const SET = script(`${HELPERS}
 local member, prefix = ARGV[1], ARGV[7]
 local now = tonumber(ARGV[4])
 forget(prefix, KEYS[2], KEYS[3], member)
@@ -82,7 +80,7 @@ return 1
 `)
 
 // KEYS: entry, lru, exp. ARGV: member.
-const DELETE = lua(`
+const DELETE = script(`
 local deleted = redis.call("DEL", KEYS[1])
 redis.call("ZREM", KEYS[2], ARGV[1])
 redis.call("ZREM", KEYS[3], ARGV[1])
@@ -90,7 +88,7 @@ return deleted
 `)
 
 // KEYS: lru, exp. ARGV: prefix. Deletes the indexed entries (every entry this store wrote), then the indexes.
-const CLEAR = lua(`
+const CLEAR = script(`
 for _, index in ipairs(KEYS) do
   local members = redis.call("ZRANGE", index, 0, -1)
   for i = 1, #members, 500 do
@@ -104,7 +102,7 @@ return 1
 `)
 
 // KEYS: lru, exp. ARGV: now, prefix. Drops the entries expired at now and counts the rest.
-const SIZE = lua(`
+const SIZE = script(`
 local expired = redis.call("ZRANGEBYSCORE", KEYS[2], "-inf", ARGV[1])
 for _, member in ipairs(expired) do
   redis.call("DEL", ARGV[2] .. member)
@@ -173,3 +171,26 @@ export const make = (redis: RedisClient["Type"], capacity: number): Store => {
       )
   }
 }
+
+/** The bound of {@link layerDefault}. */
+export const DEFAULT_CAPACITY = 10_000
+
+const LayerOptions = Schema.Struct({
+  capacity: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => DEFAULT_CAPACITY })
+}).annotations({ parseOptions: { onExcessProperty: "error" } })
+
+/** The store over the `RedisClient` in context, bounded at `capacity` entries; bad options fail the layer. */
+export const layer = (
+  options: { readonly capacity?: number | undefined }
+): Layer.Layer<ResponseCacheStore, InvalidOptions, RedisClient> =>
+  Layer.effect(
+    ResponseCacheStore,
+    Effect.flatMap(decode(LayerOptions, "Redis.layerResponseCacheStoreWith", options), ({ capacity }) =>
+      Effect.map(RedisClient, (redis) => make(redis, capacity)))
+  )
+
+/** The store over the `RedisClient` in context, bounded at {@link DEFAULT_CAPACITY} entries. */
+export const layerDefault: Layer.Layer<ResponseCacheStore, never, RedisClient> = Layer.effect(
+  ResponseCacheStore,
+  Effect.map(RedisClient, (redis) => make(redis, DEFAULT_CAPACITY))
+)

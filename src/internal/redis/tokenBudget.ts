@@ -21,9 +21,8 @@
  * from the stored timestamps only. Every key gets a PEXPIRE of (logical end − now) + {@link TTL_MARGIN_MS}, and is
  * deleted when its logical end has passed (what the memory store does).
  */
-import { Effect } from "effect"
-import type { RedisClient, Script } from "../../Redis.js"
-import { script } from "../../Redis.js"
+import { Effect, Layer } from "effect"
+import { RedisClient, type Script, script } from "./client.js"
 import type {
   CommitInput,
   CommitResult,
@@ -38,6 +37,7 @@ import type {
   Unit,
   UsageInput
 } from "../budgetLedger.js"
+import { TokenBudgetStore } from "../../TokenBudget.js"
 import { bucketIndex, oldestLiveBucket, reportedBounds, thresholdAmount, type Window } from "../budgetPeriod.js"
 
 /**
@@ -282,15 +282,12 @@ interface Scripts {
   readonly usage: Script
 }
 
-// Built on first use: `Redis.ts` imports this module, so nothing from it may run at load time.
-let scripts: Scripts | undefined
-const scriptsOf = (): Scripts =>
-  scripts ??= {
-    reserve: script(reserveLua),
-    commit: script(commitLua),
-    refund: script(refundLua),
-    usage: script(usageLua)
-  }
+const scripts: Scripts = {
+  reserve: script(reserveLua),
+  commit: script(commitLua),
+  refund: script(refundLua),
+  usage: script(usageLua)
+}
 
 const units: ReadonlyArray<readonly [Unit, "tokens" | "nanoUsd"]> = [["tokens", "tokens"], ["usd", "nanoUsd"]]
 
@@ -366,7 +363,7 @@ export const make = (redis: RedisClient["Type"]): StoreService => {
     args: ReadonlyArray<string>,
     decode: (reply: Reply) => A
   ): Effect.Effect<A> =>
-    redis.run(pick(scriptsOf()), keysOf(input.key), [...windowArgs(input.window, input.now), ...args]).pipe(
+    redis.run(pick(scripts), keysOf(input.key), [...windowArgs(input.window, input.now), ...args]).pipe(
       Effect.flatMap((raw) => Effect.try(() => decode(parse(raw, input.window, input.now)))),
       Effect.orDie
     )
@@ -410,3 +407,9 @@ export const make = (redis: RedisClient["Type"]): StoreService => {
 
   return { reserve, commit, refund, usage }
 }
+
+/** The store over the `RedisClient` in context. */
+export const layer: Layer.Layer<TokenBudgetStore, never, RedisClient> = Layer.effect(
+  TokenBudgetStore,
+  Effect.map(RedisClient, make)
+)
