@@ -11,7 +11,8 @@
  * and `GET /v1/models`, OpenAI Embeddings (`POST /v1/embeddings`: the same text gets the same vector), and OpenAI's
  * Files and Batch API (`/v1/files`, `/v1/batches`: see `batch`). Answers are deterministic text (from the seed and
  * the prompt), a structured answer that fits the requested JSON schema, or a function tool call (see `toolCalls`);
- * a repeated prompt prefix reports cached tokens in 1024-token blocks. Faults are drawn from a seeded PRNG,
+ * a repeated prompt prefix reports cached tokens in 1024-token blocks; a model with a quota (`quotas`) sends
+ * OpenAI's `x-ratelimit-*` headers and answers 429 once the quota is spent. Faults are drawn from a seeded PRNG,
  * the same for every dialect: the same seed and the same sequence of requests give the same faults. Control
  * endpoints: `GET /_chaos/stats`, `GET /_chaos/batches`, `POST /_chaos/config` (replace the fault settings) and
  * `POST /_chaos/reset` (zero the counters).
@@ -199,6 +200,36 @@ export interface Options extends FaultConfig {
    * 500) in the error file; with `expireAfterItems`, the batch ends `expired` with only that many lines run.
    */
   readonly batch?: BatchOptions | undefined
+  /**
+   * Per-model quotas, as a provider keeps them: `rpm` requests and `tpm` tokens a `window` (a minute unless given;
+   * at least one of `rpm` and `tpm`). A window starts with the first request after the last one ended. Each request
+   * is charged when it arrives (its prompt tokens plus `max_tokens`, or the answer it gets without one, as OpenAI
+   * counts `max_tokens` up front), every response of the model carries `x-ratelimit-limit-*`,
+   * `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` (`requests`, `tokens`; resets written like "6m0s"), and a
+   * request that does not fit is answered 429 at once, with `retry-after` / `retry-after-ms` until the window ends,
+   * and charged nothing (counted as `error:429`). Windows run on the Effect clock. Defaults to none.
+   */
+  readonly quotas?: Readonly<Record<string, Quota>> | undefined
+}
+
+/**
+ * One model's quota (see {@link Options}).
+ *
+ * @example
+ * ```ts
+ * import { ChaosServer } from "effect-llm-resilience"
+ * const small: ChaosServer.Quota = { rpm: 5, tpm: 2_000, window: "1 minute" }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Quota {
+  /** Requests a window (a positive integer). */
+  readonly rpm?: number | undefined
+  /** Tokens a window (a positive integer). */
+  readonly tpm?: number | undefined
+  /** Defaults to "1 minute". */
+  readonly window?: Duration.DurationInput | undefined
 }
 
 /**
@@ -337,7 +368,7 @@ export const make = (
     const state = new App.ChaosState(valid.seed ?? 0, valid.models ?? defaultModels, valid.words ?? 12, {
       faults: valid.faults,
       perModel: valid.perModel
-    }, { usage: valid.usage, toolCalls: valid.toolCalls, batch: batchSettings(valid.batch) })
+    }, { usage: valid.usage, toolCalls: valid.toolCalls, batch: batchSettings(valid.batch), quotas: valid.quotas })
     const nodeServer = Http.createServer()
     const server = yield* NodeHttpServer.make(() => nodeServer, { port: valid.port ?? 0, host: "127.0.0.1" })
     yield* server.serve(App.router(state))

@@ -8,9 +8,9 @@
  *
  * @since 0.1.0
  */
-import { Clock, Config, Duration, Effect, Either, Layer, Option, Redacted, Schema, Stream } from "effect"
+import { Clock, Config, Duration, Effect, Either, FiberRef, Layer, Option, Redacted, Schema, Stream } from "effect"
 import type { ConfigError } from "effect/ConfigError"
-import OpenAI from "openai"
+import OpenAI, { APIError } from "openai"
 import { InvalidOptions } from "./InvalidOptions.js"
 import type { ChatChunk, ChatRequest, ChatResponse } from "./Llm.js"
 import * as LlmClient from "./LlmClient.js"
@@ -20,6 +20,7 @@ import { MalformedResponse, StreamTruncated, Timeout } from "./LlmError.js"
 import { markHonorsDeadline, tryPromiseWithDeadline } from "./internal/deadline.js"
 import * as Errors from "./internal/openaiErrors.js"
 import * as Mapping from "./internal/openaiMapping.js"
+import * as Quota from "./internal/quota.js"
 import { make as makeOpenAiEmbeddings } from "./internal/openaiEmbeddings.js"
 import * as Embeddings from "./Embeddings.js"
 import type { Service as EmbeddingsService } from "./Embeddings.js"
@@ -147,16 +148,26 @@ const requestOptions = (request: ChatRequest, signal: AbortSignal) =>
     ? { signal }
     : { signal, headers: { "Idempotency-Key": request.idempotencyKey } }
 
+// Rate-limit headers go to whoever listens (a Router, RateLimit's `providerQuota`), an error response's too; with
+// nobody listening the call is exactly the plain one (one FiberRef read).
+const errorHeaders = (error: unknown) => (error instanceof APIError ? error.headers : undefined)
+
 const completeWith = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam) =>
 (request: ChatRequest): Effect.Effect<ChatResponse, LlmError> => {
   const unsendable = Mapping.unsendable(request)
   if (unsendable !== undefined) return Effect.fail(unsendable)
-  return tryPromiseWithDeadline((signal) =>
+  const create = (signal: AbortSignal) =>
     client.chat.completions.create(Mapping.toBody(request, maxTokensParam), requestOptions(request, signal))
-  ).pipe(
-    Effect.catchAll((error) => (error instanceof Timeout ? Effect.fail(error) : failWith(error, request.model))),
-    Effect.flatMap((body) => Mapping.fromCompletion(body, request.model))
-  )
+  const failed = (error: unknown) => (error instanceof Timeout ? Effect.fail(error) : failWith(error, request.model))
+  return Effect.flatMap(FiberRef.get(Quota.CurrentQuotaObserver), (observer) =>
+    observer === undefined
+      ? tryPromiseWithDeadline(create).pipe(Effect.catchAll(failed), Effect.flatMap((body) => Mapping.fromCompletion(body, request.model)))
+      : tryPromiseWithDeadline((signal) => create(signal).withResponse()).pipe(
+        Effect.tapError((error) => Quota.report(errorHeaders(error))),
+        Effect.catchAll(failed),
+        Effect.tap(({ response }) => observer(response.headers)),
+        Effect.flatMap(({ data }) => Mapping.fromCompletion(data, request.model))
+      ))
 }
 
 type SdkChunk = OpenAI.Chat.ChatCompletionChunk
@@ -233,13 +244,22 @@ const streamChunks = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam, re
     // iterator below is acquired still aborts the response body instead of leaving the connection open.
     yield* Effect.addFinalizer(() => Effect.sync(() => controller.abort()))
     const body = { ...Mapping.toBody(request, maxTokensParam), stream: true as const, stream_options: { include_usage: true } }
+    const observer = yield* FiberRef.get(Quota.CurrentQuotaObserver)
     const sdkStream = yield* Effect.tryPromise({
-      try: (signal) => {
+      try: (signal): Promise<{ readonly data: AsyncIterable<SdkChunk>; readonly headers: Headers | undefined }> => {
         linkAbort(signal, controller)
-        return client.chat.completions.create(body, requestOptions(request, controller.signal))
+        const created = client.chat.completions.create(body, requestOptions(request, controller.signal))
+        // The headers arrive before the first chunk: reported then, when somebody listens.
+        return observer === undefined ? created.then((data) => ({ data, headers: undefined })) :
+          created.withResponse().then(({ data, response }) => ({ data, headers: response.headers }))
       },
       catch: (error) => error
-    }).pipe(Effect.catchAll((error) => failWith(error, request.model)))
+    }).pipe(
+      Effect.tapError((error) => Quota.report(errorHeaders(error))),
+      Effect.catchAll((error) => failWith(error, request.model)),
+      Effect.tap(({ headers }) => (observer === undefined || headers === undefined ? Effect.void : observer(headers))),
+      Effect.map(({ data }) => data)
+    )
     const iterator = yield* openIterator(sdkStream, controller)
     return Stream.repeatEffectOption(makePull(iterator, controller, request.model))
   }))

@@ -25,7 +25,7 @@ import * as LlmMetrics from "./LlmMetrics.js"
  * - `"least-busy"`: the fewest calls in flight (ties at random by weight);
  * - `"latency"`: the lowest moving average of latency (time to first token for streams); unmeasured or stale
  *   deployments first, and now and then (`exploration`) another one, so a recovered deployment is noticed;
- * - `"usage"`: the most of its minute's `rpm` / `tpm` left;
+ * - `"usage"`: the most of its minute's `rpm` / `tpm` left, and of the provider's quota (its rate-limit headers);
  * - `"cost"`: the cheapest for this call by `Pricing` (prompt tokens + `maxTokens`), unpriced ones last.
  *
  * @example
@@ -116,6 +116,16 @@ export interface Options {
   readonly failover?: boolean | undefined
   /** Namespaces the store keys: two routers over one shared store need different names. Defaults to "router". */
   readonly name?: string | undefined
+  /**
+   * Proactive throttling from the provider's rate-limit headers (`x-ratelimit-remaining-requests` / `-tokens` and
+   * their `-reset-` times, read by the OpenAI adapter, or any client that calls `RateLimit.reportQuotaHeaders`): a
+   * deployment whose remaining quota this call would exceed (one request, prompt + `maxTokens` tokens) is skipped
+   * until its reset instead of being sent a call that would get a 429, and `"usage"` ranks deployments by what is
+   * left of it. Between responses the view is kept conservative: every call admitted takes its share at once, and a
+   * response's headers only lower it until the reset (less the other calls in flight). Defaults to true; false
+   * learns of a full quota only from a 429 (then a cooldown of its Retry-After).
+   */
+  readonly providerQuota?: boolean | undefined
 }
 
 /**
@@ -264,7 +274,8 @@ const OptionsSchema = Schema.Struct({
   staleAfter: Schema.optional(DurationInput),
   exploration: Schema.optional(Schema.Number.pipe(Schema.between(0, 1))),
   failover: Schema.optional(Schema.Boolean),
-  name: Schema.optional(Schema.NonEmptyString)
+  name: Schema.optional(Schema.NonEmptyString),
+  providerQuota: Schema.optional(Schema.Boolean)
 }).annotations(strict)
 
 const millis = (d: Duration.Duration | undefined, fallback: number): number =>
@@ -299,7 +310,8 @@ const resolve = (options: Options): Either.Either<internal.Config, InvalidOption
       alpha: o.latencyAlpha ?? 0.3,
       staleMs: millis(o.staleAfter, 60_000),
       exploration: o.exploration ?? 0.05,
-      failover: o.failover ?? true
+      failover: o.failover ?? true,
+      providerQuota: o.providerQuota ?? true
     }
   })
 

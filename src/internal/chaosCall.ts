@@ -9,6 +9,7 @@ import { Clock, Duration, Effect, Either, ParseResult, Schema, Stream } from "ef
 import type * as Http from "node:http"
 import * as Content from "./chaosContent.js"
 import * as Faults from "./chaosFaults.js"
+import type * as Quota from "./chaosQuota.js"
 import { forRequest } from "./chaosRandom.js"
 import type { ChaosState, Dialect, Tracker } from "./chaosState.js"
 import { chooseTool, type ToolRequest, toolInput } from "./chaosTools.js"
@@ -110,6 +111,23 @@ export const turnOf = (state: ChaosState, question: Question, filtered: boolean,
   return { _tag: "tool", id: toolCallId, name: tool.name, input, arguments: args, promptTokens, completionTokens: Content.approximateTokens(args) }
 }
 
+// What a quota charges a request when it arrives: its prompt plus `max_tokens` (the answer it gets without one).
+const quotaTokens = (state: ChaosState, question: Question): number =>
+  Math.max(1, Content.approximateTokens(question.prompt)) +
+  (question.maxTokens ?? Content.approximateTokens(Content.generateText(state.seed, question.prompt, state.words)))
+
+// A spent quota: 429 at once, with the quota headers and Retry-After until the window ends.
+const quotaExceeded = <Body, I>(handler: Handler<Body, I>, model: string, requestId: string, quota: Quota.Admission) =>
+  HttpServerResponse.unsafeJson(handler.errorBody({ status: 429, rate: 1 }, model, requestId), {
+    status: 429,
+    headers: {
+      [handler.requestIdHeader]: requestId,
+      ...quota.headers,
+      "retry-after-ms": String(Math.ceil(quota.retryAfterMs)),
+      "retry-after": String(Math.ceil(quota.retryAfterMs / 1_000))
+    }
+  })
+
 const decodeBody = <Body, I>(handler: Handler<Body, I>, raw: unknown) =>
   Either.mapLeft(Schema.decodeUnknownEither(handler.schema, { errors: "all" })(raw), (error) => {
     const paths = ParseResult.ArrayFormatter.formatErrorSync(error).map((i) => i.path.join(".") || "(body)")
@@ -124,6 +142,14 @@ const respond = <Body, I>(state: ChaosState, handler: Handler<Body, I>, body: Bo
     const next = forRequest(state.seed, index)
     const [outcomeDraw, jitterDraw, cutDraw] = [next(), next(), next()]
     const model = handler.model(body)
+    const requestId = `req_chaos_${index}`
+    const quota = state.quota.has(model)
+      ? state.quota.take(model, quotaTokens(state, handler.question(body)), yield* Clock.currentTimeMillis)
+      : undefined
+    if (quota !== undefined && !quota.admitted) {
+      state.record(model, "error:429", handler.dialect)
+      return quotaExceeded(handler, model, requestId, quota)
+    }
     const faults = Faults.resolve(state.config, model)
     const decision = Faults.decide(faults, outcomeDraw)
     state.record(model, Faults.outcomeLabel(decision), handler.dialect)
@@ -131,8 +157,7 @@ const respond = <Body, I>(state: ChaosState, handler: Handler<Body, I>, body: Bo
     yield* Effect.sleep(Faults.delayOf(faults, jitterDraw))
     if (decision._tag === "hang") return yield* Effect.never
     const now = yield* Clock.currentTimeMillis
-    const requestId = `req_chaos_${index}`
-    const headers = { [handler.requestIdHeader]: requestId }
+    const headers = { [handler.requestIdHeader]: requestId, ...quota?.headers }
     if (decision._tag === "error") {
       return HttpServerResponse.unsafeJson(handler.errorBody(decision.error, model, requestId), {
         status: decision.error.status,

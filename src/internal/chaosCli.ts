@@ -14,7 +14,11 @@ Server
   --seed N                  PRNG seed of faults and answers (default 0)
   --models a,b,c            models listed by GET /v1/models
   --words N                 words per generated answer (default 12)
-  --config FILE             JSON file with { faults, perModel } (flags below override its "faults")
+  --config FILE             JSON file with { faults, perModel, quotas } (flags below override its "faults")
+
+Quotas (x-ratelimit-* headers on every response of the model; 429 with Retry-After once spent)
+  --quota MODEL:RPM[:TPM]   requests (and tokens) a window for MODEL (repeatable; RPM may be empty: MODEL::TPM)
+  --quota-window MS         the window of every --quota (default 60000)
 
 Faults (every rate is a probability from 0 to 1; all rates together at most 1)
   --error-rate R            rate of the error given by --status (default status 503)
@@ -44,6 +48,8 @@ export type Command =
     readonly server: Record<string, unknown>
     readonly faults: Record<string, unknown>
     readonly configFile: string | undefined
+    /** Per-model quotas from `--quota`. */
+    readonly quotas?: Readonly<Record<string, Record<string, unknown>>> | undefined
   }
 
 const numberFlags: Record<string, readonly ["server" | "faults" | "error", string]> = {
@@ -88,6 +94,19 @@ interface Draft {
   errors: Array<Record<string, unknown>>
   outage: number | true | undefined
   configFile: string | undefined
+  quotas: Record<string, Record<string, unknown>>
+  quotaWindow: number | undefined
+}
+
+const parseQuota = (text: string | undefined): Either.Either<readonly [string, Record<string, unknown>], string> => {
+  const bad = Either.left(`--quota expects MODEL:RPM[:TPM] (RPM may be empty), got "${text ?? ""}"`)
+  const parts = (text ?? "").split(":")
+  if (parts.length < 2 || parts.length > 3 || parts[0].trim() === "") return bad
+  const [model, rpm, tpm] = parts
+  const numbers = [rpm, tpm ?? ""].map((p) => (p.trim() === "" ? undefined : Number(p)))
+  if (numbers.some((n) => n !== undefined && !Number.isFinite(n)) || numbers.every((n) => n === undefined)) return bad
+  const [r, t] = numbers
+  return Either.right([model.trim(), { ...(r === undefined ? {} : { rpm: r }), ...(t === undefined ? {} : { tpm: t }) }] as const)
 }
 
 const retryAfterOf = (error: Record<string, number>) =>
@@ -121,6 +140,11 @@ const finish = (draft: Draft): Either.Either<Command, string> => {
       ...(draft.code === undefined ? {} : { code: draft.code })
     })
   }
+  if (draft.quotaWindow !== undefined && Object.keys(draft.quotas).length === 0) {
+    return Either.left("--quota-window applies to --quota: add --quota MODEL:RPM[:TPM]")
+  }
+  const quotas = Object.fromEntries(Object.entries(draft.quotas).map(([model, quota]) =>
+    [model, draft.quotaWindow === undefined ? quota : { ...quota, window: draft.quotaWindow }]))
   const faults = { ...draft.faults }
   if (errors.length > 0) faults.errors = errors
   if (draft.outage !== undefined) {
@@ -129,7 +153,13 @@ const finish = (draft: Draft): Either.Either<Command, string> => {
       ...(retryAfter === undefined ? {} : { retryAfter })
     }
   }
-  return Either.right({ _tag: "chaos-server", server: draft.server, faults, configFile: draft.configFile })
+  return Either.right({
+    _tag: "chaos-server",
+    server: draft.server,
+    faults,
+    configFile: draft.configFile,
+    ...(Object.keys(quotas).length === 0 ? {} : { quotas })
+  })
 }
 
 // One flag at `i`; returns how many arguments it consumed.
@@ -160,6 +190,10 @@ const step = (draft: Draft, args: ReadonlyArray<string>, i: number): Either.Eith
       return Either.right(2)
     case "--error":
       return Either.map(parseErrorSpec(value), (spec) => (draft.errors.push(spec), 2))
+    case "--quota":
+      return Either.map(parseQuota(value), ([model, quota]) => (draft.quotas[model] = quota, 2))
+    case "--quota-window":
+      return Either.map(toNumber(flag, value), (ms) => (draft.quotaWindow = ms, 2))
     case "--outage": {
       if (value === undefined || value.startsWith("--")) return Either.right((draft.outage = true, 1))
       return Either.map(toNumber(flag, value), (status) => (draft.outage = status, 2))
@@ -185,7 +219,17 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, strin
   if (command !== "chaos-server") return Either.left(`Unknown command "${command}"`)
   const args = splitEquals(rest)
   if (args.includes("--help") || args.includes("-h")) return Either.right({ _tag: "help" })
-  const draft: Draft = { server: {}, faults: {}, error: {}, code: undefined, errors: [], outage: undefined, configFile: undefined }
+  const draft: Draft = {
+    server: {},
+    faults: {},
+    error: {},
+    code: undefined,
+    errors: [],
+    outage: undefined,
+    configFile: undefined,
+    quotas: Object.create(null),
+    quotaWindow: undefined
+  }
   let i = 0
   while (i < args.length) {
     const consumed = step(draft, args, i)
@@ -207,17 +251,24 @@ export const toOptions = (
   command: Extract<Command, { readonly _tag: "chaos-server" }>,
   file: unknown
 ): Either.Either<Record<string, unknown>, string> => {
-  if (file === undefined) return Either.right({ ...command.server, faults: command.faults })
+  const quotas = command.quotas === undefined ? {} : { quotas: command.quotas }
+  if (file === undefined) return Either.right({ ...command.server, faults: command.faults, ...quotas })
   const where = `--config ${command.configFile ?? ""}`.trim()
-  if (!isPlainObject(file)) return Either.left(`${where}: expected a JSON object { "faults": …, "perModel": … }`)
-  const unknown = Object.keys(file).filter((key) => key !== "faults" && key !== "perModel")
+  if (!isPlainObject(file)) return Either.left(`${where}: expected a JSON object { "faults": …, "perModel": …, "quotas": … }`)
+  const unknown = Object.keys(file).filter((key) => key !== "faults" && key !== "perModel" && key !== "quotas")
   if (unknown.length > 0) {
-    return Either.left(`${where}: unknown key(s) ${unknown.map((k) => JSON.stringify(k)).join(", ")} (expected "faults", "perModel")`)
+    return Either.left(
+      `${where}: unknown key(s) ${unknown.map((k) => JSON.stringify(k)).join(", ")} (expected "faults", "perModel", "quotas")`
+    )
   }
   if (file.faults !== undefined && !isPlainObject(file.faults)) return Either.left(`${where}: "faults" must be an object`)
+  if (file.quotas !== undefined && !isPlainObject(file.quotas)) return Either.left(`${where}: "quotas" must be an object`)
+  // --quota flags replace the file's quota of the same model.
+  const merged = file.quotas === undefined && command.quotas === undefined ? {} : { quotas: { ...file.quotas, ...command.quotas } }
   return Either.right({
     ...command.server,
     ...(file.perModel === undefined ? {} : { perModel: file.perModel }),
-    faults: { ...file.faults, ...command.faults }
+    faults: { ...file.faults, ...command.faults },
+    ...merged
   })
 }

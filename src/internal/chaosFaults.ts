@@ -4,6 +4,7 @@
  */
 import { Duration, Either, Schema } from "effect"
 import { InvalidOptions } from "../InvalidOptions.js"
+import { Quotas } from "./chaosQuota.js"
 import { DurationInput } from "./durationInput.js"
 
 // Exact optional fields: a bad value is reported once ("Expected …"), not also as "Expected undefined".
@@ -126,6 +127,7 @@ export const Options = Schema.Struct({
     failStatus: optional(ErrorStatus),
     expireAfterItems: optional(Schema.Int.pipe(Schema.nonNegative()))
   })),
+  quotas: optional(Quotas),
   ...faultConfigFields
 }).pipe(Schema.filter(mergedRates))
 

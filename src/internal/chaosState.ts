@@ -6,6 +6,7 @@ import type * as Http from "node:http"
 import type * as Faults from "./chaosFaults.js"
 import { type BatchSettings, BatchState, defaultBatchSettings } from "./chaosBatchState.js"
 import { PromptCache } from "./chaosPromptCache.js"
+import { QuotaState, type Quotas } from "./chaosQuota.js"
 
 /** The API dialects the server speaks, named after their endpoints. */
 export type Dialect = "chat" | "messages" | "responses" | "embeddings"
@@ -34,6 +35,8 @@ export interface Settings {
   readonly toolCalls: ToolCallMode
   /** The Batch API's settings (completion time, failing lines, expiry). */
   readonly batch?: BatchSettings | undefined
+  /** Per-model requests and tokens a window (see chaosQuota). */
+  readonly quotas?: Quotas | undefined
 }
 
 /** A response being tracked; `cut` marks a close the server did on purpose (not a client abort). */
@@ -51,6 +54,8 @@ export class ChaosState {
   readonly promptCache = new PromptCache()
   /** The uploaded files and the batches (`/v1/files`, `/v1/batches`). */
   readonly batch: BatchState
+  /** The per-model quotas and their current windows. */
+  readonly quota: QuotaState
   private index = 0
   private requests = 0
   private byModel = counters()
@@ -69,6 +74,7 @@ export class ChaosState {
     this.config = config
     this.settings = { usage: settings.usage ?? true, toolCalls: settings.toolCalls ?? "named" }
     this.batch = new BatchState(settings.batch ?? defaultBatchSettings)
+    this.quota = new QuotaState(settings.quotas ?? {})
   }
 
   /** The next request number: the fault sequence is a function of the seed and this number. */

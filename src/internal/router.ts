@@ -12,7 +12,8 @@ import * as LlmMetrics from "../LlmMetrics.js"
 import * as Pricing from "../Pricing.js"
 import * as Tokenizer from "../Tokenizer.js"
 import { isProgress } from "./streamProgress.js"
-import type { Admission, DeploymentState, Outcome, StoreOps } from "./routerStore.js"
+import * as Quota from "./quota.js"
+import type { Admission, DeploymentState, Outcome, Seen, StoreOps } from "./routerStore.js"
 import { emptyState } from "./routerStore.js"
 import * as Strategy from "./routerStrategy.js"
 import * as Telemetry from "./telemetry.js"
@@ -46,6 +47,8 @@ export interface Config {
   readonly staleMs: number
   readonly exploration: number
   readonly failover: boolean
+  /** Read the deployments' rate-limit headers and skip one whose quota the call would exceed until its reset. */
+  readonly providerQuota: boolean
 }
 
 type Store = StoreOps<unknown>
@@ -125,11 +128,12 @@ const plan = (config: Config, store: Store, request: ChatRequest, group: Readonl
     const now = yield* Clock.currentTimeMillis
     const pricing = yield* Pricing.current
     const windows = group.map((d) => windowOf(pricing, d))
-    const needsCount = config.strategy === "cost" || group.some((d, i) => d.tpm !== undefined || windows[i] !== undefined)
+    const states = yield* readStates(store, group, now)
+    const needsCount = config.strategy === "cost" || group.some((d, i) => d.tpm !== undefined || windows[i] !== undefined) ||
+      (config.providerQuota && states.some((s) => s.quota?.tokens !== undefined))
     const prompt = yield* promptTokens(request, needsCount)
     const output = request.maxTokens ?? 0
     const estimate = prompt + output
-    const states = yield* readStates(store, group, now)
     const candidates: Array<Strategy.Candidate> = []
     const waits: Array<number> = []
     const tooSmall: Array<number> = []
@@ -140,9 +144,13 @@ const plan = (config: Config, store: Store, request: ChatRequest, group: Readonl
       else if (state.cooldownUntil > now) waits.push(state.cooldownUntil - now)
       else if (atLimit(d, state, estimate)) {
         waits.push(d.maxConcurrent !== undefined && state.inFlight >= d.maxConcurrent ? 0 : state.windowStart + MINUTE - now)
+      } else if (config.providerQuota && Quota.waitMs(state.quota, estimate, now) > 0) {
+        // Proactive throttling: the provider's quota is spent (or too short for this call) until its reset.
+        waits.push(Quota.waitMs(state.quota, estimate, now))
       } else {
         const cost = config.strategy === "cost" ? costOf(pricing, d, prompt, output) : undefined
-        candidates.push({ index, weight: d.weight, rpm: d.rpm, tpm: d.tpm, cost, state })
+        const quotaLeft = config.providerQuota ? Quota.remainingFraction(state.quota, now) : 1
+        candidates.push({ index, weight: d.weight, rpm: d.rpm, tpm: d.tpm, cost, quotaLeft, state })
       }
     })
     const randoms: Array<number> = []
@@ -152,16 +160,17 @@ const plan = (config: Config, store: Store, request: ChatRequest, group: Readonl
     return { order, estimate, none: noneError(request, group, waits, tooSmall, estimate) } satisfies Plan
   })
 
-const admission = (d: Deployment, estimate: number): Admission => ({
+const admission = (config: Config, d: Deployment, estimate: number): Admission => ({
   maxConcurrent: d.maxConcurrent,
   rpm: d.rpm,
   tpm: d.tpm,
-  tokens: estimate
+  tokens: estimate,
+  quota: config.providerQuota
 })
 
-const begin = (store: Store, d: Deployment, estimate: number) =>
+const begin = (config: Config, store: Store, d: Deployment, estimate: number) =>
   Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    store.begin(d.key, admission(d, estimate), now).pipe(
+    store.begin(d.key, admission(config, d, estimate), now).pipe(
       Effect.catchAllCause((cause) =>
         Effect.as(Effect.logWarning("Router store begin failed; the call goes ahead", Cause.squash(cause)), true)
       )
@@ -180,7 +189,12 @@ const settle = (
   store: Store,
   d: Deployment,
   kind: Outcome["kind"],
-  extra: { readonly tokensDelta: number; readonly latencyMs?: number | undefined; readonly cooldownMs?: number | undefined },
+  extra: {
+    readonly tokensDelta: number
+    readonly latencyMs?: number | undefined
+    readonly cooldownMs?: number | undefined
+    readonly seen?: Seen | undefined
+  },
   reason: string
 ): Effect.Effect<void> =>
   Effect.flatMap(Clock.currentTimeMillis, (now) =>
@@ -214,14 +228,31 @@ const usageTotal = (usage: { readonly inputTokens: number; readonly outputTokens
   usage === undefined ? undefined : usage.inputTokens + usage.outputTokens
 
 /** Settles a failed call; true when the router may try the next deployment. */
-const settleFailure = (config: Config, store: Store, d: Deployment, error: LlmError.LlmError) => {
+const settleFailure = (config: Config, store: Store, d: Deployment, error: LlmError.LlmError, seen?: Seen | undefined) => {
   const verdict = verdictOf(error, config.cooldownMs)
   const kind = verdict.kind === "fault" ? "failure" : "neutral"
   const cooldownMs = verdict.kind === "fault" ? verdict.cooldownMs : undefined
   return Effect.as(
-    settle(config, store, d, kind, { tokensDelta: 0, cooldownMs }, error._tag),
+    settle(config, store, d, kind, { tokensDelta: 0, cooldownMs, seen }, error._tag),
     config.failover && verdict.kind !== "caller"
   )
+}
+
+/**
+ * A completion's rate-limit headers, kept for its settle (one store step): `call` runs with an observer when the
+ * router reads them, and `seen()` gives what its response (or error response) said.
+ */
+const headersOf = (config: Config, estimate: number) => {
+  let seen: Seen | undefined
+  const observer: Quota.QuotaObserver = (headers) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      const quota = Quota.fromHeaders(headers, now)
+      if (quota !== undefined) seen = { quota, estimate }
+    })
+  return {
+    watch: <A, E, R>(call: Effect.Effect<A, E, R>) => (config.providerQuota ? Quota.observe(call, observer) : call),
+    seen: () => seen
+  }
 }
 
 /** The completion path. */
@@ -232,21 +263,24 @@ export const complete = (config: Config, store: Store, next: LlmClient.Complete)
     const attempt = (i: number, last: LlmError.LlmError | undefined): Effect.Effect<ChatResponse, LlmError.LlmError> => {
       if (i >= p.order.length) return Effect.fail(last ?? p.none)
       const d = p.order[i]
-      return Effect.flatMap(begin(store, d, p.estimate), (admitted) => {
+      return Effect.flatMap(begin(config, store, d, p.estimate), (admitted) => {
         if (!admitted) return attempt(i + 1, last)
-        const call = d.client === undefined ? next(requestFor(request, d)) : d.client.complete(requestFor(request, d))
+        const headers = headersOf(config, p.estimate)
+        const call = headers.watch(d.client === undefined ? next(requestFor(request, d)) : d.client.complete(requestFor(request, d)))
         return Effect.uninterruptibleMask((restore) =>
           Effect.flatMap(Effect.zip(Clock.currentTimeMillis, Effect.exit(restore(Effect.zipRight(routed(d), call)))), ([start, exit]) => {
+            const seen = headers.seen()
             if (Exit.isSuccess(exit)) {
               return Effect.flatMap(Clock.currentTimeMillis, (end) => {
                 const used = usageTotal(exit.value.usage) ?? p.estimate
                 const response = new ChatResponse({ ...exit.value, deployment: d.id }, true)
-                return Effect.as(settle(config, store, d, "success", { tokensDelta: used - p.estimate, latencyMs: end - start }, "success"), response)
+                const outcome = { tokensDelta: used - p.estimate, latencyMs: end - start, seen }
+                return Effect.as(settle(config, store, d, "success", outcome, "success"), response)
               })
             }
             const failure = Cause.failureOption(exit.cause)
-            if (Option.isNone(failure)) return Effect.zipRight(settle(config, store, d, "neutral", { tokensDelta: 0 }, "interrupted"), exit)
-            return Effect.flatMap(settleFailure(config, store, d, failure.value), (more) =>
+            if (Option.isNone(failure)) return Effect.zipRight(settle(config, store, d, "neutral", { tokensDelta: 0, seen }, "interrupted"), exit)
+            return Effect.flatMap(settleFailure(config, store, d, failure.value, seen), (more) =>
               more ? restore(attempt(i + 1, failure.value)) : Effect.fail(failure.value))
           })
         )
@@ -264,7 +298,7 @@ export const stream = (config: Config, store: Store, next: LlmClient.StreamFn): 
     const attempt = (i: number, last: LlmError.LlmError | undefined): Stream.Stream<ChatChunk, LlmError.LlmError> => {
       if (i >= p.order.length) return Stream.fail(last ?? p.none)
       const d = p.order[i]
-      return Stream.unwrap(Effect.flatMap(begin(store, d, p.estimate), (admitted) => {
+      return Stream.unwrap(Effect.flatMap(begin(config, store, d, p.estimate), (admitted) => {
         if (!admitted) return Effect.succeed(attempt(i + 1, last))
         return Effect.map(Clock.currentTimeMillis, (start) => deploymentStream(config, store, p, d, request, next, start, (error) =>
           attempt(i + 1, error)))
@@ -287,7 +321,20 @@ const deploymentStream = (
   let firstTokenMs: number | undefined
   let used: number | undefined
   let settled = false
-  const chunks = d.client === undefined ? next(requestFor(request, d)) : d.client.stream(requestFor(request, d))
+  const raw = d.client === undefined ? next(requestFor(request, d)) : d.client.stream(requestFor(request, d))
+  // A stream's headers arrive before its first chunk: recorded then (in the background), and again at its settle.
+  let seen: Seen | undefined
+  const chunks = config.providerQuota ? Quota.observeStream(raw, (headers) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const quota = Quota.fromHeaders(headers, now)
+      if (quota === undefined) return Effect.void
+      seen = { quota, estimate: p.estimate }
+      if (store.observe === undefined) return Effect.void
+      const recorded = store.observe(d.key, seen, now).pipe(
+        Effect.catchAllCause((cause) => Effect.logWarning("Router store observe failed", Cause.squash(cause)))
+      )
+      return Effect.asVoid(Effect.forkDaemon(recorded))
+    })) : raw
   const tagged = Stream.mapEffect(chunks, (chunk) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
       if (firstTokenMs === undefined && isProgress(chunk)) firstTokenMs = now - start
@@ -298,13 +345,13 @@ const deploymentStream = (
     if (settled) return Effect.void
     settled = true
     if (Exit.isSuccess(exit)) {
-      return settle(config, store, d, "success", { tokensDelta: (used ?? p.estimate) - p.estimate, latencyMs: firstTokenMs }, "success")
+      return settle(config, store, d, "success", { tokensDelta: (used ?? p.estimate) - p.estimate, latencyMs: firstTokenMs, seen }, "success")
     }
     const failure = Cause.failureOption(exit.cause)
-    if (Option.isNone(failure)) return settle(config, store, d, "neutral", { tokensDelta: 0 }, "interrupted")
+    if (Option.isNone(failure)) return settle(config, store, d, "neutral", { tokensDelta: 0, seen }, "interrupted")
     const error = failure.value
     // A stream that failed after it started is not failed over; its deployment is charged all the same.
-    return settleFailure(config, store, d, error)
+    return settleFailure(config, store, d, error, seen)
   })
   return Stream.catchAll(finished, (error) => {
     const verdict = verdictOf(error, config.cooldownMs)

@@ -5,6 +5,7 @@
  * consecutive failures and the cooldown.
  */
 import { Effect } from "effect"
+import * as Quota from "./quota.js"
 
 /** One deployment's state as the strategies read it. */
 export interface DeploymentState {
@@ -26,6 +27,11 @@ export interface DeploymentState {
   readonly requests: number
   /** Tokens charged in the current minute (estimates, corrected by the real usage after each call). */
   readonly tokens: number
+  /**
+   * The provider's quota as its rate-limit headers last said, less what was admitted since (see `internal/quota.ts`).
+   * Absent until a response carried the headers, or when the router ignores them.
+   */
+  readonly quota?: Quota.Quota | undefined
 }
 
 /** The state of a deployment never seen. */
@@ -48,6 +54,15 @@ export interface Admission {
   readonly tpm: number | undefined
   /** The call's estimated tokens (prompt + max output). */
   readonly tokens: number
+  /** Whether to refuse a call the provider's quota view says would not fit before its reset. Defaults to false. */
+  readonly quota?: boolean | undefined
+}
+
+/** A response's rate-limit headers, for `settle` and `observe`. */
+export interface Seen {
+  readonly quota: Quota.Quota
+  /** The call's estimated tokens: the other calls in flight are assumed to be as large. */
+  readonly estimate: number
 }
 
 /** How a call ended, for `settle`. */
@@ -66,6 +81,8 @@ export interface Outcome {
   /** Failures: consecutive failures that start a cooldown of `defaultCooldownMs`. */
   readonly allowedFails: number
   readonly defaultCooldownMs: number
+  /** The rate-limit headers of the call's response (or error response), when it sent them. */
+  readonly seen?: Seen | undefined
 }
 
 /** What `settle` did: the cooldown it started, if any. */
@@ -78,15 +95,40 @@ export interface StoreOps<E> {
   readonly read: (keys: ReadonlyArray<string>, now: number) => Effect.Effect<ReadonlyArray<DeploymentState>, E>
   readonly begin: (key: string, admission: Admission, now: number) => Effect.Effect<boolean, E>
   readonly settle: (key: string, outcome: Outcome, now: number) => Effect.Effect<Settled, E>
+  /**
+   * A running call's rate-limit headers (a stream's, which arrive before its first chunk). Optional: without it a
+   * stream's headers count from its settle on.
+   */
+  readonly observe?: ((key: string, seen: Seen, now: number) => Effect.Effect<void, E>) | undefined
 }
 
 const MINUTE = 60_000
 
 /** The state seen at `now`: a minute window that has ended is empty. */
-export const rolled = (state: DeploymentState, now: number): DeploymentState =>
-  now - state.windowStart >= MINUTE
+export const rolled = (state: DeploymentState, now: number): DeploymentState => {
+  const minute = now - state.windowStart >= MINUTE
     ? { ...state, windowStart: now - ((now - state.windowStart) % MINUTE), requests: 0, tokens: 0 }
     : state
+  if (minute.quota === undefined) return minute
+  const quota = Quota.rolled(minute.quota, now)
+  return quota === minute.quota ? minute : withQuota(minute, quota)
+}
+
+const withQuota = (state: DeploymentState, quota: Quota.Quota | undefined): DeploymentState => {
+  if (quota !== undefined) return { ...state, quota }
+  const { quota: _, ...rest } = state
+  return rest
+}
+
+/** The quota view after `seen`, with `others` other calls of this deployment still in flight. */
+const observedBy = (state: DeploymentState, seen: Seen, others: number, now: number): DeploymentState =>
+  withQuota(state, Quota.observed(state.quota, seen.quota, others, others * seen.estimate, now))
+
+/** Pure `observe`: a running call's headers (itself one of the calls in flight). */
+export const observeStep = (state: DeploymentState, seen: Seen, now: number): readonly [void, DeploymentState] => {
+  const s = rolled(state, now)
+  return [undefined, observedBy(s, seen, Math.max(0, s.inFlight - 1), now)]
+}
 
 /** Pure `begin`: whether the call fits, and the state after it. */
 export const beginStep = (
@@ -99,7 +141,9 @@ export const beginStep = (
   if (admission.rpm !== undefined && s.requests + 1 > admission.rpm) return [false, s]
   // A call larger than the whole limit is let into an empty minute rather than refused forever.
   if (admission.tpm !== undefined && s.tokens > 0 && s.tokens + admission.tokens > admission.tpm) return [false, s]
-  return [true, { ...s, inFlight: s.inFlight + 1, requests: s.requests + 1, tokens: s.tokens + admission.tokens }]
+  if (admission.quota === true && Quota.waitMs(s.quota, admission.tokens, now) > 0) return [false, s]
+  const next = { ...s, inFlight: s.inFlight + 1, requests: s.requests + 1, tokens: s.tokens + admission.tokens }
+  return [true, s.quota === undefined ? next : withQuota(next, Quota.admit(s.quota, admission.tokens, now))]
 }
 
 const averaged = (s: DeploymentState, outcome: Outcome, now: number): DeploymentState => {
@@ -115,7 +159,8 @@ export const settleStep = (
   outcome: Outcome,
   now: number
 ): readonly [Settled, DeploymentState] => {
-  const rolledState = rolled(state, now)
+  const current = rolled(state, now)
+  const rolledState = outcome.seen === undefined ? current : observedBy(current, outcome.seen, Math.max(0, current.inFlight - 1), now)
   const base: DeploymentState = {
     ...rolledState,
     inFlight: Math.max(0, rolledState.inFlight - 1),
@@ -147,6 +192,10 @@ export const makeMemory = (): StoreOps<never> => {
         const [settled, next] = settleStep(get(key), outcome, now)
         states.set(key, next)
         return settled
+      }),
+    observe: (key, seen, now) =>
+      Effect.sync(() => {
+        states.set(key, observeStep(get(key), seen, now)[1])
       })
   }
 }

@@ -17,6 +17,8 @@ export interface Candidate {
   readonly tpm: number | undefined
   /** Estimated USD cost of this call on it, undefined when unpriced. */
   readonly cost: number | undefined
+  /** The fraction of the provider's quota left (its rate-limit headers less what was sent since), 1 without one. */
+  readonly quotaLeft?: number | undefined
   readonly state: DeploymentState
 }
 
@@ -43,11 +45,11 @@ const byKeys = <A>(items: ReadonlyArray<A>, ...keys: ReadonlyArray<(a: A) => num
     return 0
   })
 
-/** Remaining fraction of the minute's limits (1 without limits). */
+/** Remaining fraction of the minute's limits and of the provider's quota (1 without limits). */
 export const remaining = (c: Candidate): number => {
   const requests = c.rpm === undefined ? 1 : 1 - c.state.requests / c.rpm
   const tokens = c.tpm === undefined ? 1 : 1 - c.state.tokens / c.tpm
-  return Math.max(0, Math.min(requests, tokens))
+  return Math.max(0, Math.min(requests, tokens, c.quotaLeft ?? 1))
 }
 
 const isMeasured = (c: Candidate, rule: LatencyRule): boolean =>

@@ -12,9 +12,9 @@ const request = (i: number) =>
   new ChatRequest({ model: "gpt-4o-mini", messages: [{ role: "user", content: `Summarise ticket #${i}` }] })
 
 /** One ChaosServer "deployment" of gpt-4o-mini on loopback and an OpenAI client for it. */
-const deployment = (faults: ChaosServer.Faults, seed: number) =>
+const deployment = (faults: ChaosServer.Faults, seed: number, quotas?: ChaosServer.Options["quotas"]) =>
   Effect.gen(function* () {
-    const server = yield* ChaosServer.make({ seed, faults, words: 4 })
+    const server = yield* ChaosServer.make({ seed, faults, words: 4, quotas })
     const client = yield* OpenAi.make({ apiKey: Redacted.make("sk-chaos"), baseURL: server.baseURL })
     return { server, client }
   })
@@ -73,6 +73,44 @@ describe("e2e: Router and Hedge over ChaosServer deployments", () => {
       yield* burst(10)
       expect((yield* requestsOf(failing.server)) - failedSoFar).toBe(2) // tried again after its cooldown
     }).pipe(Effect.withRandom(Random.make(5)), Effect.provide(Router.layerStoreMemory))))
+
+  it.live("proactive throttling: the small-quota deployment sees no 429 with it on, and does without it", () =>
+    Effect.scoped(Effect.gen(function* () {
+      // Three deployments of one model: a fast one with a small quota (5 requests a minute), a slow one, a failing one.
+      const run = (providerQuota: boolean, seed: number) =>
+        Effect.gen(function* () {
+          const small = yield* deployment({ latency: "1 millis" }, seed, { "gpt-4o-mini": { rpm: 5 } })
+          const slow = yield* deployment({ latency: "20 millis" }, seed + 1)
+          const failing = yield* deployment({ outage: { status: 503 } }, seed + 2)
+          const router = yield* Router.policy({
+            name: `e2e-quota-${providerQuota}`,
+            strategy: "weighted",
+            providerQuota,
+            deployments: [
+              { id: "small", model: "gpt-4o-mini", client: small.client, weight: 8 },
+              { id: "slow", model: "gpt-4o-mini", client: slow.client, weight: 1 },
+              { id: "failing", model: "gpt-4o-mini", client: failing.client, weight: 1 }
+            ]
+          })
+          const client = LlmClient.decorate(slow.client, router)
+          // Three at a time: fewer than the quota, so even the calls sent before any header was seen fit in it.
+          const responses = yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) => client.complete(request(i)), {
+            concurrency: 3
+          })
+          const stats = yield* small.server.stats
+          return { answered: responses.length, toSmall: stats.requests, rejected: stats.byOutcome["error:429"] ?? 0 }
+        }).pipe(Effect.provide(Router.layerStoreMemory))
+      const on = yield* run(true, 10)
+      expect(on.answered).toBe(40)
+      expect(on.rejected).toBe(0)
+      expect(on.toSmall).toBe(5) // used its whole quota, then skipped until its reset
+      // Without it the router learns of the full quota only from a 429 (then cools the deployment down for its
+      // Retry-After). The weights send ~80 % of 40 calls to it: it gets more than 5 but in ~1e-15 of runs.
+      const off = yield* run(false, 20)
+      expect(off.answered).toBe(40)
+      expect(off.rejected).toBeGreaterThanOrEqual(1)
+      expect(off.rejected).toBeLessThanOrEqual(3) // the calls in flight when the first 429 came back
+    }).pipe(Effect.withRandom(Random.make(14)))))
 
   it.live("weighted over two deployments: a 1:3 split within 5 points (seeded)", () =>
     Effect.scoped(Effect.gen(function* () {

@@ -5,6 +5,30 @@ import * as Cli from "../../src/internal/chaosCli.js"
 const parse = (line: string) => Cli.parse(line.split(" ").filter((s) => s.length > 0))
 
 describe("chaosCli.parse", () => {
+  it("reads --quota (repeatable, RPM or TPM may be empty) and --quota-window into quotas", () => {
+    const result = parse("chaos-server --quota gpt-4o-mini:5:2000 --quota gpt-4o::90000 --quota-window 10000")
+    const command = Either.getOrThrow(result)
+    expect(command).toEqual({
+      _tag: "chaos-server",
+      server: {},
+      faults: {},
+      configFile: undefined,
+      quotas: { "gpt-4o-mini": { rpm: 5, tpm: 2000, window: 10000 }, "gpt-4o": { tpm: 90000, window: 10000 } }
+    })
+    if (command._tag !== "chaos-server") return
+    // the file's quotas are kept, a flag replaces the same model's
+    expect(Either.getOrThrow(Cli.toOptions(command, { quotas: { "gpt-4o": { rpm: 1 }, other: { rpm: 2 } } }))).toEqual({
+      faults: {},
+      quotas: { "gpt-4o-mini": { rpm: 5, tpm: 2000, window: 10000 }, "gpt-4o": { tpm: 90000, window: 10000 }, other: { rpm: 2 } }
+    })
+    expect(Either.getLeft(parse("chaos-server --quota gpt-4o"))._tag).toBe("Some")
+    expect(Either.getLeft(parse("chaos-server --quota gpt-4o::"))._tag).toBe("Some")
+    expect(Either.getLeft(parse("chaos-server --quota gpt-4o:x"))._tag).toBe("Some")
+    expect(Either.getLeft(parse("chaos-server --quota-window 100"))).toEqual(
+      Either.getLeft(Either.left("--quota-window applies to --quota: add --quota MODEL:RPM[:TPM]"))
+    )
+  })
+
   it("reads the README example", () => {
     const result = parse("chaos-server --port 8787 --seed 42 --error-rate 0.2 --status 503 --retry-after 1 --latency 50")
     expect(Either.getOrThrow(result)).toEqual({
@@ -93,10 +117,10 @@ describe("chaosCli.toOptions", () => {
   it("rejects a file that is not an object of faults and perModel", () => {
     const c = command("chaos-server --config f.json")
     for (const file of [null, [1], "x", 3]) {
-      expect(Cli.toOptions(c, file)).toEqual(Either.left("--config f.json: expected a JSON object { \"faults\": …, \"perModel\": … }"))
+      expect(Cli.toOptions(c, file)).toEqual(Either.left("--config f.json: expected a JSON object { \"faults\": …, \"perModel\": …, \"quotas\": … }"))
     }
     expect(Cli.toOptions(c, { fault: { hangRate: 1 }, perModel: {} })).toEqual(
-      Either.left("--config f.json: unknown key(s) \"fault\" (expected \"faults\", \"perModel\")")
+      Either.left("--config f.json: unknown key(s) \"fault\" (expected \"faults\", \"perModel\", \"quotas\")")
     )
     expect(Either.isLeft(Cli.toOptions(c, { faults: "none" }))).toBe(true)
   })
