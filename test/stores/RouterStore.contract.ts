@@ -104,6 +104,37 @@ export const routerStoreContract = <E>(name: string, storeLayer: Layer.Layer<Rou
           )
         })))
 
+    it.effect("quota view: headers less the other calls in flight, lowered only until the reset, whole after it; begin refuses what it cannot fit", () =>
+      withStore((store) =>
+        Effect.gen(function* () {
+          const key = newKey("quota")
+          const q = { ...open, quota: true, tokens: 10 }
+          const seen = (remaining: number) => ({
+            quota: { requests: { limit: 10, remaining, resetAt: T0 + 30_000 }, tokens: undefined },
+            estimate: 10
+          })
+          const remaining = (now: number) => Effect.map(read(store, key, now), (s) => s.quota?.requests?.remaining)
+          expect(yield* store.begin(key, q, T0)).toBe(true)
+          expect(yield* store.begin(key, q, T0)).toBe(true)
+          expect(yield* remaining(T0)).toBeUndefined() // no headers seen yet
+          expect(store.observe).toBeDefined()
+          // the first call's headers: 3 left, and the second call (in flight) may not be counted yet
+          yield* store.observe!(key, seen(3), T0 + 1)
+          expect(yield* remaining(T0 + 1)).toBe(2)
+          expect(yield* store.begin(key, q, T0 + 2)).toBe(true)
+          expect(yield* store.begin(key, q, T0 + 2)).toBe(true)
+          expect(yield* store.begin(key, q, T0 + 2)).toBe(false) // spent until the reset
+          expect(yield* store.begin(key, { ...q, quota: false }, T0 + 2)).toBe(true) // unless told to ignore it
+          expect(yield* remaining(T0 + 2)).toBe(-1)
+          // an older, higher count coming back late does not raise it
+          yield* store.settle(key, { ...base, kind: "success", seen: seen(6) }, T0 + 3)
+          expect(yield* remaining(T0 + 3)).toBe(-1)
+          // past the reset: whole again
+          expect(yield* remaining(T0 + 30_000)).toBe(10)
+          expect(yield* store.begin(key, q, T0 + 30_000)).toBe(true)
+          expect(yield* remaining(T0 + 30_000)).toBe(9)
+        })))
+
     it.effect("is atomic: 50 concurrent begins with maxConcurrent 10 admit exactly 10", () =>
       withStore((store) =>
         Effect.gen(function* () {

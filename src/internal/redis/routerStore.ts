@@ -15,7 +15,7 @@ import { createHash } from "node:crypto"
 import type { RedisClient, RedisError } from "../../Redis.js"
 import { RouterStoreError, type Store } from "../../Router.js"
 import { compareAndSetLua } from "./circuitBreaker.js"
-import { beginStep, type DeploymentState, emptyState, rolled, settleStep } from "../routerStore.js"
+import { beginStep, type DeploymentState, emptyState, observeStep, rolled, settleStep } from "../routerStore.js"
 
 /** Attempts of one write before giving up with a RouterStoreError. */
 export const MAX_ATTEMPTS = 25
@@ -114,6 +114,7 @@ export const make = (redis: RedisClient["Type"]): Store => {
         )
       ),
     begin: (key, admission, now) => step("begin", key, now, (state) => beginStep(state, admission, now)),
-    settle: (key, outcome, now) => step("settle", key, now, (state) => settleStep(state, outcome, now))
+    settle: (key, outcome, now) => step("settle", key, now, (state) => settleStep(state, outcome, now)),
+    observe: (key, seen, now) => step("observe", key, now, (state) => observeStep(state, seen, now))
   }
 }
