@@ -193,7 +193,9 @@ export class ChatRequest extends Schema.Class<ChatRequest>("effect-llm-resilienc
  * `prompt_tokens_details.cached_tokens`, Anthropic's `cache_read_input_tokens`), priced at the model's cached-input
  * price; `reasoningTokens` is the part of `outputTokens` the model spent reasoning (OpenAI's
  * `completion_tokens_details.reasoning_tokens`), already counted and priced as output. Both are parts, never
- * extra tokens, and are absent when the provider reported none (or zero).
+ * extra tokens, and are absent when the provider reported none (or zero). `cacheWriteInputTokens` is the part of
+ * `inputTokens` written to the prompt cache (Anthropic's `cache_creation_input_tokens`), priced at the model's
+ * cache-write price (1.25× input for Anthropic's 5-minute cache).
  *
  * @example
  * ```ts
@@ -210,7 +212,8 @@ export const Usage = Schema.Struct({
   outputTokens: Schema.NonNegativeInt,
   estimated: Schema.optional(Schema.Boolean),
   cachedInputTokens: Schema.optional(Schema.NonNegativeInt),
-  reasoningTokens: Schema.optional(Schema.NonNegativeInt)
+  reasoningTokens: Schema.optional(Schema.NonNegativeInt),
+  cacheWriteInputTokens: Schema.optional(Schema.NonNegativeInt)
 })
 
 /**

@@ -60,6 +60,7 @@ export const names = {
   routerLatency: "llm_router_latency_ms",
   hedges: "llm_hedges_total",
   estimatedTokens: "llm_estimated_tokens_total",
+  tokenDetails: "llm_token_details_total",
   timeToFirstToken: "llm_time_to_first_token_ms",
   operationDuration: "gen_ai.client.operation.duration",
   tokenUsage: "gen_ai.client.token.usage",
@@ -122,6 +123,10 @@ export const attributes = {
   responseTimeToFirstChunk: "gen_ai.response.time_to_first_chunk",
   usageInputTokens: "gen_ai.usage.input_tokens",
   usageOutputTokens: "gen_ai.usage.output_tokens",
+  usageCacheReadInputTokens: "gen_ai.usage.cache_read.input_tokens",
+  usageCacheCreationInputTokens: "gen_ai.usage.cache_creation.input_tokens",
+  usageReasoningOutputTokens: "gen_ai.usage.reasoning.output_tokens",
+  embeddingsDimensionCount: "gen_ai.embeddings.dimension.count",
   tokenType: "gen_ai.token.type",
   inputMessages: "gen_ai.input.messages",
   outputMessages: "gen_ai.output.messages",
@@ -323,6 +328,18 @@ export const routerLatency = fromKey(MetricKey.histogram(
 export const hedges = counter(
   names.hedges,
   "Hedged attempts, labelled model and outcome (sent, won, refused: the retry budget had no room)"
+)
+
+/**
+ * The parts of the counted tokens that are priced apart, labelled `model` and `type`: "cache_read" (input read
+ * from the prompt cache), "cache_creation" (input written to it) and "reasoning" (output spent reasoning). Each is
+ * a part of `llm_input_tokens_total` / `llm_output_tokens_total`, never extra tokens.
+ *
+ * @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.tokenDetails
+ */
+export const tokenDetails = counter(
+  names.tokenDetails,
+  "Token parts priced apart (cache_read, cache_creation input; reasoning output), labelled model and type"
 )
 
 /** @since 0.1.0 @category Metrics @example import { LlmMetrics } from "effect-llm-resilience"; LlmMetrics.estimatedTokens */

@@ -18,9 +18,15 @@ const Usd = Schema.Number.pipe(Schema.nonNegative(), Schema.finite())
  *
  * - `cachedInputPerMillion`: the price of prompt tokens read from the provider's prompt cache
  *   (`Usage.cachedInputTokens`). Defaults to `inputPerMillion` (no discount assumed).
+ * - `cacheWriteInputPerMillion`: the price of prompt tokens written to the prompt cache
+ *   (`Usage.cacheWriteInputTokens`; Anthropic charges 1.25× input for its 5-minute cache). Defaults to
+ *   `inputPerMillion`.
  * - `batchInputPerMillion` / `batchOutputPerMillion`: the Batch API's prices. Each defaults to its standard price
  *   (no discount assumed). Cached input in a batch gets the batch discount too:
  *   `cachedInputPerMillion × batchInputPerMillion / inputPerMillion`.
+ *
+ * An embedding model has no output (`outputPerMillion: 0`, `maxOutputTokens: 0`); its `dimensions` is the length of
+ * its vectors when a request asks for none (`Embeddings.fallback` checks that a chain's models agree).
  *
  * Reasoning tokens are output tokens (`Usage.reasoningTokens` is a part of `outputTokens`): they have no price of
  * their own.
@@ -45,10 +51,12 @@ export const ModelPrice = Schema.Struct({
   inputPerMillion: Usd,
   outputPerMillion: Usd,
   cachedInputPerMillion: Schema.optionalWith(Usd, { exact: true }),
+  cacheWriteInputPerMillion: Schema.optionalWith(Usd, { exact: true }),
   batchInputPerMillion: Schema.optionalWith(Usd, { exact: true }),
   batchOutputPerMillion: Schema.optionalWith(Usd, { exact: true }),
   contextWindow: Schema.Int.pipe(Schema.positive()),
-  maxOutputTokens: Schema.Int.pipe(Schema.positive())
+  maxOutputTokens: Schema.Int.pipe(Schema.nonNegative()),
+  dimensions: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { exact: true })
 }).annotations(strict)
 
 /**
@@ -91,6 +99,26 @@ const price = (
   batchOutputPerMillion: outputPerMillion / 2,
   contextWindow,
   maxOutputTokens
+})
+
+// Anthropic: cache reads and 5-minute cache writes have prices of their own (reads 0.1×, writes 1.25× input, except
+// Claude 3 Haiku's published $0.03 / $0.30).
+const anthropic = (
+  inputPerMillion: number,
+  outputPerMillion: number,
+  contextWindow: number,
+  maxOutputTokens: number,
+  cachedInputPerMillion: number,
+  cacheWriteInputPerMillion: number = inputPerMillion * 1.25
+): ModelPrice => ({
+  ...price(inputPerMillion, outputPerMillion, contextWindow, maxOutputTokens, cachedInputPerMillion),
+  cacheWriteInputPerMillion
+})
+
+// OpenAI embedding models: input only (8,191 tokens an input), the Batch API at half price.
+const embedding = (inputPerMillion: number, dimensions: number): ModelPrice => ({
+  ...price(inputPerMillion, 0, 8_191, 0),
+  dimensions
 })
 
 /**
@@ -138,31 +166,35 @@ export const defaultTable: PriceTable = {
   "o3": price(2, 8, 200_000, 100_000, 0.5),
   "o3-mini": price(1.1, 4.4, 200_000, 100_000, 0.55),
   "o4-mini": price(1.1, 4.4, 200_000, 100_000, 0.275),
+  // OpenAI embedding models (Standard tier; Batch API half price).
+  "text-embedding-3-small": embedding(0.02, 1536),
+  "text-embedding-3-large": embedding(0.13, 3072),
+  "text-embedding-ada-002": embedding(0.1, 1536),
   // Anthropic list prices as of 2025-11-25 (standard tier; prompts up to 200K tokens; cached input: cache reads, a
-  // tenth of input; cache writes are priced as input). A dated snapshot id
+  // tenth of input; 5-minute cache writes 1.25× input). A dated snapshot id
   // ("claude-sonnet-4-20250514") is listed beside its alias, since Anthropic's `YYYYMMDD` suffix is not a family match.
-  "claude-opus-4-5": price(5, 25, 200_000, 64_000, 0.5),
-  "claude-opus-4-5-20251101": price(5, 25, 200_000, 64_000, 0.5),
-  "claude-opus-4-1": price(15, 75, 200_000, 32_000, 1.5),
-  "claude-opus-4-1-20250805": price(15, 75, 200_000, 32_000, 1.5),
-  "claude-opus-4": price(15, 75, 200_000, 32_000, 1.5),
-  "claude-opus-4-0": price(15, 75, 200_000, 32_000, 1.5),
-  "claude-opus-4-20250514": price(15, 75, 200_000, 32_000, 1.5),
-  "claude-sonnet-4-5": price(3, 15, 200_000, 64_000, 0.3),
-  "claude-sonnet-4-5-20250929": price(3, 15, 200_000, 64_000, 0.3),
-  "claude-sonnet-4": price(3, 15, 200_000, 64_000, 0.3),
-  "claude-sonnet-4-0": price(3, 15, 200_000, 64_000, 0.3),
-  "claude-sonnet-4-20250514": price(3, 15, 200_000, 64_000, 0.3),
-  "claude-haiku-4-5": price(1, 5, 200_000, 64_000, 0.1),
-  "claude-haiku-4-5-20251001": price(1, 5, 200_000, 64_000, 0.1),
-  "claude-3-7-sonnet": price(3, 15, 200_000, 64_000, 0.3),
-  "claude-3-7-sonnet-20250219": price(3, 15, 200_000, 64_000, 0.3),
-  "claude-3-5-sonnet": price(3, 15, 200_000, 8_192, 0.3),
-  "claude-3-5-sonnet-20241022": price(3, 15, 200_000, 8_192, 0.3),
-  "claude-3-5-haiku": price(0.8, 4, 200_000, 8_192, 0.08),
-  "claude-3-5-haiku-20241022": price(0.8, 4, 200_000, 8_192, 0.08),
-  "claude-3-haiku": price(0.25, 1.25, 200_000, 4_096, 0.03),
-  "claude-3-haiku-20240307": price(0.25, 1.25, 200_000, 4_096, 0.03),
+  "claude-opus-4-5": anthropic(5, 25, 200_000, 64_000, 0.5),
+  "claude-opus-4-5-20251101": anthropic(5, 25, 200_000, 64_000, 0.5),
+  "claude-opus-4-1": anthropic(15, 75, 200_000, 32_000, 1.5),
+  "claude-opus-4-1-20250805": anthropic(15, 75, 200_000, 32_000, 1.5),
+  "claude-opus-4": anthropic(15, 75, 200_000, 32_000, 1.5),
+  "claude-opus-4-0": anthropic(15, 75, 200_000, 32_000, 1.5),
+  "claude-opus-4-20250514": anthropic(15, 75, 200_000, 32_000, 1.5),
+  "claude-sonnet-4-5": anthropic(3, 15, 200_000, 64_000, 0.3),
+  "claude-sonnet-4-5-20250929": anthropic(3, 15, 200_000, 64_000, 0.3),
+  "claude-sonnet-4": anthropic(3, 15, 200_000, 64_000, 0.3),
+  "claude-sonnet-4-0": anthropic(3, 15, 200_000, 64_000, 0.3),
+  "claude-sonnet-4-20250514": anthropic(3, 15, 200_000, 64_000, 0.3),
+  "claude-haiku-4-5": anthropic(1, 5, 200_000, 64_000, 0.1),
+  "claude-haiku-4-5-20251001": anthropic(1, 5, 200_000, 64_000, 0.1),
+  "claude-3-7-sonnet": anthropic(3, 15, 200_000, 64_000, 0.3),
+  "claude-3-7-sonnet-20250219": anthropic(3, 15, 200_000, 64_000, 0.3),
+  "claude-3-5-sonnet": anthropic(3, 15, 200_000, 8_192, 0.3),
+  "claude-3-5-sonnet-20241022": anthropic(3, 15, 200_000, 8_192, 0.3),
+  "claude-3-5-haiku": anthropic(0.8, 4, 200_000, 8_192, 0.08),
+  "claude-3-5-haiku-20241022": anthropic(0.8, 4, 200_000, 8_192, 0.08),
+  "claude-3-haiku": anthropic(0.25, 1.25, 200_000, 4_096, 0.03, 0.3),
+  "claude-3-haiku-20240307": anthropic(0.25, 1.25, 200_000, 4_096, 0.03, 0.3),
   // Google Gemini API list prices as of 2025-11-25 (paid tier, text, prompts up to 200K tokens; cached input: context
   // caching reads, storage not included).
   "gemini-2.5-pro": price(1.25, 10, 1_048_576, 65_536, 0.125),

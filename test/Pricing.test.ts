@@ -28,6 +28,36 @@ describe("Pricing", () => {
     expect(Pricing.costOf(Pricing.defaultTable["gpt-4o-mini"], { inputTokens: 1_000_000, outputTokens: 0 })).toBeCloseTo(0.15, 12)
   })
 
+  it("prices the OpenAI embedding models (input only), their batch price at half, and knows their vector lengths", () => {
+    const t = Pricing.defaultTable
+    const million = { inputTokens: 1_000_000, outputTokens: 0 }
+    expect(Pricing.costOf(t["text-embedding-3-small"], million)).toBeCloseTo(0.02, 12)
+    expect(Pricing.costOf(t["text-embedding-3-large"], million)).toBeCloseTo(0.13, 12)
+    expect(Pricing.costOf(t["text-embedding-ada-002"], million)).toBeCloseTo(0.1, 12)
+    expect(Pricing.batchCostOf(t["text-embedding-3-small"], million)).toBeCloseTo(0.01, 12)
+    expect(Pricing.batchCostOf(t["text-embedding-3-large"], million)).toBeCloseTo(0.065, 12)
+    expect(Pricing.batchCostOf(t["text-embedding-ada-002"], million)).toBeCloseTo(0.05, 12)
+    expect([t["text-embedding-3-small"].dimensions, t["text-embedding-3-large"].dimensions, t["text-embedding-ada-002"].dimensions])
+      .toEqual([1536, 3072, 1536])
+  })
+
+  it("Anthropic cache writes cost 1.25× input and reads 0.1×; both are parts of the input, reads first", () => {
+    const sonnet = Pricing.defaultTable["claude-sonnet-4-5"] // $3 input, $15 output
+    // 10,000 prompt tokens: 6,000 read from the cache, 3,000 written to it, 1,000 plain; 100 output
+    const usage = { inputTokens: 10_000, outputTokens: 100, cachedInputTokens: 6_000, cacheWriteInputTokens: 3_000 }
+    expect(Pricing.costOf(sonnet, usage)).toBeCloseTo((1_000 * 3 + 6_000 * 0.3 + 3_000 * 3.75 + 100 * 15) / 1e6, 12)
+    // batch: every price halved, the cache prices scaled as the input price is
+    expect(Pricing.batchCostOf(sonnet, usage)).toBeCloseTo((1_000 * 1.5 + 6_000 * 0.15 + 3_000 * 1.875 + 100 * 7.5) / 1e6, 12)
+    // counts above the input are capped: never more than the whole prompt at the write price
+    const capped = { inputTokens: 1_000, outputTokens: 0, cacheWriteInputTokens: 5_000 }
+    expect(Pricing.costOf(sonnet, capped)).toBeCloseTo((1_000 * 3.75) / 1e6, 12)
+    // Claude 3 Haiku's published write price is $0.30 (not 1.25 × $0.25)
+    expect(Pricing.defaultTable["claude-3-haiku"].cacheWriteInputPerMillion).toBe(0.3)
+    // OpenAI has no write price: a write is priced as input
+    expect(Pricing.costOf(Pricing.defaultTable["gpt-4o"], { inputTokens: 1_000, outputTokens: 0, cacheWriteInputTokens: 1_000 }))
+      .toBeCloseTo(0.0025, 12)
+  })
+
   it.effect("cost and lookup use the default table without a layer", () =>
     Effect.gen(function* () {
       expect(yield* Pricing.cost("gpt-4o-mini", { inputTokens: 1_000_000, outputTokens: 1_000_000 })).toEqual(Option.some(0.75))

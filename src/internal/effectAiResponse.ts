@@ -29,26 +29,34 @@ const count = (record: unknown, key: string): number => {
 
 // Anthropic's `input_tokens` leaves out the prompt tokens read from or written to the cache (OpenAI's includes
 // them): the whole prompt is their sum, which `@effect/ai-anthropic` keeps in the finish part's metadata.
-const anthropicPrompt = (metadata: unknown): number | undefined => {
+const anthropicUsage = (metadata: unknown): object | undefined => {
   const anthropic = typeof metadata === "object" && metadata !== null ? (metadata as Record<string, unknown>).anthropic : undefined
   const usage = typeof anthropic === "object" && anthropic !== null ? (anthropic as Record<string, unknown>).usage : undefined
-  if (typeof usage !== "object" || usage === null) return undefined
-  return count(usage, "input_tokens") + count(usage, "cache_read_input_tokens") + count(usage, "cache_creation_input_tokens")
+  return typeof usage === "object" && usage !== null ? usage : undefined
 }
 
+const anthropicPrompt = (usage: object | undefined): number | undefined =>
+  usage === undefined
+    ? undefined
+    : count(usage, "input_tokens") + count(usage, "cache_read_input_tokens") + count(usage, "cache_creation_input_tokens")
+
 /**
- * Usage from a finish part; missing counts are 0, as in the OpenAI adapter. Cached input and reasoning tokens are
- * parts of the input and output counts (OpenAI's reading; an Anthropic prompt is made whole first).
+ * Usage from a finish part; missing counts are 0, as in the OpenAI adapter. Cached input, cache writes and reasoning
+ * tokens are parts of the input and output counts (OpenAI's reading; an Anthropic prompt is made whole first, and
+ * its `cache_creation_input_tokens`, which `@effect/ai` keeps only in the provider metadata, are the cache writes).
  */
 export const usageOf = (usage: Response.Usage | undefined, metadata?: unknown): Usage => {
   const cached = tokens(usage?.cachedInputTokens)
-  const inputTokens = anthropicPrompt(metadata) ?? tokens(usage?.inputTokens)
+  const anthropic = anthropicUsage(metadata)
+  const inputTokens = anthropicPrompt(anthropic) ?? tokens(usage?.inputTokens)
+  const written = anthropic === undefined ? 0 : Math.min(count(anthropic, "cache_creation_input_tokens"), inputTokens - Math.min(cached, inputTokens))
   const outputTokens = tokens(usage?.outputTokens)
   const reasoning = Math.min(tokens(usage?.reasoningTokens), outputTokens)
   return {
     inputTokens,
     outputTokens,
     ...(cached > 0 ? { cachedInputTokens: Math.min(cached, inputTokens) } : {}),
+    ...(written > 0 ? { cacheWriteInputTokens: written } : {}),
     ...(reasoning > 0 ? { reasoningTokens: reasoning } : {})
   }
 }

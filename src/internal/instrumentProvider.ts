@@ -52,6 +52,8 @@ interface ModelMetrics {
   readonly firstToken: Histogram
   readonly failures: Map<string, Counter>
   readonly failedDuration: Map<string, Histogram>
+  /** `llm_token_details_total` by type: cache_read, cache_creation, reasoning. */
+  readonly details: readonly [Counter, Counter, Counter]
   readonly byResponse: Map<string, ByResponse>
   readonly genAi: Labels
 }
@@ -90,6 +92,11 @@ const makeModelMetrics = (info: Telemetry.ProviderInfo, model: string): ModelMet
     firstToken: withLabels(LlmMetrics.timeToFirstToken, byModel),
     failures: new Map(),
     failedDuration: new Map(),
+    details: [
+      withLabels(LlmMetrics.tokenDetails, [...byModel, label("type", "cache_read")]),
+      withLabels(LlmMetrics.tokenDetails, [...byModel, label("type", "cache_creation")]),
+      withLabels(LlmMetrics.tokenDetails, [...byModel, label("type", "reasoning")])
+    ],
     byResponse: new Map(),
     genAi
   }
@@ -165,6 +172,9 @@ const recordSuccess = (
   const usd = pricingOf(call.fiber).cost(call.model, usage)
   if (Option.isSome(usd)) m.costUsd.unsafeUpdate(usd.value, tags)
   else m.unpriced.unsafeUpdate(1, tags)
+  if (usage.cachedInputTokens !== undefined) m.details[0].unsafeUpdate(usage.cachedInputTokens, tags)
+  if (usage.cacheWriteInputTokens !== undefined) m.details[1].unsafeUpdate(usage.cacheWriteInputTokens, tags)
+  if (usage.reasoningTokens !== undefined) m.details[2].unsafeUpdate(usage.reasoningTokens, tags)
 }
 
 const recordFailure = (call: Call, end: number, cause: Cause.Cause<unknown>): void => {

@@ -135,10 +135,18 @@ export const setOutcome = (span: Tracer.Span, outcome: Outcome, content: boolean
   if (outcome.usage !== undefined && (outcome.servedFrom === undefined || outcome.servedFrom === "provider")) {
     span.attribute(A.usageInputTokens, outcome.usage.inputTokens)
     span.attribute(A.usageOutputTokens, outcome.usage.outputTokens)
+    setUsageDetails(span, outcome.usage)
     if (outcome.usage.estimated === true) span.attribute(A.usageEstimated, true)
   }
   if (outcome.servedFrom !== undefined) span.attribute(A.servedFrom, outcome.servedFrom)
   if (content) span.attribute(A.outputMessages, JSON.stringify([outputMessage(outcome)]))
+}
+
+/** The parts of a usage priced apart, as the conventions spell them (only those the provider reported). */
+export const setUsageDetails = (span: Tracer.Span, usage: Usage): void => {
+  if (usage.cachedInputTokens !== undefined) span.attribute(A.usageCacheReadInputTokens, usage.cachedInputTokens)
+  if (usage.cacheWriteInputTokens !== undefined) span.attribute(A.usageCacheCreationInputTokens, usage.cacheWriteInputTokens)
+  if (usage.reasoningTokens !== undefined) span.attribute(A.usageReasoningOutputTokens, usage.reasoningTokens)
 }
 
 /** The low-cardinality name of what a call failed with: the error's tag, "Interrupted", or "_OTHER". */

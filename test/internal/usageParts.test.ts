@@ -33,7 +33,10 @@ describe("cached and reasoning tokens", () => {
     expect(usageOf({ inputTokens: 976, outputTokens: 300, totalTokens: 1276, cachedInputTokens: 1024 }, anthropic))
       .toEqual({ inputTokens: 2000, outputTokens: 300, cachedInputTokens: 1024 })
     const writes = { anthropic: { usage: { input_tokens: 10, cache_read_input_tokens: null, cache_creation_input_tokens: 2048 } } }
-    expect(usageOf({ inputTokens: 10, outputTokens: 1, totalTokens: 11 }, writes)).toEqual({ inputTokens: 2058, outputTokens: 1 })
+    const written = usageOf({ inputTokens: 10, outputTokens: 1, totalTokens: 11 }, writes)
+    expect(written).toEqual({ inputTokens: 2058, outputTokens: 1, cacheWriteInputTokens: 2048 })
+    // the 2048 written tokens at 1.25 × $3 (Anthropic's 5-minute cache write), the other 10 at $3
+    expect(Pricing.costOf(Pricing.defaultTable["claude-sonnet-4-5"], written)).toBeCloseTo((10 * 3 + 2048 * 3.75 + 15) / 1e6, 15)
   })
 
   it("cost: cached input at the cached price, reasoning never charged twice, batch at half, budgets alike", () => {
