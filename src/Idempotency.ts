@@ -21,7 +21,7 @@ import { Context, Duration, Effect, Layer, Schema } from "effect"
 import * as internal from "./internal/idempotency.js"
 import { defaultScope } from "./internal/requestKey.js"
 import { FiniteDuration, strict } from "./internal/optionSchemas.js"
-import { decode, decodeOrThrow, type InvalidOptions } from "./InvalidOptions.js"
+import { decode, type InvalidOptions } from "./InvalidOptions.js"
 import type { ChatRequest } from "./Llm.js"
 import type { Policy } from "./LlmClient.js"
 
@@ -86,7 +86,7 @@ const OptionsSchema = Schema.Struct({
 }).annotations(strict)
 
 const StoreOptionsSchema = Schema.Struct({
-  capacity: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 10_000 })
+  capacity: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => internal.DEFAULT_CAPACITY })
 }).annotations(strict)
 
 /**
@@ -185,7 +185,7 @@ export class IdempotencyStore extends Context.Tag("effect-llm-resilience/Idempot
 
 /**
  * A fresh in-memory store. Beyond `capacity` entries (an integer ≥ 1, defaults to 10,000) the oldest settled or
- * expired entry is evicted; a live claim never is. A bad or misspelt option throws `InvalidOptions` at the call.
+ * expired entry is evicted; a live claim never is. A bad or misspelt option fails the Effect with `InvalidOptions`.
  *
  * @example
  * ```ts
@@ -196,10 +196,11 @@ export class IdempotencyStore extends Context.Tag("effect-llm-resilience/Idempot
  * @since 0.1.0
  * @category Constructors
  */
-export const makeStoreMemory = (options?: { readonly capacity?: number | undefined }): Effect.Effect<Store> => {
-  const { capacity } = decodeOrThrow(StoreOptionsSchema, "Idempotency.makeStoreMemory", options ?? {})
-  return Effect.sync(() => internal.makeMemoryStore(capacity))
-}
+export const makeStoreMemory = (
+  options?: { readonly capacity?: number | undefined }
+): Effect.Effect<Store, InvalidOptions> =>
+  Effect.map(decode(StoreOptionsSchema, "Idempotency.makeStoreMemory", options ?? {}), ({ capacity }) =>
+    internal.makeMemoryStore(capacity))
 
 /**
  * The in-memory store as a layer (one store per layer build, capacity 10,000; for another capacity use
@@ -217,7 +218,10 @@ export const makeStoreMemory = (options?: { readonly capacity?: number | undefin
  * @since 0.1.0
  * @category Layers
  */
-export const layerStoreMemory: Layer.Layer<IdempotencyStore> = Layer.effect(IdempotencyStore, makeStoreMemory())
+export const layerStoreMemory: Layer.Layer<IdempotencyStore> = Layer.sync(
+  IdempotencyStore,
+  () => internal.makeMemoryStore(internal.DEFAULT_CAPACITY)
+)
 
 /**
  * A built idempotency policy, with its key function and the number of upstream calls it is running.

@@ -17,7 +17,7 @@ import { Context, Duration, Effect, Layer, Schema } from "effect"
 import * as internal from "./internal/responseCache.js"
 import { defaultScope, isDeterministic, requestHash, scopedKey } from "./internal/requestKey.js"
 import { FiniteDuration, strict } from "./internal/optionSchemas.js"
-import { decode, decodeOrThrow, type InvalidOptions } from "./InvalidOptions.js"
+import { decode, type InvalidOptions } from "./InvalidOptions.js"
 import type { ChatRequest, ChatResponse } from "./Llm.js"
 import type { Policy } from "./LlmClient.js"
 
@@ -91,7 +91,7 @@ const fallbackTtlOf = (ttl: Duration.Duration, option: boolean | { readonly ttl:
   option === false ? undefined : option === true ? ttl : Duration.min(ttl, option.ttl)
 
 const StoreOptionsSchema = Schema.Struct({
-  capacity: Schema.optionalWith(Capacity, { default: () => 10_000 })
+  capacity: Schema.optionalWith(Capacity, { default: () => internal.DEFAULT_CAPACITY })
 }).annotations(strict)
 
 /**
@@ -201,7 +201,7 @@ export class ResponseCacheStore extends Context.Tag("effect-llm-resilience/Respo
 
 /**
  * A fresh in-memory store: a Map kept in least-recently-used order, entries expire at their `expiresAt`.
- * `capacity` (an integer ≥ 1) defaults to 10,000; a bad or misspelt option throws `InvalidOptions` at the call.
+ * `capacity` (an integer ≥ 1) defaults to 10,000; a bad or misspelt option fails the Effect with `InvalidOptions`.
  *
  * @example
  * ```ts
@@ -212,10 +212,11 @@ export class ResponseCacheStore extends Context.Tag("effect-llm-resilience/Respo
  * @since 0.1.0
  * @category Constructors
  */
-export const makeStoreMemory = (options?: { readonly capacity?: number | undefined }): Effect.Effect<Store> => {
-  const { capacity } = decodeOrThrow(StoreOptionsSchema, "ResponseCache.makeStoreMemory", options ?? {})
-  return Effect.sync(() => internal.makeMemoryStore(capacity))
-}
+export const makeStoreMemory = (
+  options?: { readonly capacity?: number | undefined }
+): Effect.Effect<Store, InvalidOptions> =>
+  Effect.map(decode(StoreOptionsSchema, "ResponseCache.makeStoreMemory", options ?? {}), ({ capacity }) =>
+    internal.makeMemoryStore(capacity))
 
 /**
  * The in-memory store as a layer (one store per layer build) with the default capacity of 10,000 entries (least
@@ -233,11 +234,14 @@ export const makeStoreMemory = (options?: { readonly capacity?: number | undefin
  * @since 0.1.0
  * @category Layers
  */
-export const layerStoreMemory: Layer.Layer<ResponseCacheStore> = Layer.effect(ResponseCacheStore, makeStoreMemory())
+export const layerStoreMemory: Layer.Layer<ResponseCacheStore> = Layer.sync(
+  ResponseCacheStore,
+  () => internal.makeMemoryStore(internal.DEFAULT_CAPACITY)
+)
 
 /**
  * The in-memory store as a layer with a given `capacity` (bounds the store as a whole; least recently used evicted
- * first). Throws `InvalidOptions` for a capacity that is not a positive integer.
+ * first). Fails with `InvalidOptions` for a capacity that is not a positive integer.
  *
  * @example
  * ```ts
@@ -247,7 +251,9 @@ export const layerStoreMemory: Layer.Layer<ResponseCacheStore> = Layer.effect(Re
  * @since 0.1.0
  * @category Layers
  */
-export const layerStoreMemoryWith = (options: { readonly capacity?: number | undefined }): Layer.Layer<ResponseCacheStore> =>
+export const layerStoreMemoryWith = (
+  options: { readonly capacity?: number | undefined }
+): Layer.Layer<ResponseCacheStore, InvalidOptions> =>
   Layer.effect(ResponseCacheStore, makeStoreMemory(options))
 
 /**

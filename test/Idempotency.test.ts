@@ -444,8 +444,11 @@ describe("Idempotency.policy", () => {
         )
       )
       expect(error.issues.map((i) => i.path).sort()).toEqual(["lease", "pollInterval", "tll", "ttl"])
-      expect(() => Idempotency.makeStoreMemory({ capacity: 0 })).toThrow(/capacity/)
-      expect(() => Idempotency.makeStoreMemory({ capacity: Number.NaN })).toThrow(/capacity/)
-      expect(() => Idempotency.makeStoreMemory({ capasity: 5 } as never)).toThrow(/capasity/)
+      for (const capacity of [0, Number.NaN]) {
+        const invalid = yield* Effect.flip(Idempotency.makeStoreMemory({ capacity }))
+        expect(invalid.issues.map((i) => i.path)).toEqual(["capacity"])
+      }
+      const misspelt = yield* Effect.flip(Idempotency.makeStoreMemory({ capasity: 5 } as never))
+      expect(misspelt.issues.map((i) => i.path)).toEqual(["capasity"])
     }))
 })

@@ -453,9 +453,12 @@ describe("ResponseCache.policy", () => {
         )
         expect(error.issues.map((i) => i.path)).toEqual(["ttl"])
       }
-      expect(() => ResponseCache.layerStoreMemoryWith({ capacity: 0 })).toThrow(/capacity/)
-      expect(() => ResponseCache.makeStoreMemory({ capacity: 1.5 })).toThrow(/capacity/)
-      expect(() => ResponseCache.makeStoreMemory({ capasity: 5 } as never)).toThrow(/capasity/)
+      const zero = yield* Effect.flip(Effect.scoped(Layer.build(ResponseCache.layerStoreMemoryWith({ capacity: 0 }))))
+      expect(zero.issues.map((i) => i.path)).toEqual(["capacity"])
+      const fraction = yield* Effect.flip(ResponseCache.makeStoreMemory({ capacity: 1.5 }))
+      expect(fraction.issues.map((i) => i.path)).toEqual(["capacity"])
+      const misspeltStore = yield* Effect.flip(ResponseCache.makeStoreMemory({ capasity: 5 } as never))
+      expect(misspeltStore.issues.map((i) => i.path)).toEqual(["capasity"])
     }))
 
   it.effect("a store entry that no longer decodes is a miss and is replaced", () =>

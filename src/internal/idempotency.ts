@@ -365,6 +365,9 @@ export const make = (store: Store, config: Config): Engine => {
 
 /** The memory store: one Map; claims and records expire at their deadline; beyond `capacity` the oldest entry that is
  * not a live claim is evicted. A claim keeps its owner's token: only that owner completes or releases it. */
+/** The capacity of a memory store when none is given. */
+export const DEFAULT_CAPACITY = 10_000
+
 export const makeMemoryStore = (capacity: number): Store => {
   const entries = new Map<string, { readonly entry: Entry; readonly owner: string | undefined }>()
   const live = (key: string, now: number): Entry | undefined => {

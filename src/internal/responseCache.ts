@@ -319,6 +319,9 @@ export const make = (store: Store, config: Config): Engine => {
 }
 
 /** The memory store: a Map in LRU order (a read moves the entry to the end), with per-entry expiry. */
+/** The capacity of a memory store when none is given. */
+export const DEFAULT_CAPACITY = 10_000
+
 export const makeMemoryStore = (capacity: number): Store => {
   const entries = new Map<string, { readonly value: Stored; readonly expiresAt: number }>()
   return {
