@@ -414,7 +414,7 @@ export const llmError: (error: unknown) => Option.Option<LlmError> = llmErrorOf
  * Any `@effect/ai` `EmbeddingModel` as this library's `Embeddings` service: each `embed` is one `embedMany` of the
  * request's texts (the layer's model answers; `request.model` names it in responses and errors). Every `AiError`
  * becomes an LlmError, as for completions. An `EmbeddingModel` reports no usage: the input tokens are counted
- * (≈ 4 characters a token) and marked `estimated`.
+ * exactly and marked `estimated` (by `Embeddings.make`'s provider step, which also records the metrics and span).
  *
  * @example
  * ```ts
@@ -432,8 +432,11 @@ export const llmError: (error: unknown) => Option.Option<LlmError> = llmErrorOf
  * @category Constructors
  */
 export const makeEmbeddings: Effect.Effect<Embeddings.Service, never, EmbeddingModel.EmbeddingModel> = Effect.map(
-  EmbeddingModel.EmbeddingModel,
-  makeEmbeddingsBridge
+  Effect.context<EmbeddingModel.EmbeddingModel>(),
+  (context) =>
+    Embeddings.make(makeEmbeddingsBridge(Context.get(context, EmbeddingModel.EmbeddingModel)), {
+      provider: Option.getOrUndefined(Context.getOption(context as Context.Context<never>, AiModel.ProviderName))
+    })
 )
 
 /**

@@ -13,10 +13,16 @@ import * as DataLoader from "@effect/experimental/RequestResolver"
 import { Cache, Context, Duration, Effect, Equal, Exit, Hash, Layer, Request, RequestResolver, Schema } from "effect"
 import type { NonEmptyArray } from "effect/Array"
 import { createHash } from "node:crypto"
+import * as Instrument from "./internal/embeddingsInstrument.js"
+import * as Policies from "./internal/embeddingsPolicies.js"
 import { decode, type InvalidOptions } from "./InvalidOptions.js"
+import type { ProviderOptions } from "./LlmClient.js"
 import type { LlmError } from "./LlmError.js"
 import { MalformedResponse } from "./LlmError.js"
 import { PositiveDuration } from "./internal/optionSchemas.js"
+import type * as RateLimit from "./RateLimit.js"
+import type { RateLimiterStore } from "@effect/experimental/RateLimiter"
+import * as TokenBudget from "./TokenBudget.js"
 
 /**
  * An embeddings request: the texts to embed (at least one), optional `dimensions` and `user` (the end user or tenant).
@@ -130,6 +136,34 @@ export const around = (
 (request) => f(Effect.suspend(() => next(request)), request)
 
 /**
+ * Builds an `Embeddings` service from a provider's `embed`, with the one innermost step every service gets (as
+ * `LlmClient.make` for chat): per provider call the `llm_*` counters (`llm_requests_total`, latency, input tokens,
+ * `llm_cost_usd_total`, unpriced and estimated tokens, failures), the GenAI histograms
+ * (`gen_ai.client.operation.duration`, `gen_ai.client.token.usage` with `gen_ai.operation.name = "embeddings"`), an
+ * `embeddings {model}` client span, and the input tokens a provider did not report (counted exactly, marked
+ * `estimated`). Applied once; `decorate`, `layerWith` and {@link embed} apply it (as provider "custom") to a
+ * service that lacks it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Embeddings } from "effect-llm-resilience"
+ * const service = Embeddings.make({
+ *   embed: (request) =>
+ *     Effect.succeed(new Embeddings.EmbedResponse({ model: request.model, embeddings: request.input.map(() => [1, 0]), usage: { inputTokens: 0 } }))
+ * }, { provider: "my-embedder" })
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make = (service: Service, options?: ProviderOptions): Service =>
+  Instrument.instrument(service, {
+    provider: options?.provider ?? "custom",
+    serverAddress: options?.serverAddress,
+    serverPort: options?.serverPort
+  })
+
+/**
  * `service` with `policies` applied, outermost first.
  *
  * @example
@@ -141,9 +175,14 @@ export const around = (
  * @since 0.1.0
  * @category Combinators
  */
-export const decorate = (service: Service, ...policies: ReadonlyArray<Policy>): Service => ({
-  embed: policies.reduceRight<EmbedFn>((next, policy) => policy(next), service.embed)
-})
+export const decorate = (service: Service, ...policies: ReadonlyArray<Policy>): Service => {
+  const base = Instrument.instrumented(service)
+  if (policies.length === 0) return base
+  return Instrument.marked(
+    { embed: policies.reduceRight<EmbedFn>((next, policy) => policy(next), base.embed) },
+    Instrument.infoOf(base)!
+  )
+}
 
 /**
  * Decorates the `Embeddings` below it with `policies` (outermost first; an Effect that builds a policy is run when
@@ -184,7 +223,7 @@ export const layerWith = <E = never, R = never>(
  * @category Accessors
  */
 export const embed = (request: EmbedRequest): Effect.Effect<EmbedResponse, LlmError, Embeddings> =>
-  Effect.flatMap(Embeddings, (service) => service.embed(request))
+  Effect.flatMap(Embeddings, (service) => Instrument.instrumented(service).embed(request))
 
 /**
  * Options of {@link batching}.
@@ -369,3 +408,111 @@ export const cache = (options: CacheOptions): Effect.Effect<Policy, InvalidOptio
       }
     }
   })
+
+/**
+ * Charges embeddings to a token budget: the same `TokenBudget` (tokens and USD, per scope) chat is charged to. Give
+ * the built `Budget` that the chat stack uses, or its options (a budget with the same name and store shares its
+ * state). Each call reserves exactly its inputs' token count (the `Tokenizer` in context; exact by default) and its
+ * price (an embedding has no output), fails with `BudgetExceeded` without calling the provider when that does not
+ * fit, and commits the provider's reported usage (priced at the model that answered) or refunds a failure. A lost
+ * commit follows chat's rules: retried in the background, and the lease end charges the reservation. The scope
+ * is the request's `user` (or a custom scope's function, given a `ChatRequest` with the embedding's model and user
+ * and no messages).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Embeddings, LlmClient, TokenBudget } from "effect-llm-resilience"
+ * const program = Effect.gen(function*() {
+ *   const budget = yield* TokenBudget.policy({ scope: "user", limit: { usd: 5 }, period: "day" })
+ *   // one budget for both
+ *   return { chat: LlmClient.layerWith(budget), embeddings: Embeddings.layerWith(Embeddings.tokenBudget(budget)) }
+ * })
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const tokenBudget: {
+  (budget: TokenBudget.Budget): Policy
+  (options: TokenBudget.Options): Effect.Effect<Policy, InvalidOptions, TokenBudget.TokenBudgetStore>
+} = ((input: TokenBudget.Budget | TokenBudget.Options) =>
+  "_tag" in input && input._tag === "TokenBudget"
+    ? Policies.budgetPolicy(input)
+    : Effect.map(TokenBudget.policy(input as TokenBudget.Options), Policies.budgetPolicy)) as never
+
+/**
+ * Keeps embeddings under the client-side RPM/TPM limits chat uses: `RateLimit`'s options, store and keys (an
+ * embedding under the same `name` and key takes from the same buckets as a completion). Each call costs one request
+ * and exactly its inputs' tokens; "wait" sleeps on the Effect clock, "fail" fails with
+ * `RateLimited { source: "client" }`. Tokens a provider reports beyond that are charged after the call.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { Embeddings, RateLimit } from "effect-llm-resilience"
+ * const Live = Embeddings.layerWith(Embeddings.rateLimit({ rpm: 3_000, tpm: 1_000_000, per: "model" })).pipe(
+ *   Layer.provide(RateLimit.layerStoreMemory)
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const rateLimit = (options: RateLimit.Options): Effect.Effect<Policy, InvalidOptions, RateLimiterStore> =>
+  Policies.rateLimit(options)
+
+/**
+ * A chain entry of {@link fallback}: a model name, or a model with the `dimensions` to ask it for.
+ *
+ * @example
+ * ```ts
+ * import { Embeddings } from "effect-llm-resilience"
+ * const entries: ReadonlyArray<Embeddings.FallbackEntry> = ["text-embedding-3-small", { model: "text-embedding-3-large", dimensions: 1536 }]
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type FallbackEntry = Policies.FallbackEntry
+
+/**
+ * Options of {@link fallback}.
+ *
+ * @example
+ * ```ts
+ * import { Embeddings } from "effect-llm-resilience"
+ * const options: Embeddings.FallbackOptions = { models: ["text-embedding-3-small", "azure/text-embedding-3-small"] }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface FallbackOptions {
+  /**
+   * The chain, first choice first. A request whose model is in it starts there; another model is tried first, then
+   * the chain. Each model's vector length is its entry's `dimensions`, else its `Pricing` entry's `dimensions`.
+   */
+  readonly models: ReadonlyArray<FallbackEntry>
+  /** Which errors move on. Defaults to `Fallback.defaultWhen` (retryable errors, CircuitOpen, …; never BadRequest). */
+  readonly when?: ((error: LlmError) => boolean) | undefined
+}
+
+/**
+ * Moves an embedding to the next model of a chain when one fails with an error `Fallback.defaultWhen` accepts
+ * (retryable errors, CircuitOpen, ModelNotFound, …; never BadRequest, AuthError or BudgetExceeded); when every model
+ * failed, `AllModelsFailed` lists each one's error. Every model must give vectors of one length, or the policy is
+ * refused when built with `InvalidOptions` (each mismatching entry listed): an index cannot mix lengths. Equal
+ * lengths from two different models are still two vector spaces: the fallback is meant for a second deployment of
+ * one model, or for an index that re-embeds by `response.model`. A request's own `dimensions` is sent to every
+ * model; else an entry's. Moves are counted in `llm_fallbacks_total`.
+ *
+ * @example
+ * ```ts
+ * import { Embeddings, Retry } from "effect-llm-resilience"
+ * const Live = Embeddings.layerWith(
+ *   Embeddings.fallback({ models: ["text-embedding-3-small", { model: "text-embedding-3-large", dimensions: 1536 }] }),
+ *   Embeddings.around((call) => call.pipe(Retry.withRetry({ maxRetries: 2 })))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const fallback = (options: FallbackOptions): Effect.Effect<Policy, InvalidOptions> =>
+  Policies.fallback(options, (fields) => new EmbedRequest(fields, true))

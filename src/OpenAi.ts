@@ -382,8 +382,8 @@ export const layerConfig = (
  * @category Constructors
  */
 export const makeEmbeddings = (options: Options): Effect.Effect<EmbeddingsService, InvalidOptions> =>
-  Effect.map(validate(options), (valid) =>
-    makeOpenAiEmbeddings(new OpenAI({
+  Effect.map(validate(options), (valid) => {
+    const client = new OpenAI({
       apiKey: Redacted.value(options.apiKey),
       baseURL: valid.baseURL,
       organization: valid.organization,
@@ -394,7 +394,10 @@ export const makeEmbeddings = (options: Options): Effect.Effect<EmbeddingsServic
       ...(valid.fetch === undefined ? {} : { fetch: valid.fetch }),
       ...(valid.defaultQuery === undefined ? {} : { defaultQuery: { ...valid.defaultQuery } }),
       logLevel: "off"
-    })))
+    })
+    // The innermost step (metrics, usage, the `embeddings {model}` span) under the same provider name as chat.
+    return Embeddings.make(makeOpenAiEmbeddings(client), telemetryOf(client.baseURL, valid.provider))
+  })
 
 /**
  * {@link makeEmbeddings} as a layer providing `Embeddings`.

@@ -174,13 +174,51 @@ const validate = (options: Options): Either.Either<typeof OptionsSchema.Type, In
 export const policy = (
   options: Options
 ): Effect.Effect<LlmClient.Policy, InvalidOptions, RateLimiter.RateLimiterStore> =>
+  Effect.map(admission(options), (admit) =>
+    LlmClient.policy({
+      name: "rate-limit",
+      complete: (next) => (request) =>
+        Effect.flatMap(admit.admit(request), (admitted) =>
+          admitted === undefined
+            ? next(request)
+            : Effect.tap(next(request), (response: ChatResponse) => admit.settle(admitted, response))),
+      stream: (next) => (request) =>
+        Stream.unwrap(Effect.map(admit.admit(request), (admitted) => {
+          if (admitted === undefined) return next(request)
+          let settled = false
+          return Stream.tap(next(request), (chunk: ChatChunk) => {
+            if (settled || chunk.usage === undefined) return Effect.void
+            settled = true
+            return admit.settle(admitted, chunk)
+          })
+        }))
+    }))
+
+/**
+ * The admission step of {@link policy}, for calls that are not chat completions (`Embeddings.rateLimit` uses it):
+ * `admit(request, tokens?)` takes one request and `tokens` (the call's exact cost; omitted: the policy's estimate)
+ * from the same buckets as {@link policy} with the same options, waiting or failing as it does; `settle` charges
+ * tokens a call used beyond what it was admitted for. Same store, same keys: an embedding and a completion under one
+ * `name` and key share a limit.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Llm, RateLimit } from "effect-llm-resilience"
+ * const admitted = Effect.flatMap(RateLimit.admission({ tpm: 1_000_000, per: "user" }), (a) =>
+ *   a.admit(new Llm.ChatRequest({ model: "text-embedding-3-small", messages: [], user: "u1" }), 120))
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const admission = (options: Options): Effect.Effect<Admission, InvalidOptions, RateLimiter.RateLimiterStore> =>
   Either.match(validate(options), {
     onLeft: (error) => Effect.fail(error),
     onRight: (decoded) =>
       Effect.gen(function* () {
         const limiter = yield* RateLimiter.make
         const tokenizer = yield* Effect.serviceOption(Tokenizer)
-        const admit = makeAdmission(limiter, tokenizer, {
+        return makeAdmission(limiter, tokenizer, {
           limits: [
             ...(decoded.rpm === undefined ? [] : [{ kind: "rpm", limit: decoded.rpm } as const]),
             ...(decoded.tpm === undefined ? [] : [{ kind: "tpm", limit: decoded.tpm } as const])
@@ -190,26 +228,28 @@ export const policy = (
           maxWait: decoded.maxWait,
           name: decoded.name ?? "llm"
         })
-        return LlmClient.policy({
-          name: "rate-limit",
-          complete: (next) => (request) =>
-            Effect.flatMap(admit.admit(request), (admitted) =>
-              admitted === undefined
-                ? next(request)
-                : Effect.tap(next(request), (response: ChatResponse) => admit.settle(admitted, response))),
-          stream: (next) => (request) =>
-            Stream.unwrap(Effect.map(admit.admit(request), (admitted) => {
-              if (admitted === undefined) return next(request)
-              let settled = false
-              return Stream.tap(next(request), (chunk: ChatChunk) => {
-                if (settled || chunk.usage === undefined) return Effect.void
-                settled = true
-                return admit.settle(admitted, chunk)
-              })
-            }))
-        })
       })
   })
+
+/**
+ * What {@link admission} gives: `admit` (undefined when nothing is to be settled: no tpm limit, or the store failed
+ * and the call was let through) and `settle`.
+ *
+ * @example
+ * ```ts
+ * import { RateLimit } from "effect-llm-resilience"
+ * const admitOnly = (a: RateLimit.Admission) => a.admit
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Admission {
+  readonly admit: (request: ChatRequest, tokens?: number) => Effect.Effect<Admitted | undefined, RateLimited | BadRequest>
+  readonly settle: (
+    admitted: Admitted,
+    answer: { readonly usage?: Usage | undefined; readonly servedFrom?: string | undefined }
+  ) => Effect.Effect<void>
+}
 
 interface Resolved {
   readonly limits: ReadonlyArray<Limit>
@@ -335,8 +375,10 @@ const makeAdmission = (
     return Effect.asVoid(Effect.forkDaemon(Effect.ignore(consume(admitted.key, tpm, beyond, "delay"))))
   }
 
-  const admit = (request: ChatRequest): Effect.Effect<Admitted | undefined, RateLimited | BadRequest> =>
-    Effect.flatMap(needsTokens ? estimate(tokenizer, request) : Effect.succeed(0), (tokens): Effect.Effect<
+  const admit = (request: ChatRequest, exact?: number): Effect.Effect<Admitted | undefined, RateLimited | BadRequest> =>
+    Effect.flatMap(
+      !needsTokens ? Effect.succeed(0) : exact !== undefined ? Effect.succeed(exact) : estimate(tokenizer, request),
+      (tokens): Effect.Effect<
       Admitted | undefined,
       RateLimited | BadRequest
     > => {
@@ -358,8 +400,18 @@ const makeAdmission = (
   return { admit, settle }
 }
 
-/** A call the tokens-per-minute limit charged `tokens` for, under `key`. */
-interface Admitted {
+/**
+ * A call the tokens-per-minute limit charged `tokens` for, under `key`.
+ *
+ * @example
+ * ```ts
+ * import { RateLimit } from "effect-llm-resilience"
+ * const tokensOf = (a: RateLimit.Admitted) => a.tokens
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Admitted {
   readonly key: string
   readonly tokens: number
 }

@@ -649,6 +649,12 @@ export interface Budget extends Policy {
   readonly alertAt: ReadonlyArray<number>
   /** Reads the state of one scope value: a user id (omitted: "anonymous"), a custom scope's value; ignored for "global". */
   readonly usage: (scope?: string) => Effect.Effect<UsageReport>
+  /**
+   * Runs a call that is not a chat completion under this budget (`Embeddings.tokenBudget` uses it): reserves
+   * `estimate` exactly in `request`'s scope, runs `call`, then commits the usage `charged` reads from its answer
+   * (`Option.none()`: refund) or refunds a failure, with the settlement retries and lease-end charge of completions.
+   */
+  readonly guard: internal.Engine["guard"]
 }
 
 /**
@@ -696,7 +702,8 @@ export const policy = (options: Options): Effect.Effect<Budget, InvalidOptions, 
       alertAt: config.alertAt,
       complete: engine.complete,
       stream: engine.stream,
-      usage: (scope?: string) => engine.usage(scope)
+      usage: (scope?: string) => engine.usage(scope),
+      guard: engine.guard
     } satisfies Budget
   })
 

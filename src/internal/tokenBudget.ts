@@ -142,6 +142,17 @@ export interface Engine {
   readonly complete: (next: Complete) => Complete
   readonly stream: (next: StreamFn) => StreamFn
   readonly usage: (scope: string | undefined) => Effect.Effect<UsageReport>
+  /**
+   * Runs a call that is not a chat completion (an embedding) under the budget: reserves `estimate` exactly (no worst
+   * case) in `request`'s scope, then settles as a completion does: the usage `charged` reads from the answer (none:
+   * refund), a refund on failure, and the same retries and lease-end charge when the store loses the settlement.
+   */
+  readonly guard: <A, E, R>(
+    request: ChatRequest,
+    estimate: Usage,
+    call: Effect.Effect<A, E, R>,
+    charged: (a: A) => Option.Option<{ readonly usage: Usage; readonly model: string }>
+  ) => Effect.Effect<A, E | LlmError, R>
 }
 
 /** Builds the policy functions of one budget. Reservation ids get a random per-budget prefix (unique across replicas). */
@@ -199,8 +210,24 @@ const build = (config: Config, services: Services, idPrefix: string): Engine => 
     })
 
   const reserve = (request: ChatRequest): Effect.Effect<Held, LlmError> =>
+    Effect.flatMap(worstCase(request), ({ amount, promptTokens }) => reserveAmount(request, promptTokens, amount))
+
+  // A call whose usage is known before it runs (an embedding: its inputs' tokens, no output) reserves exactly that.
+  const exactAmount = (request: ChatRequest, usage: Usage): Effect.Effect<Amount, LlmError> => {
+    const price = pricing.lookup(request.model)
+    if (Option.isNone(price) && limits.nanoUsd !== undefined && config.onUnpriced === "fail") {
+      return refuse(new BadRequest({
+        model: request.model,
+        code: "unpriced_model",
+        reason: "a USD budget cannot price this model: add it with Pricing.layer or set onUnpriced: \"ignoreUsd\""
+      }))
+    }
+    const nanoUsd = Option.match(price, { onNone: () => 0, onSome: (p) => nanoUsdOf(p, usage) })
+    return Effect.succeed({ tokens: usage.inputTokens + usage.outputTokens, nanoUsd })
+  }
+
+  const reserveAmount = (request: ChatRequest, promptTokens: number, amount: Amount): Effect.Effect<Held, LlmError> =>
     Effect.gen(function* () {
-      const { amount, promptTokens } = yield* worstCase(request)
       const now = yield* Clock.currentTimeMillis
       const scope = scopeOfRequest(config, request)
       const id = `${idPrefix}-${(++sequence).toString(36)}`
@@ -328,6 +355,24 @@ const build = (config: Config, services: Services, idPrefix: string): Engine => 
       (held, exit) => settle(held, completeOutcome(held, exit))
     )
 
+  const guard = <A, E, R>(
+    request: ChatRequest,
+    estimate: Usage,
+    call: Effect.Effect<A, E, R>,
+    charged: (a: A) => Option.Option<{ readonly usage: Usage; readonly model: string }>
+  ): Effect.Effect<A, E | LlmError, R> =>
+    Effect.acquireUseRelease(
+      Effect.flatMap(exactAmount(request, estimate), (amount) => reserveAmount(request, estimate.inputTokens, amount)),
+      () => call,
+      (held, exit) =>
+        settle(held, Exit.isSuccess(exit)
+          ? Option.match(charged(exit.value), {
+            onNone: (): Outcome => ({ _tag: "Refund" }),
+            onSome: (c): Outcome => ({ _tag: "Charge", usage: c.usage, model: c.model })
+          })
+          : { _tag: "Refund" })
+    )
+
   const stream = (next: StreamFn): StreamFn => (request) =>
     Stream.unwrapScoped(Effect.gen(function* () {
       const seen = { chunks: 0, text: [] as Array<string>, usage: undefined as Usage | undefined, model: request.model, cached: false }
@@ -397,5 +442,5 @@ const build = (config: Config, services: Services, idPrefix: string): Engine => 
       }
     })
 
-  return { complete, stream, usage }
+  return { complete, stream, usage, guard }
 }
