@@ -9,6 +9,7 @@ import * as LlmError from "../src/LlmError.js"
 import * as LlmMetrics from "../src/LlmMetrics.js"
 import * as Router from "../src/Router.js"
 import * as Tokenizer from "../src/Tokenizer.js"
+import * as Quota from "../src/internal/quota.js"
 import { emptyState } from "../src/internal/routerStore.js"
 import { order } from "../src/internal/routerStrategy.js"
 
@@ -45,6 +46,40 @@ const counts = (ids: ReadonlyArray<string | undefined>) => {
   return byId
 }
 
+/**
+ * A provider behind FakeLlm that keeps a quota of `rpm[model]` requests a 10-second window on the Effect clock, as
+ * a real one does: every answer (and every 429) reports x-ratelimit-* headers; a call over the quota is a 429.
+ */
+const withProviderQuota = (rpm: Readonly<Record<string, number>>) => {
+  const windows = new Map<string, { start: number; count: number }>()
+  let rejected = 0
+  const step = (model: string) =>
+    Effect.flatMap(Effect.clock, (clock) => {
+      const limit = rpm[model]
+      if (limit === undefined) return Effect.void
+      const now = clock.unsafeCurrentTimeMillis()
+      let w = windows.get(model)
+      if (w === undefined || now >= w.start + 10_000) windows.set(model, w = { start: now, count: 0 })
+      const fits = w.count < limit
+      if (fits) w.count++
+      const resetMs = w.start + 10_000 - now
+      const headers = {
+        "x-ratelimit-limit-requests": String(limit),
+        "x-ratelimit-remaining-requests": String(limit - w.count),
+        "x-ratelimit-reset-requests": `${resetMs}ms`
+      }
+      return Effect.zipRight(
+        Quota.report(headers),
+        fits ? Effect.void : Effect.fail(new LlmError.RateLimited({ model, retryAfter: Duration.millis(resetMs) }))
+      ).pipe(Effect.tapError(() => Effect.sync(() => rejected++)))
+    })
+  const wrap = (inner: LlmClient.Service): LlmClient.Service => ({
+    complete: (r) => Effect.zipRight(step(r.model), inner.complete(r)),
+    stream: (r) => Stream.unwrap(Effect.as(step(r.model), inner.stream(r)))
+  })
+  return { wrap, rejected: () => rejected }
+}
+
 const serverError = (ms?: number) =>
   FakeLlm.fail(new LlmError.ServerError({ status: 503, ...(ms === undefined ? {} : { retryAfter: Duration.millis(ms) }) }))
 
@@ -65,15 +100,14 @@ describe("Router", () => {
       expect(Math.abs(firsts[2] / 2_000 - 0.5)).toBeLessThan(0.025)
     }).pipe(Effect.withRandom(Random.make(7))))
 
-  it.effect("weighted: calls through the policy follow the weights", () =>
+  it.effect("weighted: 2,000 calls through the policy split within 5 points of the weights (seeded)", () =>
     Effect.gen(function* () {
       const ids: Array<string | undefined> = []
-      for (let i = 0; i < 300; i++) ids.push((yield* LlmClient.complete(request())).deployment)
+      for (let i = 0; i < 2_000; i++) ids.push((yield* LlmClient.complete(request())).deployment)
       const byId = counts(ids)
-      expect(byId.a / 300).toBeGreaterThan(0.12)
-      expect(byId.a / 300).toBeLessThan(0.28)
-      expect(byId.c / 300).toBeGreaterThan(0.42)
-      expect(byId.c / 300).toBeLessThan(0.58)
+      expect(Math.abs(byId.a / 2_000 - 0.2)).toBeLessThan(0.05)
+      expect(Math.abs(byId.b / 2_000 - 0.3)).toBeLessThan(0.05)
+      expect(Math.abs(byId.c / 2_000 - 0.5)).toBeLessThan(0.05)
     }).pipe(
       Effect.withRandom(Random.make(7)),
       Effect.provide(routed(ok, { deployments: [{ id: "a", weight: 2 }, { id: "b", weight: 3 }, { id: "c", weight: 5 }] }))
@@ -275,6 +309,76 @@ describe("Router", () => {
       // a: 10 rpm, b: 4 rpm → a, then alternating by remaining fraction
       expect(counts(ids)).toEqual({ a: 4, b: 2 })
     }).pipe(Effect.provide(routed(ok, { deployments: [{ id: "a", rpm: 10 }, { id: "b", rpm: 4 }], strategy: "usage" }))))
+
+  it.effect("providerQuota: a deployment whose quota the headers say is spent is skipped until its reset, before any 429", () =>
+    Effect.gen(function* () {
+      const run = (providerQuota: boolean) =>
+        Effect.gen(function* () {
+          const provider = withProviderQuota({ "dep-small": 3 })
+          const router = yield* Router.policy({
+            providerQuota,
+            deployments: [
+              { id: "small", model: "gpt-4o", providerModel: "dep-small", weight: 1e9 },
+              { id: "big", model: "gpt-4o", providerModel: "dep-big", weight: 1e-9 }
+            ]
+          })
+          const client = LlmClient.decorate(provider.wrap(yield* LlmClient.LlmClient), router)
+          const ids: Array<string | undefined> = []
+          for (let i = 0; i < 6; i++) ids.push((yield* client.complete(request())).deployment)
+          yield* TestClock.adjust("10 seconds") // the reset
+          ids.push((yield* client.complete(request())).deployment)
+          return { ids, rejected: provider.rejected() }
+        }).pipe(Effect.provide(Layer.merge(Router.layerStoreMemory, FakeLlm.layer(ok))))
+      const on = yield* run(true)
+      expect(on.ids).toEqual(["small", "small", "small", "big", "big", "big", "small"])
+      expect(on.rejected).toBe(0)
+      // without it the fourth call meets the 429 (and fails over), then the Retry-After cools the deployment down
+      const off = yield* run(false)
+      expect(off.ids).toEqual(["small", "small", "small", "big", "big", "big", "small"])
+      expect(off.rejected).toBe(1)
+    }))
+
+  it.effect("providerQuota: a stream's headers count from its first chunk on, while it is still running", () =>
+    Effect.gen(function* () {
+      const provider = withProviderQuota({ "dep-small": 1 })
+      const router = yield* Router.policy({
+        deployments: [
+          { id: "small", model: "gpt-4o", providerModel: "dep-small", weight: 1e9 },
+          { id: "big", model: "gpt-4o", providerModel: "dep-big", weight: 1e-9 }
+        ]
+      })
+      const client = LlmClient.decorate(provider.wrap(yield* LlmClient.LlmClient), router)
+      const running = yield* Effect.fork(Stream.runCollect(client.stream(request())))
+      yield* TestClock.adjust("1 second") // the stream has its headers; its chunks come at 5 s
+      const small = (yield* router.status).find((d) => d.id === "small")
+      expect(small?.state.quota?.requests?.remaining).toBe(0)
+      expect((yield* client.complete(request())).deployment).toBe("big")
+      yield* TestClock.adjust("5 seconds")
+      const chunks = yield* Fiber.join(running)
+      expect(Chunk.last(chunks).pipe((c) => c._tag === "Some" ? c.value.deployment : undefined)).toBe("small")
+      expect(provider.rejected()).toBe(0)
+    }).pipe(Effect.provide(Layer.merge(
+      Router.layerStoreMemory,
+      FakeLlm.layer([FakeLlm.delay("5 seconds", FakeLlm.stream(["a", "b"])), ok])
+    ))))
+
+  it.effect("usage: ranks by the provider's quota left too", () =>
+    Effect.gen(function* () {
+      const provider = withProviderQuota({ "dep-a": 10, "dep-b": 4 })
+      const router = yield* Router.policy({
+        strategy: "usage",
+        deployments: [
+          { id: "a", model: "gpt-4o", providerModel: "dep-a" },
+          { id: "b", model: "gpt-4o", providerModel: "dep-b" }
+        ]
+      })
+      const client = LlmClient.decorate(provider.wrap(yield* LlmClient.LlmClient), router)
+      const ids: Array<string | undefined> = []
+      for (let i = 0; i < 12; i++) ids.push((yield* client.complete(request())).deployment)
+      // each answer lowers its deployment's fraction left; the other one is chosen while it has more
+      expect(counts(ids)).toEqual({ a: 8, b: 4 })
+      expect(provider.rejected()).toBe(0)
+    }).pipe(Effect.withRandom(Random.make(3)), Effect.provide(Layer.merge(Router.layerStoreMemory, FakeLlm.layer(ok)))))
 
   it.effect("cost: the cheapest priced deployment that fits", () =>
     Effect.gen(function* () {
