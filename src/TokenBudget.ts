@@ -9,15 +9,14 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Either, Layer, ParseResult, PubSub, Queue, Schema, Stream } from "effect"
+import { type Duration, Effect, Layer, type Queue, type Scope, type Stream } from "effect"
 import { dual } from "effect/Function"
-import type { Scope } from "effect"
-import * as BoundedKeys from "./internal/boundedKeys.js"
-import * as Ledger from "./internal/budgetLedger.js"
-import type { Period } from "./internal/budgetPeriod.js"
-import { strict } from "./internal/optionSchemas.js"
+import * as BudgetAlerts from "./internal/budgetAlerts.js"
+import type * as Ledger from "./internal/budgetLedger.js"
+import * as BudgetOptions from "./internal/budgetOptions.js"
+import * as BudgetStore from "./internal/budgetStore.js"
 import * as internal from "./internal/tokenBudget.js"
-import { DurationInput, decode, InvalidOptions } from "./InvalidOptions.js"
+import type { InvalidOptions } from "./InvalidOptions.js"
 import type { ChatRequest } from "./Llm.js"
 import type { Policy } from "./LlmClient.js"
 import * as Pricing from "./Pricing.js"
@@ -104,89 +103,6 @@ export interface Options {
    */
   readonly onUnpriced?: "fail" | "ignoreUsd"
 }
-
-const optional = <A, I>(schema: Schema.Schema<A, I>) => Schema.optionalWith(schema, { exact: true })
-
-const Fraction = Schema.Number.pipe(
-  Schema.filter((n) => (n > 0 && n <= 1) || `Expected a fraction in (0, 1], actual ${n}`)
-)
-
-const Limit = Schema.Struct({
-  tokens: optional(Schema.Int.pipe(Schema.nonNegative())),
-  usd: optional(Schema.Number.pipe(Schema.nonNegative(), Schema.finite()))
-}).annotations(strict).pipe(
-  Schema.filter((limit) =>
-    limit.tokens !== undefined || limit.usd !== undefined || "Expected at least one limit: tokens or usd"
-  )
-)
-
-const PositiveDuration = DurationInput.pipe(
-  Schema.filter((d) => Duration.toMillis(d) >= 1 || "Expected a duration of at least 1 millisecond")
-)
-
-const calendarUnits = ["minute", "hour", "day", "month"] as const
-const CalendarPeriod = Schema.Literal(...calendarUnits)
-const RollingPeriod = Schema.Struct({
-  rolling: PositiveDuration,
-  buckets: optional(Schema.Int.pipe(Schema.between(1, 10_000)))
-}).annotations(strict)
-
-// One clear message for a bad period kind, and nested paths (period.rolling) for a bad rolling window.
-type PeriodValue = typeof CalendarPeriod.Type | typeof RollingPeriod.Type
-const PeriodSchema = Schema.declare<PeriodValue, PeriodValue, readonly []>(
-  [],
-  {
-    decode: () => (input, options, ast): Effect.Effect<PeriodValue, ParseResult.ParseIssue> => {
-      if (typeof input === "object" && input !== null) return ParseResult.decodeUnknown(RollingPeriod)(input, options)
-      if (Schema.is(CalendarPeriod)(input)) return ParseResult.succeed(input)
-      return ParseResult.fail(new ParseResult.Type(
-        ast,
-        input,
-        `Expected "minute", "hour", "day", "month" or { rolling: duration }, actual ${JSON.stringify(input)}`
-      ))
-    },
-    encode: () => (input) => ParseResult.succeed(input as PeriodValue)
-  }
-)
-
-const ScopeSchema = Schema.declare(
-  (u: unknown): u is ScopeInput => u === "global" || u === "user" || typeof u === "function",
-  { message: (issue) => `Expected "global", "user" or a function of the request, actual ${JSON.stringify(issue.actual)}` }
-)
-
-const OptionsSchema = Schema.Struct({
-  scope: ScopeSchema,
-  limit: Limit,
-  period: PeriodSchema,
-  alertAt: optional(Schema.Array(Fraction)),
-  name: optional(Schema.NonEmptyString),
-  reservationTtl: optional(PositiveDuration),
-  defaultMaxOutputTokens: optional(Schema.Int.pipe(Schema.positive())),
-  onUnpriced: optional(Schema.Literal("fail", "ignoreUsd"))
-}).annotations(strict)
-
-const periodOf = (input: typeof PeriodSchema.Type): Period =>
-  typeof input === "string"
-    ? { _tag: "Calendar", unit: input }
-    : { _tag: "Rolling", durationMs: Duration.toMillis(input.rolling), buckets: input.buckets ?? 60 }
-
-const periodLabel = (period: Period): string =>
-  period._tag === "Calendar" ? period.unit : `rolling-${Duration.format(Duration.millis(period.durationMs))}`
-
-const resolve = (options: Options): Either.Either<internal.Config, InvalidOptions> =>
-  Either.map(decode(OptionsSchema, "TokenBudget", options), (o) => {
-    const period = periodOf(o.period)
-    return {
-      name: o.name ?? `${internal.scopeKindOf(o.scope)}-${periodLabel(period)}`,
-      scope: o.scope,
-      limit: o.limit,
-      period,
-      alertAt: [...new Set(o.alertAt ?? [0.8, 1])].sort((a, b) => a - b),
-      leaseMs: Duration.toMillis(o.reservationTtl ?? Duration.minutes(10)),
-      defaultMaxOutputTokens: o.defaultMaxOutputTokens,
-      onUnpriced: o.onUnpriced ?? "fail"
-    }
-  })
 
 // ---------------------------------------------------------------------------------------------------------------
 // Store
@@ -390,12 +306,8 @@ export type StoreService = Ledger.StoreService
  * @since 0.1.0
  * @category Tags
  */
-export class TokenBudgetStore extends Context.Tag("effect-llm-resilience/TokenBudgetStore")<
-  TokenBudgetStore,
-  StoreService
->() {}
-
-const SWEEP_EVERY = 1024
+export const TokenBudgetStore: typeof BudgetStore.TokenBudgetStore = BudgetStore.TokenBudgetStore
+export type TokenBudgetStore = BudgetStore.TokenBudgetStore
 
 /**
  * Options of the in-memory store.
@@ -433,35 +345,8 @@ export interface StoreMemoryOptions {
  * @category Constructors
  */
 export const makeStoreMemoryWith = (options: StoreMemoryOptions = {}): Effect.Effect<StoreService, InvalidOptions> =>
-  Effect.flatMap(decode(BoundedKeys.StoreMemoryOptions, "TokenBudget.makeStoreMemoryWith", options), (valid) =>
-    Effect.sync(() => storeMemory(valid.maxKeys ?? BoundedKeys.DEFAULT_MAX_KEYS)))
+  BudgetStore.makeWith(options)
 
-
-const storeMemory = (maxKeys: number): StoreService => {
-  const keys = new BoundedKeys.BoundedKeys<Ledger.KeyState>("token-budget", maxKeys)
-  let operations = 0
-  const run = <I extends { readonly key: string; readonly now: number }, A>(
-    step: (state: Ledger.KeyState, input: I) => A
-  ) =>
-  (input: I): Effect.Effect<A> =>
-    Effect.sync(() => {
-      if (++operations % SWEEP_EVERY === 0) keys.sweep((state) => state.expiresAt <= input.now)
-      let state = keys.get(input.key)
-      if (state === undefined) {
-        state = Ledger.emptyState()
-        keys.set(input.key, state)
-      }
-      const result = step(state, input)
-      if (state.expiresAt <= input.now || Ledger.isFresh(state)) keys.release(input.key)
-      return result
-    })
-  return {
-    reserve: run(Ledger.reserve),
-    commit: run(Ledger.commit),
-    refund: run(Ledger.refund),
-    usage: run(Ledger.usage)
-  }
-}
 
 /**
  * A fresh in-memory store with the default options (see {@link makeStoreMemoryWith}).
@@ -475,7 +360,7 @@ const storeMemory = (maxKeys: number): StoreService => {
  * @since 0.1.0
  * @category Constructors
  */
-export const makeStoreMemory: Effect.Effect<StoreService> = Effect.sync(() => storeMemory(BoundedKeys.DEFAULT_MAX_KEYS))
+export const makeStoreMemory: Effect.Effect<StoreService> = BudgetStore.makeDefault
 
 /**
  * The in-memory {@link TokenBudgetStore}: exact within one process (use the Redis store across replicas).
@@ -540,10 +425,8 @@ export type Alert = internal.AlertEvent
  * @since 0.1.0
  * @category Tags
  */
-export class TokenBudgetAlerts extends Context.Tag("effect-llm-resilience/TokenBudgetAlerts")<
-  TokenBudgetAlerts,
-  PubSub.PubSub<Alert>
->() {}
+export const TokenBudgetAlerts: typeof BudgetAlerts.TokenBudgetAlerts = BudgetAlerts.TokenBudgetAlerts
+export type TokenBudgetAlerts = BudgetAlerts.TokenBudgetAlerts
 
 /**
  * An alert hub (unbounded; alerts published while nobody subscribes are dropped).
@@ -557,10 +440,7 @@ export class TokenBudgetAlerts extends Context.Tag("effect-llm-resilience/TokenB
  * @since 0.1.0
  * @category Layers
  */
-export const layerAlerts: Layer.Layer<TokenBudgetAlerts> = Layer.scoped(
-  TokenBudgetAlerts,
-  Effect.acquireRelease(PubSub.unbounded<Alert>(), PubSub.shutdown)
-)
+export const layerAlerts: Layer.Layer<TokenBudgetAlerts> = BudgetAlerts.layer
 
 /**
  * Every alert published from now on, as a Stream.
@@ -576,9 +456,7 @@ export const layerAlerts: Layer.Layer<TokenBudgetAlerts> = Layer.scoped(
  * @since 0.1.0
  * @category Accessors
  */
-export const alerts: Stream.Stream<Alert, never, TokenBudgetAlerts> = Stream.unwrap(
-  Effect.map(TokenBudgetAlerts, (hub) => Stream.fromPubSub(hub))
-)
+export const alerts: Stream.Stream<Alert, never, TokenBudgetAlerts> = BudgetAlerts.stream
 
 /**
  * Subscribes now (so no alert published after this point is missed) and returns the queue of alerts; the
@@ -594,7 +472,7 @@ export const alerts: Stream.Stream<Alert, never, TokenBudgetAlerts> = Stream.unw
  * @category Accessors
  */
 export const subscribeAlerts: Effect.Effect<Queue.Dequeue<Alert>, never, Scope.Scope | TokenBudgetAlerts> =
-  Effect.flatMap(TokenBudgetAlerts, PubSub.subscribe)
+  BudgetAlerts.subscribe
 
 // ---------------------------------------------------------------------------------------------------------------
 // Policy
@@ -686,7 +564,7 @@ export interface Budget extends Policy {
  */
 export const policy = (options: Options): Effect.Effect<Budget, InvalidOptions, TokenBudgetStore> =>
   Effect.gen(function* () {
-    const config = yield* resolve(options)
+    const config = yield* BudgetOptions.resolve(options)
     const engine = yield* internal.make(config, {
       store: yield* TokenBudgetStore,
       tokenizer: yield* TokenizerModule.current,

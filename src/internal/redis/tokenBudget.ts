@@ -37,7 +37,7 @@ import type {
   Unit,
   UsageInput
 } from "../budgetLedger.js"
-import { TokenBudgetStore } from "../../TokenBudget.js"
+import { TokenBudgetStore } from "../budgetStore.js"
 import { bucketIndex, oldestLiveBucket, reportedBounds, thresholdAmount, type Window } from "../budgetPeriod.js"
 
 /**
