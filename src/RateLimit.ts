@@ -1,7 +1,9 @@
 /**
  * Client-side rate limits: requests per minute and tokens per minute, per model, per user, globally or per any
  * key, so a fleet stays under the provider's limits instead of collecting 429s. Each request is charged its
- * estimated tokens up front (prompt tokens + `maxTokens`), as the provider does.
+ * estimated tokens up front (prompt tokens + `maxTokens`), as the provider does; after the call the charge becomes
+ * its real usage (`tpmCharge`). With `providerQuota` it also reads the provider's own rate-limit headers and waits
+ * before sending what the provider would refuse.
  *
  * Built on `@effect/experimental`'s `RateLimiter` (token buckets refilled continuously over one minute): the
  * state sits in its `RateLimiterStore`, in memory ({@link layerStoreMemory}) or in Redis
@@ -10,9 +12,12 @@
  * @since 0.1.0
  */
 import * as RateLimiter from "@effect/experimental/RateLimiter"
-import { Duration, Effect, Either, Layer, Option, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Either, Layer, Option, Schema, Stream } from "effect"
+import { dual } from "effect/Function"
 import { approximateMessageTokens } from "./internal/approximateTokens.js"
 import { makeMemoryStore } from "./internal/rateLimitStore.js"
+import { makeGate } from "./internal/rateLimitQuota.js"
+import * as Quota from "./internal/quota.js"
 import { strict } from "./internal/optionSchemas.js"
 import { DurationInput } from "./internal/durationInput.js"
 import { decode, InvalidOptions } from "./InvalidOptions.js"
@@ -67,6 +72,27 @@ export interface Options {
    * different names. Defaults to "llm".
    */
   readonly name?: string | undefined
+  /**
+   * What a call's `tpm` charge ends as, once its usage is known:
+   * - `"usage"`: its real usage. The estimate (prompt + `maxTokens`) is taken up front; after the call the unused
+   *   part goes back to the bucket and tokens beyond it are charged, so the limit counts tokens really used.
+   * - `"estimate"`: the estimate stays charged (tokens beyond it are still charged). This is how OpenAI counts:
+   *   `max_tokens` toward TPM when the request arrives, whatever the answer's length. Pick it when `tpm` mirrors
+   *   such a provider's limit and `providerQuota` is off.
+   *
+   * A call that fails keeps its estimate charged (the provider may have counted it). Defaults to "usage".
+   */
+  readonly tpmCharge?: "usage" | "estimate" | undefined
+  /**
+   * Proactive throttling from the provider's rate-limit headers (`x-ratelimit-remaining-requests` / `-tokens` and
+   * their resets, which the OpenAI adapter reports, or any client through {@link reportQuotaHeaders}): a call waits
+   * before it is sent while the last headers of its model say the quota is spent, or too short for its estimate,
+   * until their reset — instead of being sent and meeting a 429. In "fail" mode (or past `maxWait`) it fails with
+   * `RateLimited { source: "client", retryAfter }`. The view is this process's, per model, learned from its own
+   * responses: each call sent takes its share at once, and a response's headers only lower it until the reset.
+   * With `providerQuota`, `rpm` and `tpm` may both be left out. Defaults to false.
+   */
+  readonly providerQuota?: boolean | undefined
 }
 
 const PerSchema = Schema.Union(
@@ -83,7 +109,9 @@ const OptionsSchema = Schema.Struct({
   per: Schema.optional(PerSchema),
   onLimit: Schema.optional(Schema.Literal("wait", "fail")),
   maxWait: Schema.optional(DurationInput),
-  name: Schema.optional(Schema.NonEmptyString)
+  name: Schema.optional(Schema.NonEmptyString),
+  tpmCharge: Schema.optional(Schema.Literal("usage", "estimate")),
+  providerQuota: Schema.optional(Schema.Boolean)
 }).annotations(strict)
 
 /**
@@ -135,10 +163,10 @@ const keyOf = (per: Per, request: ChatRequest): string => {
 
 const validate = (options: Options): Either.Either<typeof OptionsSchema.Type, InvalidOptions> =>
   Either.flatMap(decode(OptionsSchema, "RateLimit", options), (decoded) =>
-    decoded.rpm === undefined && decoded.tpm === undefined
+    decoded.rpm === undefined && decoded.tpm === undefined && decoded.providerQuota !== true
       ? Either.left(new InvalidOptions({
         target: "RateLimit",
-        issues: [{ path: "rpm", message: "Expected rpm or tpm (or both), actual neither" }]
+        issues: [{ path: "rpm", message: "Expected rpm or tpm (or both), or providerQuota: true, actual none" }]
       }))
       : Either.right(decoded))
 
@@ -147,8 +175,11 @@ const validate = (options: Options): Either.Either<typeof OptionsSchema.Type, In
  * costs 1 request and its estimated tokens: prompt tokens (with the `Tokenizer` in context when the policy is
  * built, else ≈ 4 characters a token) plus `maxTokens` (0 when unset). In "wait" mode the call sleeps until it
  * fits; in "fail" mode (or past `maxWait`) it fails with `RateLimited { source: "client", retryAfter }` and uses
- * up nothing. After the call, tokens it used beyond that estimate (its `usage`: reported by the provider, or the
- * library's own count when it reported none) are charged too. A request costing more than `tpm` can never fit and
+ * up nothing. After the call the charge is reconciled with its `usage` (reported by the provider, or the library's
+ * own count when it reported none): tokens beyond the estimate are charged too, and the unused part goes back
+ * (`tpmCharge: "usage"`, the default; `"estimate"` keeps it, as OpenAI does). With `providerQuota: true` a call also
+ * waits before it is sent while the provider's rate-limit headers say its model's quota is spent until their reset.
+ * A request costing more than `tpm` can never fit and
  * fails with `BadRequest`
  * (code "request_too_large"). Every wait and refusal is counted in `llm_rate_limited_total` (labels `key`: the
  * kind of key — "model" | "user" | "global" | "custom", never a user id; `action`: "waited" | "rejected"; the limit hit is
@@ -174,16 +205,18 @@ const validate = (options: Options): Either.Either<typeof OptionsSchema.Type, In
 export const policy = (
   options: Options
 ): Effect.Effect<LlmClient.Policy, InvalidOptions, RateLimiter.RateLimiterStore> =>
-  Effect.map(admission(options), (admit) =>
+  Effect.map(Effect.zip(admission(options), quotaGate(options)), ([admit, gate]) =>
     LlmClient.policy({
       name: "rate-limit",
-      complete: (next) => (request) =>
-        Effect.flatMap(admit.admit(request), (admitted) =>
+      complete: (next) => (request) => {
+        const call = Effect.flatMap(admit.admit(request), (admitted) =>
           admitted === undefined
             ? next(request)
-            : Effect.tap(next(request), (response: ChatResponse) => admit.settle(admitted, response))),
-      stream: (next) => (request) =>
-        Stream.unwrap(Effect.map(admit.admit(request), (admitted) => {
+            : Effect.tap(next(request), (response: ChatResponse) => admit.settle(admitted, response)))
+        return gate === undefined ? call : gate.complete(request, call)
+      },
+      stream: (next) => (request) => {
+        const chunks = Stream.unwrap(Effect.map(admit.admit(request), (admitted) => {
           if (admitted === undefined) return next(request)
           let settled = false
           return Stream.tap(next(request), (chunk: ChatChunk) => {
@@ -192,7 +225,25 @@ export const policy = (
             return admit.settle(admitted, chunk)
           })
         }))
+        return gate === undefined ? chunks : gate.stream(request, chunks)
+      }
     }))
+
+const quotaGate = (options: Options) =>
+  Effect.map(Effect.serviceOption(Tokenizer), (tokenizer) => {
+    if (options.providerQuota !== true) return undefined
+    const kindLabel = typeof options.per === "function" ? "custom" : options.per ?? "model"
+    return makeGate({
+      onLimit: options.onLimit ?? "wait",
+      maxWait: options.maxWait === undefined ? undefined : Duration.decode(options.maxWait),
+      estimate: (request) => estimate(tokenizer, request),
+      record: (action) =>
+        Effect.zipRight(
+          Effect.zipRight(LlmMetrics.count(LlmMetrics.rateLimited, { key: kindLabel, action }), Telemetry.rateLimited(kindLabel, action)),
+          Effect.annotateCurrentSpan({ "llm.rate_limit.limit": "provider-quota", "llm.rate_limit.action": action })
+        )
+    })
+  })
 
 /**
  * The admission step of {@link policy}, for calls that are not chat completions (`Embeddings.rateLimit` uses it):
@@ -226,7 +277,8 @@ export const admission = (options: Options): Effect.Effect<Admission, InvalidOpt
           per: decoded.per ?? "model",
           onLimit: decoded.onLimit ?? "wait",
           maxWait: decoded.maxWait,
-          name: decoded.name ?? "llm"
+          name: decoded.name ?? "llm",
+          tpmCharge: decoded.tpmCharge ?? "usage"
         })
       })
   })
@@ -257,6 +309,7 @@ interface Resolved {
   readonly onLimit: "wait" | "fail"
   readonly maxWait: Duration.Duration | undefined
   readonly name: string
+  readonly tpmCharge: "usage" | "estimate"
 }
 
 const estimate = (
@@ -360,19 +413,24 @@ const makeAdmission = (
       })
     )
 
-  // After the call, tokens beyond the estimate (an answer longer than `maxTokens` allowed for, or no `maxTokens`)
-  // are charged too, from the response's usage: the provider's, or the library's own count when it reported none.
+  // After the call the tpm charge is reconciled with the response's usage (the provider's, or the library's own count
+  // when it reported none): tokens beyond the estimate (an answer longer than `maxTokens` allowed for, or no
+  // `maxTokens`) are charged, and with tpmCharge "usage" the unused part goes back (all of it for an answer that no
+  // provider call made: a cache hit or an idempotent replay below this policy).
   const tpm = options.limits.find((l) => l.kind === "tpm")
   const settle = (
     admitted: Admitted,
     answer: { readonly usage?: Usage | undefined; readonly servedFrom?: string | undefined }
   ): Effect.Effect<void> => {
+    if (tpm === undefined) return Effect.void
     const fromProvider = (answer.servedFrom ?? "provider") === "provider"
-    if (tpm === undefined || answer.usage === undefined || !fromProvider) return Effect.void
-    const beyond = answer.usage.inputTokens + answer.usage.outputTokens - admitted.tokens
-    // In the background: the answer is not held back by a store round trip.
-    if (beyond <= 0) return Effect.void
-    return Effect.asVoid(Effect.forkDaemon(Effect.ignore(consume(admitted.key, tpm, beyond, "delay"))))
+    const used = !fromProvider ? 0 : answer.usage === undefined ? undefined : answer.usage.inputTokens + answer.usage.outputTokens
+    if (used === undefined) return Effect.void
+    const delta = used - admitted.tokens
+    if (delta === 0 || (delta < 0 && options.tpmCharge === "estimate")) return Effect.void
+    // In the background: the answer is not held back by a store round trip. A negative take gives tokens back (a
+    // bucket never holds more than its limit).
+    return Effect.asVoid(Effect.forkDaemon(Effect.ignore(consume(admitted.key, tpm, delta, "delay"))))
   }
 
   const admit = (request: ChatRequest, exact?: number): Effect.Effect<Admitted | undefined, RateLimited | BadRequest> =>
@@ -415,3 +473,108 @@ export interface Admitted {
   readonly key: string
   readonly tokens: number
 }
+
+/**
+ * Something response headers can be read from: a Fetch `Headers`, or a plain record (names compared without case).
+ *
+ * @example
+ * ```ts
+ * import { RateLimit } from "effect-llm-resilience"
+ * const headers: RateLimit.HeaderSource = { "x-ratelimit-remaining-requests": "12" }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type HeaderSource = Quota.HeaderSource
+
+/**
+ * One dimension of a provider's quota (requests or tokens): `limit` when the provider said, `remaining`, and
+ * `resetAt` (Effect-clock milliseconds) when it is whole again, when the provider said.
+ *
+ * @example
+ * ```ts
+ * import { RateLimit } from "effect-llm-resilience"
+ * const spent = (w: RateLimit.QuotaWindow) => w.remaining < 1
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type QuotaWindow = Quota.QuotaWindow
+
+/**
+ * A provider's quota as one response's rate-limit headers state it: `requests` from `x-ratelimit-*-requests`,
+ * `tokens` from `x-ratelimit-*-tokens`, each when sent.
+ *
+ * @example
+ * ```ts
+ * import { RateLimit } from "effect-llm-resilience"
+ * const left = (q: RateLimit.ProviderQuota) => q.tokens?.remaining
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type ProviderQuota = Quota.Quota
+
+/**
+ * Reads a response's rate-limit headers at `now` (Effect-clock ms): `x-ratelimit-limit-requests`,
+ * `x-ratelimit-remaining-requests`, `x-ratelimit-reset-requests` and the `-tokens` three. Resets are read as OpenAI
+ * writes them ("1s", "6m0s", "20ms", "1h2m3.5s"), as a bare number of seconds, or as a date. Undefined when the
+ * response sent none.
+ *
+ * @example
+ * ```ts
+ * import { RateLimit } from "effect-llm-resilience"
+ * const quota = RateLimit.parseQuotaHeaders({
+ *   "x-ratelimit-limit-requests": "500",
+ *   "x-ratelimit-remaining-requests": "499",
+ *   "x-ratelimit-reset-requests": "120ms"
+ * }, 0)
+ * // quota?.requests → { limit: 500, remaining: 499, resetAt: 120 }
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const parseQuotaHeaders: (headers: HeaderSource, now: number) => ProviderQuota | undefined = Quota.fromHeaders
+
+/**
+ * What a provider adapter runs once a response's headers have arrived (an error response's too; a stream's before
+ * its first chunk), so a `Router` and `RateLimit.policy({ providerQuota: true })` above it can throttle before a
+ * 429. It does nothing, and parses nothing, unless one of them (or {@link observeQuota}) listens to the call. The
+ * OpenAI adapter calls it already; call it from a client of your own.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RateLimit } from "effect-llm-resilience"
+ * declare const response: Response
+ * const reported = RateLimit.reportQuotaHeaders(response.headers)
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const reportQuotaHeaders: (headers: HeaderSource | undefined) => Effect.Effect<void> = Quota.report
+
+/**
+ * Runs `effect` with `onQuota` called with the provider quota of every response its calls get that carries
+ * rate-limit headers (see {@link parseQuotaHeaders}): to log, export or act on it. Other listeners (a `Router`,
+ * `providerQuota`) keep theirs.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Llm, LlmClient, RateLimit } from "effect-llm-resilience"
+ * const call = LlmClient.complete(new Llm.ChatRequest({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] }))
+ * const logged = call.pipe(RateLimit.observeQuota((quota) => Effect.log(`requests left: ${quota.requests?.remaining}`)))
+ * ```
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const observeQuota: {
+  (onQuota: (quota: ProviderQuota) => Effect.Effect<void>): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(effect: Effect.Effect<A, E, R>, onQuota: (quota: ProviderQuota) => Effect.Effect<void>): Effect.Effect<A, E, R>
+} = dual(2, <A, E, R>(effect: Effect.Effect<A, E, R>, onQuota: (quota: ProviderQuota) => Effect.Effect<void>) =>
+  Quota.observe(effect, (headers) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const quota = Quota.fromHeaders(headers, now)
+      return quota === undefined ? Effect.void : onQuota(quota)
+    })))

@@ -4,6 +4,7 @@ import * as FakeLlm from "../src/FakeLlm.js"
 import { makeMemoryStore } from "../src/internal/rateLimitStore.js"
 import { ChatRequest } from "../src/Llm.js"
 import * as LlmClient from "../src/LlmClient.js"
+import * as LlmError from "../src/LlmError.js"
 import * as LlmMetrics from "../src/LlmMetrics.js"
 import * as RateLimit from "../src/RateLimit.js"
 import * as Tokenizer from "../src/Tokenizer.js"
@@ -258,6 +259,100 @@ describe("RateLimit memory store", () => {
     }))
 })
 
+/**
+ * A provider that keeps `rpm` requests (and `tpm` tokens: prompt + maxTokens, as OpenAI counts) a 10-second window
+ * on the Effect clock and reports x-ratelimit-* headers on every answer and 429, as a real one does.
+ */
+const quotaProvider = (quota: { readonly rpm?: number; readonly tpm?: number }) => {
+  let window = { start: 0, requests: 0, tokens: 0 }
+  let rejected = 0
+  const step = (r: ChatRequest) =>
+    Effect.flatMap(Effect.clock, (clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      if (now >= window.start + 10_000) window = { start: now, requests: 0, tokens: 0 }
+      const tokens = 7 + (r.maxTokens ?? 0)
+      const fits = (quota.rpm === undefined || window.requests < quota.rpm) &&
+        (quota.tpm === undefined || window.tokens + tokens <= quota.tpm)
+      if (fits) window = { ...window, requests: window.requests + 1, tokens: window.tokens + tokens }
+      const reset = `${window.start + 10_000 - now}ms`
+      const headers: Record<string, string> = {}
+      if (quota.rpm !== undefined) {
+        Object.assign(headers, { "x-ratelimit-remaining-requests": String(quota.rpm - window.requests), "x-ratelimit-reset-requests": reset })
+      }
+      if (quota.tpm !== undefined) {
+        Object.assign(headers, { "x-ratelimit-remaining-tokens": String(quota.tpm - window.tokens), "x-ratelimit-reset-tokens": reset })
+      }
+      return Effect.zipRight(
+        RateLimit.reportQuotaHeaders(headers),
+        fits ? Effect.void : Effect.sync(() => rejected++).pipe(Effect.zipRight(Effect.fail(new LlmError.RateLimited({}))))
+      )
+    })
+  const layer = (options: RateLimit.Options) => {
+    const fake = FakeLlm.layer(FakeLlm.reply("ok"))
+    const wrapped = Layer.effect(LlmClient.LlmClient, Effect.map(LlmClient.LlmClient, (inner): LlmClient.Service => ({
+      complete: (r) => Effect.zipRight(step(r), inner.complete(r)),
+      stream: (r) => Stream.unwrap(Effect.as(step(r), inner.stream(r)))
+    }))).pipe(Layer.provide(fake))
+    const decorated = LlmClient.layerWith(RateLimit.policy(options)).pipe(Layer.provide(wrapped))
+    return Layer.merge(fake, decorated).pipe(Layer.provide(RateLimit.layerStoreMemory))
+  }
+  return { layer, rejected: () => rejected }
+}
+
+describe("RateLimit providerQuota", () => {
+  it.effect("wait: a spent quota is waited out before sending (until the headers' reset), so no call meets a 429", () => {
+    const provider = quotaProvider({ rpm: 2 })
+    return Effect.gen(function* () {
+      const fiber = yield* Effect.fork(Effect.replicateEffect(LlmClient.complete(request()), 5))
+      yield* TestClock.adjust("9999 millis")
+      expect(yield* callTimes).toEqual([0, 0])
+      yield* TestClock.adjust("1 millis")
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(fiber)
+      expect(yield* callTimes).toEqual([0, 0, 10_000, 10_000, 20_000])
+      expect(provider.rejected()).toBe(0)
+      expect(yield* rateLimitedCount({ key: "model", action: "waited" })).toBeGreaterThanOrEqual(2)
+    }).pipe(Effect.provide(provider.layer({ providerQuota: true })))
+  })
+
+  it.effect("fail: RateLimited from the client with the time until the reset, nothing sent", () => {
+    const provider = quotaProvider({ rpm: 1 })
+    return Effect.gen(function* () {
+      yield* LlmClient.complete(request())
+      yield* TestClock.adjust("4 seconds")
+      const error = yield* Effect.flip(LlmClient.complete(request()))
+      expect(error._tag).toBe("RateLimited")
+      if (error._tag !== "RateLimited") return
+      expect(error.source).toBe("client")
+      expect(Option.map(LlmError.retryAfter(error), Duration.toMillis)).toEqual(Option.some(6_000))
+      expect((yield* FakeLlm.calls).length).toBe(1)
+      expect(provider.rejected()).toBe(0)
+    }).pipe(Effect.provide(provider.layer({ providerQuota: true, onLimit: "fail" })))
+  })
+
+  it.effect("tokens: a call the remaining tokens cannot hold waits for the reset; a small one goes at once", () => {
+    const provider = quotaProvider({ tpm: 100 })
+    return Effect.gen(function* () {
+      yield* LlmClient.complete(request({ maxTokens: 60 })) // 67 of 100: 33 left
+      yield* LlmClient.complete(request({ maxTokens: 20 })) // 27 fits: 6 left
+      const big = yield* Effect.fork(LlmClient.complete(request({ maxTokens: 40 })))
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(big)
+      expect(yield* callTimes).toEqual([0, 0, 10_000])
+      expect(provider.rejected()).toBe(0)
+    }).pipe(Effect.provide(provider.layer({ providerQuota: true })))
+  })
+
+  it.effect("without it the provider's 429 is the first the client hears of a full quota", () => {
+    const provider = quotaProvider({ rpm: 1 })
+    return Effect.gen(function* () {
+      yield* LlmClient.complete(request())
+      expect((yield* Effect.flip(LlmClient.complete(request())))._tag).toBe("RateLimited")
+      expect(provider.rejected()).toBe(1)
+    }).pipe(Effect.provide(provider.layer({ rpm: 1_000 })))
+  })
+})
+
 describe("RateLimit options", () => {
   it.effect("lists every failing path", () =>
     Effect.gen(function* () {
@@ -266,10 +361,14 @@ describe("RateLimit options", () => {
         tpm: 1.5,
         per: "tenant" as never,
         onLimit: "queue" as never,
-        maxWait: "soon" as never
+        maxWait: "soon" as never,
+        tpmCharge: "all" as never,
+        providerQuota: "yes" as never
       }))
       expect(error._tag).toBe("InvalidOptions")
-      expect(error.issues.map((i) => i.path).sort()).toEqual(["maxWait", "onLimit", "per", "rpm", "tpm"])
+      expect(error.issues.map((i) => i.path).sort()).toEqual(["maxWait", "onLimit", "per", "providerQuota", "rpm", "tpm", "tpmCharge"])
+      // providerQuota alone is a limit
+      yield* RateLimit.policy({ providerQuota: true })
       const neither = yield* Effect.flip(RateLimit.policy({ per: "model" }))
       expect(neither.issues.map((i) => i.path)).toEqual(["rpm"])
       // A misspelt option is reported (here it would have silently switched "fail" back to the default "wait").

@@ -5,7 +5,7 @@
  */
 import * as RateLimiter from "@effect/experimental/RateLimiter"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Fiber, Layer, TestClock, TestServices } from "effect"
+import { Chunk, Duration, Effect, Either, Fiber, Layer, TestClock, TestServices } from "effect"
 import { randomUUID } from "node:crypto"
 import * as FakeLlm from "../../src/FakeLlm.js"
 import { makeMemoryStore } from "../../src/internal/rateLimitStore.js"
@@ -238,7 +238,34 @@ export const rateLimiterStoreContract = <E>(
           yield* TestClock.adjust("1 minute")
           yield* Fiber.join(fiber)
           expect(yield* callTimes).toEqual([0, 0, 24_600])
-        }).pipe(Effect.provide(limited({ tpm: 100 }))))
+        }).pipe(Effect.provide(limited({ tpm: 100, tpmCharge: "estimate" }))))
+
+      // The give-back runs in the background (the answer is not held for it): polled in real time, at most 2 s.
+      const fitsSoon = (call: Effect.Effect<unknown, unknown>) =>
+        Effect.gen(function* () {
+          for (let i = 0; i < 2_000; i++) {
+            if (Either.isRight(yield* Effect.either(call))) return true
+            yield* TestServices.provideLive(Effect.sleep("1 millis"))
+          }
+          return false
+        })
+
+      it.effect("tpmCharge usage (the default): after the call the unused part of the estimate goes back", () =>
+        Effect.gen(function* () {
+          // ≈ 7 prompt tokens + 60 charged up front; the answer used ≈ 2, so ≈ 98 of 100 are free again
+          yield* LlmClient.complete(request({ maxTokens: 60 }))
+          expect(yield* fitsSoon(LlmClient.complete(request({ maxTokens: 80 })))).toBe(true)
+          expect(yield* callTimes).toEqual([0, 0])
+        }).pipe(Effect.provide(limited({ tpm: 100, onLimit: "fail" }))))
+
+      it.effect("tpmCharge estimate: the estimate stays charged, as a provider that counts max_tokens up front", () =>
+        Effect.gen(function* () {
+          yield* LlmClient.complete(request({ maxTokens: 60 }))
+          yield* TestServices.provideLive(Effect.sleep("50 millis")) // time for a give-back, were there one
+          const refused = yield* Effect.flip(LlmClient.complete(request({ maxTokens: 80 })))
+          expect(refused._tag).toBe("RateLimited")
+          expect(yield* callTimes).toEqual([0])
+        }).pipe(Effect.provide(limited({ tpm: 100, onLimit: "fail", tpmCharge: "estimate" }))))
 
       it.effect("a refused tpm request gives its rpm slot back", () =>
         Effect.gen(function* () {
