@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import type { RateLimiterStore } from "@effect/experimental/RateLimiter"
-import { type ConfigError, type Duration, Effect, Layer } from "effect"
+import { type ConfigError, type Duration, Layer } from "effect"
 import type { Redis as IORedis } from "ioredis"
 import type { CircuitBreakerStore } from "./CircuitBreaker.js"
 import type { IdempotencyStore } from "./Idempotency.js"
@@ -20,11 +20,11 @@ import * as internal from "./internal/redis/client.js"
 import * as IdempotencyRedis from "./internal/redis/idempotency.js"
 import * as RateLimitRedis from "./internal/redis/rateLimiterStore.js"
 import * as ResponseCacheRedis from "./internal/redis/responseCache.js"
-import * as RouterRedis from "./internal/redis/routerStore.js"
+import * as RouterRedis from "./internal/redis/router.js"
 import * as TokenBudgetRedis from "./internal/redis/tokenBudget.js"
 import type { InvalidOptions } from "./InvalidOptions.js"
 import type { ResponseCacheStore } from "./ResponseCache.js"
-import { RouterStore } from "./Router.js"
+import type { RouterStore } from "./Router.js"
 import type { TokenBudgetStore } from "./TokenBudget.js"
 
 /**
@@ -326,10 +326,7 @@ export const layerCircuitBreakerStore: Layer.Layer<CircuitBreakerStore, never, R
  * @since 0.1.0
  * @category Layers
  */
-export const layerRouterStore: Layer.Layer<RouterStore, never, RedisClient> = Layer.effect(
-  RouterStore,
-  Effect.map(RedisClient, RouterRedis.make)
-)
+export const layerRouterStore: Layer.Layer<RouterStore, never, RedisClient> = RouterRedis.layer
 
 // ---------------------------------------------------------------------------------------------------------------
 // BatchJobStore

@@ -1,7 +1,7 @@
 import { expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { randomUUID } from "node:crypto"
-import { redisKey } from "../../src/internal/redis/routerStore.js"
+import { redisKey } from "../../src/internal/redis/router.js"
 import * as Redis from "../../src/Redis.js"
 import * as Router from "../../src/Router.js"
 import { describeRedis, layerRedisTest, layerRedisUnreachable, redisUrl, testPrefix } from "../support/redis.js"

@@ -26,8 +26,11 @@
 import { Effect, Layer, Random } from "effect"
 import { createHash } from "node:crypto"
 import { CircuitBreakerStore, CircuitBreakerStoreError, type Store } from "../../CircuitBreaker.js"
-import { RedisClient, type RedisError, script } from "./client.js"
+import { reasonOf, RedisClient, type RedisError } from "./client.js"
+import { compareAndSetLua, makeKeyLocks } from "./compareAndSet.js"
 import * as breaker from "../breaker.js"
+
+export { compareAndSetLua } from "./compareAndSet.js"
 
 /** Attempts of one write before giving up with a CircuitBreakerStoreError. */
 export const MAX_ATTEMPTS = 25
@@ -37,22 +40,6 @@ export const IDLE_RETENTION_MS = 24 * 3_600_000
 
 /** An isolated key is kept this long after its last change (isolation is meant to hold until `reset`). */
 export const ISOLATED_RETENTION_MS = 30 * 24 * 3_600_000
-
-/**
- * KEYS[1] the state. ARGV: "1" if a value was read ("0": the key was absent), the value read, the next value, its TTL
- * (ms). Sets the next value and answers 1 when the key still holds what was read; answers 0 (and writes nothing)
- * when another writer changed it since.
- */
-export const compareAndSetLua = script(`
-local current = redis.call("GET", KEYS[1])
-if ARGV[1] == "1" then
-  if current ~= ARGV[2] then return 0 end
-elseif current then
-  return 0
-end
-redis.call("SET", KEYS[1], ARGV[3], "PX", ARGV[4])
-return 1
-`)
 
 /** The Redis key of a breaker key: `<prefix>breaker:<sha-256 of the key, base64url>`. */
 export const redisKey = (prefix: string, key: string): string =>
@@ -72,11 +59,6 @@ export const ttlMs = (state: breaker.State, now: number, config: breaker.Config)
 
 type Operation = "admit" | "record" | "observe" | "isolate" | "reset"
 
-const reasonOf = (error: unknown): string => {
-  const text = error instanceof Error ? error.message : String(error)
-  return text.replace(/rediss?:\/\/\S+/g, "redis://…")
-}
-
 const parse = (raw: string | null): breaker.State => {
   if (raw === null) return breaker.initial
   const state = JSON.parse(raw) as breaker.State | null
@@ -84,29 +66,6 @@ const parse = (raw: string | null): breaker.State => {
     throw new Error("the stored breaker state is not a breaker state")
   }
   return state
-}
-
-/** A mutex per key, dropped when nobody holds or waits for it. */
-const makeKeyLocks = () => {
-  const locks = new Map<string, { readonly semaphore: Effect.Semaphore; users: number }>()
-  return <A, E, R>(key: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.suspend(() => {
-        let lock = locks.get(key)
-        if (lock === undefined) {
-          lock = { semaphore: Effect.unsafeMakeSemaphore(1), users: 0 }
-          locks.set(key, lock)
-        }
-        const held = lock
-        held.users += 1
-        return restore(held.semaphore.withPermits(1)(effect)).pipe(
-          Effect.ensuring(Effect.sync(() => {
-            held.users -= 1
-            if (held.users === 0) locks.delete(key)
-          }))
-        )
-      })
-    )
 }
 
 /** The decision on one read: the result, and the next state when it differs from the one read. */

@@ -48,7 +48,8 @@ export class RedisClient extends Context.Tag("effect-llm-resilience/RedisClient"
   }
 >() {}
 
-const reasonOf = (error: unknown): string => {
+/** A driver error's message, without any connection URL (it may carry a password). */
+export const reasonOf = (error: unknown): string => {
   const text = error instanceof Error ? error.message : String(error)
   // never echo a connection URL (it may carry a password)
   return text.replace(/rediss?:\/\/\S+/g, "redis://…")

@@ -10,11 +10,11 @@
  * {@link MAX_ATTEMPTS} attempts. Every key has a TTL: the cooldown's end plus {@link IDLE_RETENTION_MS}, refreshed on
  * each write. Keys are `<prefix>router:<sha-256 of the router key>`: no deployment id in Redis.
  */
-import { Effect, Random } from "effect"
+import { Effect, Layer, Random } from "effect"
 import { createHash } from "node:crypto"
-import type { RedisClient, RedisError } from "../../Redis.js"
-import { RouterStoreError, type Store } from "../../Router.js"
-import { compareAndSetLua } from "./circuitBreaker.js"
+import { RouterStore, RouterStoreError, type Store } from "../../Router.js"
+import { reasonOf, RedisClient, type RedisError } from "./client.js"
+import { compareAndSetLua, makeKeyLocks } from "./compareAndSet.js"
 import { beginStep, type DeploymentState, emptyState, observeStep, rolled, settleStep } from "../routerStore.js"
 
 /** Attempts of one write before giving up with a RouterStoreError. */
@@ -38,32 +38,6 @@ const parse = (raw: string | null): DeploymentState => {
     throw new Error("the stored router state is not a router state")
   }
   return value as unknown as DeploymentState
-}
-
-const reasonOf = (error: unknown): string => {
-  const text = error instanceof Error ? error.message : String(error)
-  return text.replace(/rediss?:\/\/\S+/g, "redis://…")
-}
-
-/** A mutex per key, dropped when nobody holds or waits for it. */
-const makeKeyLocks = () => {
-  const locks = new Map<string, { readonly semaphore: Effect.Semaphore; users: number }>()
-  return <A, E, R>(key: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.suspend(() => {
-      let lock = locks.get(key)
-      if (lock === undefined) {
-        lock = { semaphore: Effect.unsafeMakeSemaphore(1), users: 0 }
-        locks.set(key, lock)
-      }
-      const held = lock
-      held.users += 1
-      return held.semaphore.withPermits(1)(effect).pipe(
-        Effect.ensuring(Effect.sync(() => {
-          held.users -= 1
-          if (held.users === 0) locks.delete(key)
-        }))
-      )
-    })
 }
 
 /** The store over one RedisClient (its shared connection). */
@@ -118,3 +92,6 @@ export const make = (redis: RedisClient["Type"]): Store => {
     observe: (key, seen, now) => step("observe", key, now, (state) => observeStep(state, seen, now))
   }
 }
+
+/** The store over the `RedisClient` in context. */
+export const layer: Layer.Layer<RouterStore, never, RedisClient> = Layer.effect(RouterStore, Effect.map(RedisClient, make))
