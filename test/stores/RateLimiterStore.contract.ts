@@ -241,7 +241,7 @@ export const rateLimiterStoreContract = <E>(
         }).pipe(Effect.provide(limited({ tpm: 100, tpmCharge: "estimate" }))))
 
       // The give-back runs in the background (the answer is not held for it): polled in real time, at most 2 s.
-      const fitsSoon = (call: Effect.Effect<unknown, unknown>) =>
+      const fitsSoon = <R>(call: Effect.Effect<unknown, unknown, R>) =>
         Effect.gen(function* () {
           for (let i = 0; i < 2_000; i++) {
             if (Either.isRight(yield* Effect.either(call))) return true
