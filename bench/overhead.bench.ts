@@ -18,7 +18,6 @@ import {
 } from "cockatiel"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { CircuitBreaker, Llm, LlmClient, ResponseCache, Retry, Timeout } from "../src/index.js"
-import { markHonorsDeadline, tryPromiseWithDeadline } from "../src/internal/deadline.js"
 import { measure, printTable, type Row } from "./harness.js"
 
 const OPS = 20_000
@@ -42,10 +41,12 @@ const notUsed = () => {
 }
 // The same zero-latency async function every contender wraps: a Timeout above it races it in a fiber of its own.
 const base: LlmClient.Service = { complete: () => Effect.promise(provider), stream: notUsed }
-// A provider that enforces a Timeout's deadline itself by aborting its request, as the OpenAI adapter does.
+// A provider that enforces a Timeout's deadline itself by aborting its request, as the OpenAI adapter does: the
+// same async function through `LlmClient.tryPromise`, declared with `enforces: { deadline: true }`.
 const enforcing: LlmClient.Service = {
-  complete: markHonorsDeadline(() => Effect.orDie(tryPromiseWithDeadline(() => provider()))),
-  stream: notUsed
+  complete: () => Effect.orDie(LlmClient.tryPromise({ try: () => provider(), catch: (error) => error })),
+  stream: notUsed,
+  enforces: { deadline: true }
 }
 
 type Stores = CircuitBreaker.CircuitBreakerStore | ResponseCache.ResponseCacheStore
@@ -83,7 +84,7 @@ async function main() {
     ["effect: Retry", stackLayer(Retry.policy({ maxRetries: 3 }))],
     ["effect: CircuitBreaker", stackLayer(CircuitBreaker.policy({ per: "model" }))],
     ["effect: Timeout (any provider: a racing fiber)", stackLayer(Timeout.policy({ attempt: "30 seconds" }))],
-    ["effect: Timeout (provider aborts at the deadline)", enforcingStack(Timeout.policy({ attempt: "30 seconds" }))],
+    ["effect: Timeout (provider enforces the deadline)", enforcingStack(Timeout.policy({ attempt: "30 seconds" }))],
     [
       "effect: Retry+Breaker+Timeout (any provider)",
       stackLayer(
@@ -93,7 +94,7 @@ async function main() {
       )
     ],
     [
-      "effect: Retry+Breaker+Timeout (OpenAI-adapter-like)",
+      "effect: Retry+Breaker+Timeout (provider enforces the deadline)",
       enforcingStack(
         Retry.policy({ maxRetries: 3 }),
         CircuitBreaker.policy({ per: "model" }),

@@ -32,6 +32,7 @@ import * as BoundedKeys from "./internal/boundedKeys.js"
 import * as internal from "./internal/breaker.js"
 import { decodeOptions } from "./internal/breakerOptions.js"
 import * as shell from "./internal/breakerEngine.js"
+import * as Memory from "./internal/breakerMemory.js"
 import { AnyFunction, strict } from "./internal/optionSchemas.js"
 import { keyFunction } from "./internal/policyKey.js"
 import { decode, type InvalidOptions } from "./InvalidOptions.js"
@@ -424,6 +425,41 @@ export interface Store {
     now: number,
     config: Config
   ) => Effect.Effect<ReadonlyArray<TransitionRecord>, CircuitBreakerStoreError>
+  /**
+   * The same steps run synchronously, for a store whose state is in this process (the memory store offers them).
+   * When present the breaker takes its admission and outcome steps through them, with no Effect step each; they
+   * must be the very steps the Effect methods run. A remote store leaves this out.
+   */
+  readonly sync?: StoreSync | undefined
+}
+
+/**
+ * The synchronous form of a store's hot-path steps (see {@link Store}'s `sync`); each is atomic, as JavaScript runs
+ * one fiber at a time.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CircuitBreaker } from "effect-llm-resilience"
+ * const store = Effect.runSync(CircuitBreaker.makeStoreMemory)
+ * const sync: CircuitBreaker.StoreSync | undefined = store.sync
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface StoreSync {
+  /** Whether the key is closed now (it then admits plain calls, never probes). */
+  readonly isClosed: (key: string) => boolean
+  readonly admit: (key: string, now: number, config: Config) => Admission
+  readonly record: (
+    key: string,
+    now: number,
+    config: Config,
+    ticket: Ticket,
+    outcome: Outcome
+  ) => ReadonlyArray<TransitionRecord>
+  /** Records the outcome only if that causes no transition (then nothing needs publishing); says whether it did. */
+  readonly recordIfQuiet: (key: string, now: number, config: Config, ticket: Ticket, outcome: Outcome) => boolean
 }
 
 /**
@@ -458,7 +494,7 @@ export class CircuitBreakerStore extends Context.Tag("effect-llm-resilience/Circ
  * @since 0.1.0
  * @category Constructors
  */
-export const makeStoreMemory: Effect.Effect<Store> = Effect.sync(() => storeMemory(BoundedKeys.DEFAULT_MAX_KEYS))
+export const makeStoreMemory: Effect.Effect<Store> = Effect.sync(() => Memory.makeStore(BoundedKeys.DEFAULT_MAX_KEYS))
 
 /**
  * Options of the in-memory store.
@@ -494,46 +530,7 @@ export interface StoreMemoryOptions {
  */
 export const makeStoreMemoryWith = (options: StoreMemoryOptions = {}): Effect.Effect<Store, InvalidOptions> =>
   Effect.map(decode(BoundedKeys.StoreMemoryOptions, "CircuitBreaker.makeStoreMemoryWith", options), (valid) =>
-    storeMemory(valid.maxKeys ?? BoundedKeys.DEFAULT_MAX_KEYS))
-
-const storeMemory = (maxKeys: number): Store => {
-  // Bounded: a key back to a closed breaker with nothing counted is forgotten; past `maxKeys` the least recently
-  // used one goes (counted in llm_state_evictions_total{store="circuit-breaker"}).
-  const states = new BoundedKeys.BoundedKeys<StoredState>("circuit-breaker", maxKeys)
-  const save = (key: string, next: StoredState) => {
-    if (internal.isFresh(next)) states.release(key)
-    else states.set(key, next)
-  }
-  // JavaScript runs one fiber at a time and `decide` is synchronous: read, decide and write cannot interleave.
-  const step = <E extends internal.Event>(key: string, now: number, event: E): internal.Result<E> => {
-    const current = states.get(key) ?? internal.initial
-    const [result, next] = internal.decide(current, now, event)
-    if (next !== current) save(key, next)
-    return result
-  }
-  const sync: shell.SyncStore = {
-    isClosed: (key) => (states.peek(key) ?? internal.initial).phase === "closed",
-    admit: (key, now, config) => step(key, now, { _tag: "Admit", config }),
-    record: (key, now, config, ticket, outcome) => step(key, now, { _tag: "Record", config, ticket, outcome }),
-    recordIfQuiet: (key, now, config, ticket, outcome) => {
-      const current = states.get(key) ?? internal.initial
-      const [transitions, next] = internal.decide(current, now, { _tag: "Record", config, ticket, outcome })
-      if (transitions.length > 0) return false
-      if (next !== current) save(key, next)
-      return true
-    }
-  }
-  const store: Store = {
-    admit: (key, now, config) => Effect.sync(() => sync.admit(key, now, config)),
-    record: (key, now, config, ticket, outcome) => Effect.sync(() => sync.record(key, now, config, ticket, outcome)),
-    observe: (key, now, config) => Effect.sync(() => step(key, now, { _tag: "Observe", config })),
-    isolate: (key, now, config) => Effect.sync(() => step(key, now, { _tag: "Isolate", config })),
-    reset: (key, now, config) => Effect.sync(() => step(key, now, { _tag: "Reset", config }))
-  }
-  // The breaker calls the memory store's steps directly, without an Effect step each.
-  shell.registerSync(store, sync)
-  return store
-}
+    Memory.makeStore(valid.maxKeys ?? BoundedKeys.DEFAULT_MAX_KEYS))
 
 /**
  * An in-memory {@link CircuitBreakerStore}: breakers built from one instance of the layer share state by key.
@@ -582,7 +579,7 @@ const makeEngine = (options: Options, kind: "make" | "policy") =>
     const engine: shell.Engine = {
       config: decoded.config,
       store,
-      sync: shell.syncOf(store),
+      sync: store.sync,
       countAsFailure: decoded.countAsFailure ?? isFailure,
       hub,
       seen: new Set()
@@ -801,6 +798,8 @@ export const policy = (options: PolicyOptions = {}): Effect.Effect<Policy, Inval
         Effect.suspend(() => shell.guardEffect(engine, keyOf(request), request.model, next(request))),
       stream: (next) => (request) =>
         Stream.suspend(() => shell.guardStream(engine, keyOf(request), request.model, next(request))),
+      // With a store in this process the breaker waits on nothing: a Timeout above can hand its deadline down.
+      keepsDeadline: engine.sync !== undefined,
       keyOf,
       state: (key) => shell.statusOf(engine, key),
       transitions: Stream.fromPubSub(engine.hub),

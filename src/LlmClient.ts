@@ -17,7 +17,8 @@ import * as InstrumentCall from "./internal/instrumentCall.js"
 import { infoOf, instrument, marked } from "./internal/instrumentProvider.js"
 import type { ProviderInfo } from "./internal/telemetry.js"
 import type { ChatChunk, ChatRequest, ChatResponse } from "./Llm.js"
-import type { LlmError } from "./LlmError.js"
+import { type LlmError, Timeout } from "./LlmError.js"
+import { tryPromiseWithDeadline } from "./internal/deadline.js"
 
 /**
  * A completion function: what every policy decorates.
@@ -67,6 +68,49 @@ export type StreamFn = (request: ChatRequest) => Stream.Stream<ChatChunk, LlmErr
 export interface Service {
   readonly complete: Complete
   readonly stream: StreamFn
+  /**
+   * What the provider enforces itself, as data the policies above it read. `deadline: true` says its `complete`
+   * aborts its own request when the current Timeout deadline passes (as the OpenAI adapter and
+   * {@link tryPromise} do), so no Timeout above it needs a fiber of its own. Defaults to nothing: the provider step
+   * every client gets then bounds the call itself.
+   */
+  readonly enforces?: Enforces | undefined
+}
+
+/**
+ * What a provider enforces itself (see {@link Service}).
+ *
+ * @example
+ * ```ts
+ * import { LlmClient } from "effect-llm-resilience"
+ * const enforces: LlmClient.Enforces = { deadline: true }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Enforces {
+  /** The provider's `complete` fails with the current deadline's Timeout, its request aborted, when it passes. */
+  readonly deadline?: boolean | undefined
+}
+
+/**
+ * What a policy learns of the steps below it when it is composed (`decorate` passes it as `complete`'s second
+ * argument).
+ *
+ * @example
+ * ```ts
+ * import { LlmClient } from "effect-llm-resilience"
+ * const below: LlmClient.Below = { enforcesDeadline: true }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Below {
+  /**
+   * Every step below keeps the current deadline (each policy between says `keepsDeadline`, and the provider step
+   * enforces it), so a Timeout may hand its deadline down instead of racing the call in a fiber.
+   */
+  readonly enforcesDeadline: boolean
 }
 
 /**
@@ -206,8 +250,16 @@ export const stream = (request: ChatRequest): Stream.Stream<ChatChunk, LlmError,
  */
 export interface Policy {
   readonly name: string
-  readonly complete: (next: Complete) => Complete
+  /** Decorates the next completion function; `below` says what the steps below enforce (see {@link Below}). */
+  readonly complete: (next: Complete, below?: Below) => Complete
   readonly stream?: ((next: StreamFn) => StreamFn) | undefined
+  /**
+   * The policy keeps the current Timeout deadline: it waits on nothing of its own past it (its own waits, like
+   * Retry's backoff, end at the deadline with its Timeout) and calls the next step in the same fiber. A Timeout above
+   * a chain of such policies hands its deadline down for free. Defaults to false: a Timeout above it then bounds the
+   * whole call with a timer and a fiber, which is always correct.
+   */
+  readonly keepsDeadline?: boolean | undefined
 }
 
 /**
@@ -237,9 +289,15 @@ export type PolicyInput<E = never, R = never> = Policy | Effect.Effect<Policy, E
  */
 export const policy = (options: {
   readonly name: string
-  readonly complete: (next: Complete) => Complete
+  readonly complete: (next: Complete, below?: Below) => Complete
   readonly stream?: ((next: StreamFn) => StreamFn) | undefined
-}): Policy => ({ name: options.name, complete: options.complete, stream: options.stream })
+  readonly keepsDeadline?: boolean | undefined
+}): Policy => ({
+  name: options.name,
+  complete: options.complete,
+  stream: options.stream,
+  keepsDeadline: options.keepsDeadline ?? false
+})
 
 /**
  * Decorates a client with policies, outermost first: `decorate(client, a, b)` runs `a`, which calls `b`,
@@ -261,13 +319,57 @@ export const decorate = (client: Service, ...policies: ReadonlyArray<Policy>): S
   const info = infoOf(base) as ProviderInfo
   let completeFn = base.complete
   let streamFn = base.stream
+  // An instrumented client enforces the current deadline (its provider step does); a decorated one does when every
+  // policy in it keeps the deadline.
+  let enforcesDeadline = base.enforces?.deadline === true
   for (let i = policies.length - 1; i >= 0; i--) {
     const p = policies[i]
-    completeFn = p.complete(completeFn)
+    completeFn = p.complete(completeFn, enforcesDeadline ? keptBelow : notKeptBelow)
     if (p.stream !== undefined) streamFn = p.stream(streamFn)
+    enforcesDeadline = enforcesDeadline && p.keepsDeadline === true
   }
-  return marked({ complete: InstrumentCall.complete(info, completeFn), stream: InstrumentCall.stream(info, streamFn) }, info)
+  return marked({
+    complete: InstrumentCall.complete(info, completeFn),
+    stream: InstrumentCall.stream(info, streamFn),
+    enforces: enforcesDeadline ? enforcesDeadlineData : undefined
+  }, info)
 }
+
+const keptBelow: Below = { enforcesDeadline: true }
+const notKeptBelow: Below = { enforcesDeadline: false }
+const enforcesDeadlineData: Enforces = { deadline: true }
+
+/**
+ * A provider call from a promise that honours the current Timeout deadline and the caller's interruption through
+ * one `AbortSignal`: when the deadline passes the signal aborts and the call fails with the deadline's
+ * `Timeout` at once, without a fiber of its own. A client whose `complete` is built on it can declare
+ * `enforces: { deadline: true }`. Every rejection goes through `catch`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Llm, LlmClient, LlmError } from "effect-llm-resilience"
+ * declare const callMyGateway: (body: string, signal: AbortSignal) => Promise<string>
+ * const client = LlmClient.make({
+ *   complete: (request) =>
+ *     LlmClient.tryPromise({
+ *       try: (signal) => callMyGateway(request.messages.map((m) => m.content).join("\n"), signal),
+ *       catch: () => new LlmError.ConnectionError({ model: request.model })
+ *     }).pipe(Effect.map((content) => new Llm.ChatResponse({ id: "1", model: request.model, content,
+ *       finishReason: "stop", usage: { inputTokens: 0, outputTokens: 0 }, servedFrom: "provider" }))),
+ *   stream: () => Stream.empty,
+ *   enforces: { deadline: true }
+ * }, { provider: "my-gateway" })
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const tryPromise = <A, E>(options: {
+  readonly try: (signal: AbortSignal) => PromiseLike<A>
+  readonly catch: (error: unknown) => E
+}): Effect.Effect<A, E | Timeout> =>
+  Effect.catchAll(tryPromiseWithDeadline(options.try), (error) =>
+    Effect.fail(error instanceof Timeout ? error : options.catch(error)))
 
 type InputError<P> = P extends Effect.Effect<Policy, infer E, infer _R> ? E : never
 type InputContext<P> = P extends Effect.Effect<Policy, infer _E, infer R> ? R : never

@@ -17,7 +17,7 @@ import * as LlmClient from "./LlmClient.js"
 import type { Service } from "./LlmClient.js"
 import type { LlmError, ModelFailure } from "./LlmError.js"
 import { MalformedResponse, StreamTruncated, Timeout } from "./LlmError.js"
-import { markHonorsDeadline, tryPromiseWithDeadline } from "./internal/deadline.js"
+import { tryPromiseWithDeadline } from "./internal/deadline.js"
 import * as Errors from "./internal/openaiErrors.js"
 import * as Mapping from "./internal/openaiMapping.js"
 import * as Quota from "./internal/quota.js"
@@ -308,10 +308,11 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
         logLevel: "off"
       })
       const maxTokensParam = valid.maxTokensParam ?? "max_tokens"
-      // `complete` enforces a Timeout policy's deadline itself (aborting the request), saving a fiber per call.
+      // `complete` enforces a Timeout's deadline itself (aborting the request), saving a fiber per call.
       return LlmClient.make({
-        complete: markHonorsDeadline(completeWith(client, maxTokensParam)),
-        stream: streamWith(client, maxTokensParam)
+        complete: completeWith(client, maxTokensParam),
+        stream: streamWith(client, maxTokensParam),
+        enforces: { deadline: true }
       }, telemetryOf(client.baseURL, valid.provider))
     }))
 

@@ -531,8 +531,10 @@ export const policy = (options: Options = defaults): LlmClient.Policy => makePol
 const makePolicy = (r: Engine.Resolved<LlmError.LlmError>): LlmClient.Policy =>
   LlmClient.policy({
     name: "retry",
-    complete: (next) => (request) => Engine.retryEffect(next(request), r, request.model),
-    stream: (next) => (request) => Engine.retryStream(next(request), r, request.model)
+    complete: (next) => (request) => Engine.retryEffect(next(request), r, request.model, true),
+    stream: (next) => (request) => Engine.retryStream(next(request), r, request.model),
+    // Its waits before a retry end at the current deadline: a Timeout above needs no fiber of its own.
+    keepsDeadline: true
   })
 
 /**

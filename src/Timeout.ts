@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { CurrentLeafDeadline, honorsDeadline, withDeadline } from "./internal/deadline.js"
+import { withCurrentDeadline, withDeadline } from "./internal/deadline.js"
 import { Duration, Effect, Either, Option, Schema, Stream } from "effect"
 import { PositiveDuration, strict } from "./internal/optionSchemas.js"
 import { hasProgress } from "./internal/streamProgress.js"
@@ -276,25 +276,27 @@ export const policy = (options: Options): LlmClient.Policy => {
   const r = Either.getOrThrowWith(resolveEither(PolicyOptionsSchema, policyCache, options), (error) => error)
   return LlmClient.policy({
     name: "timeout",
-    complete: (next) =>
-      honorsDeadline(next) && r.whole !== undefined
-        ? leafTimeout(next, r.whole)
+    complete: (next, below) =>
+      below?.enforcesDeadline === true && r.whole !== undefined
+        ? handedDown(next, r.whole)
         : (request) => timeoutEffect(next(request), r, request.model),
-    stream: (next) => (request) => timeoutStream(next(request), r, request.model)
+    stream: (next) => (request) => timeoutStream(next(request), r, request.model),
+    // Either way the call below ends by this Timeout's deadline, and any earlier one above it.
+    keepsDeadline: true
   })
 }
 
-// Directly above a provider that enforces deadlines itself (the OpenAI adapter), the deadline is handed down
-// instead of racing a fiber against a timer: the provider aborts its request at the same instant and fails with
-// the same Timeout, for a fraction of the cost.
-const leafTimeout = (
+// When every step below keeps the deadline (the provider step enforces it, and each policy between waits on nothing
+// past it), the deadline is handed down instead of racing a fiber against a timer: the provider aborts its request
+// at the same instant and fails with the same Timeout, for a fraction of the cost.
+const handedDown = (
   next: LlmClient.Complete,
   whole: { readonly phase: TimeoutPhase; readonly after: Duration.Duration }
 ): LlmClient.Complete => {
   const millis = Duration.toMillis(whole.after)
   return (request) =>
     Effect.clockWith((clock) =>
-      Effect.locally(next(request), CurrentLeafDeadline, {
+      withCurrentDeadline(next(request), {
         at: clock.unsafeCurrentTimeMillis() + millis,
         onTimeout: () => timeoutError(whole.phase, whole.after, request.model)
       })

@@ -27,9 +27,12 @@ import * as Retry from "../src/Retry.js"
 import * as Timeout from "../src/Timeout.js"
 
 const Store = CircuitBreaker.layerStoreMemory
-// A wrapper around the memory store is a new object: the breaker then goes through the Effect methods, the path
-// every other store (Redis) takes.
-const EffectStore = Layer.effect(CircuitBreaker.CircuitBreakerStore, Effect.map(CircuitBreaker.makeStoreMemory, (store) => ({ ...store })))
+// The memory store without its synchronous steps: the breaker then goes through the Effect methods, the path every
+// other store (Redis) takes.
+const EffectStore = Layer.effect(
+  CircuitBreaker.CircuitBreakerStore,
+  Effect.map(CircuitBreaker.makeStoreMemory, (store) => ({ ...store, sync: undefined }))
+)
 const stores = [["memory store", Store], ["a store answering through Effects", EffectStore]] as const
 const server = () => new LlmError.ServerError({ status: 503 })
 

@@ -1,5 +1,6 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Cause, Chunk, Data, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schedule, Stream, TestClock } from "effect"
+import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as FakeLlm from "../src/FakeLlm.js"
 import { InvalidOptions } from "../src/InvalidOptions.js"
 import { ChatRequest } from "../src/Llm.js"
@@ -343,5 +344,128 @@ describe("Timeout.withTimeout over a user's effect", () => {
       yield* TestClock.adjust("4 seconds") // 3 s attempt + 1 s backoff
       expect(yield* Fiber.join(fiber)).toBe("rows")
       expect(yield* Ref.get(attempts)).toBe(2)
+    }))
+})
+
+describe("a deadline handed down to the steps below", () => {
+  // A provider that enforces the current deadline itself (as the OpenAI adapter does): its request never answers,
+  // and it records whether its signal was aborted and how often it was called.
+  const enforcing = (calls: { count: number; aborted: number }, enforces = true): LlmClient.Service => ({
+    complete: () =>
+      LlmClient.tryPromise({
+        try: (signal) => {
+          calls.count++
+          signal.addEventListener("abort", () => calls.aborted++)
+          return new Promise<never>(() => {})
+        },
+        catch: () => new LlmError.ConnectionError({})
+      }),
+    stream: () => Stream.empty,
+    ...(enforces ? { enforces: { deadline: true } } : {})
+  })
+  const failing = (calls: { count: number }): LlmClient.Service => ({
+    complete: (req) => Effect.suspend(() => {
+      calls.count++
+      return Effect.fail(new LlmError.ServerError({ status: 503, model: req.model }))
+    }),
+    stream: () => Stream.empty
+  })
+
+  const settleAt = <A, E>(effect: Effect.Effect<A, E>, before: Duration.DurationInput, after: Duration.DurationInput) =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.fork(effect)
+      yield* TestClock.adjust(before)
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust(after)
+      return yield* Fiber.await(fiber)
+    })
+
+  it.effect("Timeout → Retry → CircuitBreaker (memory) → an enforcing provider: the provider aborts at the deadline", () =>
+    Effect.gen(function* () {
+      const calls = { count: 0, aborted: 0 }
+      const breaker = yield* CircuitBreaker.policy({ per: "model" })
+      expect(breaker.keepsDeadline).toBe(true)
+      const client = LlmClient.decorate(enforcing(calls), Timeout.attempt("1 second"), Retry.policy({ maxRetries: 0 }), breaker)
+      expect(client.enforces?.deadline).toBe(true)
+      const exit = yield* settleAt(client.complete(request()), "999 millis", "1 millis")
+      expect(failureOf(exit)).toEqual(Option.some(timeoutError("attempt", "1 second")))
+      expect(calls).toEqual({ count: 1, aborted: 1 })
+    }).pipe(Effect.provide(CircuitBreaker.layerStoreMemory)))
+
+  it.effect("a provider that enforces nothing is bounded by the provider step at the same instant", () =>
+    Effect.gen(function* () {
+      const calls = { count: 0, aborted: 0 }
+      const client = LlmClient.decorate(enforcing(calls, false), Timeout.attempt("1 second"), Retry.policy({ maxRetries: 0 }))
+      const exit = yield* settleAt(client.complete(request()), "999 millis", "1 millis")
+      expect(failureOf(exit)).toEqual(Option.some(timeoutError("attempt", "1 second")))
+      expect(calls.count).toBe(1)
+    }))
+
+  it.effect("a policy of the user's own in between (it waits on its own): Timeout still fires at its deadline", () =>
+    Effect.gen(function* () {
+      const calls = { count: 0, aborted: 0 }
+      const slowStart = LlmClient.policy({
+        name: "slow-start",
+        complete: (next) => (req) => Effect.zipRight(Effect.sleep("5 seconds"), next(req))
+      })
+      const client = LlmClient.decorate(enforcing(calls), Timeout.attempt("1 second"), slowStart)
+      expect(client.enforces).toBeUndefined()
+      const exit = yield* settleAt(client.complete(request()), "999 millis", "1 millis")
+      expect(failureOf(exit)).toEqual(Option.some(timeoutError("attempt", "1 second")))
+      expect(calls.count).toBe(0)
+    }))
+
+  it.effect("Retry's wait before a retry ends at a total deadline above it, with that Timeout", () =>
+    Effect.gen(function* () {
+      const calls = { count: 0 }
+      const client = LlmClient.decorate(
+        failing(calls),
+        Timeout.total("1 second"),
+        Retry.policy({ maxRetries: 3, baseDelay: "5 seconds", jitter: "none" })
+      )
+      const exit = yield* settleAt(client.complete(request()), "999 millis", "1 millis")
+      expect(failureOf(exit)).toEqual(Option.some(timeoutError("total", "1 second")))
+      expect(calls.count).toBe(1)
+    }))
+
+  it.effect("nested deadlines: the earlier one wins and names its phase; a later attempt gets what is left", () =>
+    Effect.gen(function* () {
+      const calls = { count: 0, aborted: 0 }
+      const client = LlmClient.decorate(
+        enforcing(calls),
+        Timeout.total("3 seconds"),
+        Retry.policy({ maxRetries: 5, baseDelay: "100 millis", jitter: "none" }),
+        Timeout.attempt("1 second")
+      )
+      // attempts time out at 1 s, 2.1 s; the third starts at 2.3 s and is cut by the total deadline at 3 s
+      const exit = yield* settleAt(client.complete(request()), "2999 millis", "1 millis")
+      expect(failureOf(exit)).toEqual(Option.some(timeoutError("total", "3 seconds")))
+      expect(calls).toEqual({ count: 3, aborted: 3 })
+    }))
+
+  it.effect("after a call the deadline is gone: a later call on the same fiber without a Timeout is not bounded", () =>
+    Effect.gen(function* () {
+      const fast = yield* FakeLlm.make(FakeLlm.reply("ok"))
+      const timed = LlmClient.decorate(fast.client, Timeout.attempt("1 second"))
+      expect((yield* timed.complete(request())).content).toBe("ok")
+      const plain = (yield* FakeLlm.make(FakeLlm.delay("5 seconds", FakeLlm.reply("late but fine")))).client
+      const exit = yield* settleAt(plain.complete(request()), "4999 millis", "1 millis")
+      expect(Exit.isSuccess(exit) && exit.value.content).toBe("late but fine")
+    }))
+
+  it.effect("a breaker over a store without synchronous steps does not keep the deadline; Timeout still fires", () =>
+    Effect.gen(function* () {
+      const calls = { count: 0, aborted: 0 }
+      const store = yield* CircuitBreaker.makeStoreMemory
+      const breaker = yield* Effect.provideService(
+        CircuitBreaker.policy({ per: "model" }),
+        CircuitBreaker.CircuitBreakerStore,
+        { ...store, sync: undefined }
+      )
+      expect(breaker.keepsDeadline).toBe(false)
+      const client = LlmClient.decorate(enforcing(calls), Timeout.attempt("1 second"), breaker)
+      const exit = yield* settleAt(client.complete(request()), "999 millis", "1 millis")
+      expect(failureOf(exit)).toEqual(Option.some(timeoutError("attempt", "1 second")))
+      expect(calls).toEqual({ count: 1, aborted: 1 })
     }))
 })

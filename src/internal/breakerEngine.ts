@@ -12,6 +12,7 @@ import type {
   State,
   Status,
   Store,
+  StoreSync,
   Ticket,
   Transition,
   TransitionRecord
@@ -25,38 +26,12 @@ const stateCode: Record<State, number> = { closed: 0, halfOpen: 1, open: 2, isol
 export interface Engine {
   readonly config: Config
   readonly store: Store
-  /** The store's synchronous steps when it is the built-in memory store (see {@link registerSync}). */
-  readonly sync: SyncStore | undefined
+  /** The store's synchronous steps, when it offers them (`Store.sync`). */
+  readonly sync: StoreSync | undefined
   readonly countAsFailure: (error: unknown) => boolean
   readonly hub: PubSub.PubSub<Transition>
   readonly seen: Set<string>
 }
-
-/** The synchronous form of a store's two hot-path steps (each is atomic: JavaScript runs one fiber at a time). */
-export interface SyncStore {
-  /** Whether the key is closed now (it then admits plain calls, never probes). */
-  readonly isClosed: (key: string) => boolean
-  readonly admit: (key: string, now: number, config: Config) => Admission
-  readonly record: (
-    key: string,
-    now: number,
-    config: Config,
-    ticket: Ticket,
-    outcome: Outcome
-  ) => ReadonlyArray<TransitionRecord>
-  /** Records the outcome only if that causes no transition (then nothing needs publishing); says whether it did. */
-  readonly recordIfQuiet: (key: string, now: number, config: Config, ticket: Ticket, outcome: Outcome) => boolean
-}
-
-// Keyed by the store object itself: a wrapper around a memory store (a new object) takes the Effect path.
-const syncStores = new WeakMap<Store, SyncStore>()
-
-/** Registers the synchronous steps of a store whose Effect methods are `Effect.sync` over the same steps. */
-export const registerSync = (store: Store, sync: SyncStore): void => {
-  syncStores.set(store, sync)
-}
-
-export const syncOf = (store: Store): SyncStore | undefined => syncStores.get(store)
 
 const publish = (engine: Engine, key: string, records: ReadonlyArray<TransitionRecord>): Effect.Effect<void> =>
   records.length === 0 ? Effect.void : Effect.forEach(records, (r) =>

@@ -13,7 +13,7 @@
  * that holds too when the caller is interrupted while a timed-out effect is still stopping. On success the
  * effect's FiberRef changes are kept, as if it had run in the caller's fiber.
  */
-import { Clock, Duration, Effect, Exit, Fiber, FiberRef } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Fiber, FiberRef } from "effect"
 import type { Timeout } from "../LlmError.js"
 
 type CancelTimer = () => void
@@ -100,80 +100,137 @@ export const withDeadline = <A, E, R, E2>(
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Leaf deadlines: a provider that enforces the deadline itself saves the fiber.
+// The current deadline: a Timeout hands its deadline down instead of racing a fiber against a timer when every
+// step below it keeps the deadline (see `LlmClient.Policy.keepsDeadline`). The provider step every client gets
+// enforces it: a provider that declares `enforces.deadline` aborts its own request at the instant (no fiber at
+// all); any other provider call is bounded by `withDeadline` there.
 
-/** A deadline handed to the provider call below: an instant on the Effect clock and the error it fails with. */
-export interface LeafDeadline {
+/** A deadline handed down to the steps below: an instant on the Effect clock and the error it fails with. */
+export interface CurrentDeadlineValue {
   readonly at: number
   readonly onTimeout: () => Timeout
 }
 
-/** The deadline the next provider call must enforce, set by a Timeout policy placed directly above it. */
-export const CurrentLeafDeadline: FiberRef.FiberRef<LeafDeadline | undefined> = FiberRef.unsafeMake<
-  LeafDeadline | undefined
+/** The earliest deadline of the Timeouts above the current step, if any. */
+export const CurrentDeadline: FiberRef.FiberRef<CurrentDeadlineValue | undefined> = FiberRef.unsafeMake<
+  CurrentDeadlineValue | undefined
 >(undefined)
 
-const HonorsDeadline: unique symbol = Symbol.for("effect-llm-resilience/HonorsDeadline")
+/**
+ * Runs `self` with `deadline` as the current deadline (the earlier one wins when a deadline is already set), then
+ * restores the previous one. Cheaper than `Effect.locally`: one read, one write and one exit handler.
+ */
+// `setFiberRef` is on every runtime fiber (the method `FiberRef.set` runs), though not on the public type.
+interface Settable {
+  setFiberRef<X>(fiberRef: FiberRef.FiberRef<X>, value: X): void
+}
 
-/** Marks a provider's `complete` as enforcing {@link CurrentLeafDeadline} (aborting its request at the instant). */
-export const markHonorsDeadline = <F extends (...args: never) => unknown>(f: F): F =>
-  Object.assign(f, { [HonorsDeadline]: true })
-
-/** Whether a completion function enforces {@link CurrentLeafDeadline} itself. */
-export const honorsDeadline = (f: unknown): boolean =>
-  typeof f === "function" && (f as unknown as Record<symbol, unknown>)[HonorsDeadline] === true
+export const withCurrentDeadline = <A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  deadline: CurrentDeadlineValue
+): Effect.Effect<A, E, R> =>
+  Effect.withFiberRuntime((runtimeFiber) => {
+    const fiber = runtimeFiber as unknown as Settable & typeof runtimeFiber
+    const previous = fiber.getFiberRef(CurrentDeadline)
+    if (previous !== undefined && previous.at <= deadline.at) return self
+    // Set and restored in one uninterruptible region, so no exit path keeps this deadline on the fiber.
+    return Effect.uninterruptibleMask((restore) => {
+      fiber.setFiberRef(CurrentDeadline, deadline)
+      return Effect.matchCauseEffect(restore(self), {
+        onFailure: (cause) => {
+          fiber.setFiberRef(CurrentDeadline, previous)
+          return Effect.failCause(cause)
+        },
+        onSuccess: (value) => {
+          fiber.setFiberRef(CurrentDeadline, previous)
+          return Effect.succeed(value)
+        }
+      })
+    })
+  })
 
 /**
- * `Effect.tryPromise` for a provider call that enforces the current leaf deadline: when it passes, the request is
- * aborted through its signal and the call fails with the deadline's Timeout at once, as `withDeadline` over
- * `Effect.tryPromise` does (a request whose promise ignores the signal cannot hold the caller past the deadline).
- * Without a deadline it is a plain `tryPromise`.
+ * Bounds a provider call by the current deadline, for a provider that does not enforce it itself: one timer and
+ * one fiber, as `withDeadline`. Without a current deadline `self` runs as is.
+ */
+export const enforceCurrentDeadline = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Timeout, R> =>
+  Effect.withFiberRuntime((fiber) => {
+    const deadline = fiber.getFiberRef(CurrentDeadline)
+    if (deadline === undefined) return self
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    const remaining = deadline.at - clock.unsafeCurrentTimeMillis()
+    if (remaining <= 0) return Effect.fail(deadline.onTimeout())
+    return withDeadline(self, Duration.millis(remaining), deadline.onTimeout)
+  })
+
+/**
+ * Sleeps `duration` unless the current deadline comes first: then sleeps until the deadline and fails with its
+ * Timeout, as a Timeout above would have (a policy's own waits keep the deadline this way).
+ */
+export const sleepWithinDeadline = (duration: Duration.Duration): Effect.Effect<void, Timeout> =>
+  Effect.withFiberRuntime((fiber) => {
+    const deadline = fiber.getFiberRef(CurrentDeadline)
+    if (deadline === undefined) return Effect.sleep(duration)
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    const remaining = deadline.at - clock.unsafeCurrentTimeMillis()
+    if (remaining <= 0) return Effect.fail(deadline.onTimeout())
+    if (Duration.toMillis(duration) < remaining) return Effect.sleep(duration)
+    return Effect.zipRight(Effect.sleep(Duration.millis(remaining)), Effect.fail(deadline.onTimeout()))
+  })
+
+/**
+ * `Effect.tryPromise` for a provider call that enforces the current deadline: when it passes, the request is
+ * aborted through its signal and the call fails with the deadline's Timeout at once (a request whose promise ignores
+ * the signal cannot hold the caller past the deadline). The caller's interruption aborts it too. Without a deadline
+ * it is a plain `tryPromise` whose signal aborts on interruption.
  */
 export const tryPromiseWithDeadline = <A>(
   call: (signal: AbortSignal) => PromiseLike<A>
 ): Effect.Effect<A, unknown> =>
-  Effect.flatMap(FiberRef.get(CurrentLeafDeadline), (deadline) => {
+  Effect.withFiberRuntime((fiber) => {
+    const deadline = fiber.getFiberRef(CurrentDeadline)
     if (deadline === undefined) return Effect.tryPromise({ try: call, catch: (error) => error })
-    return Effect.clockWith((clock) => {
-      const remaining = deadline.at - clock.unsafeCurrentTimeMillis()
-      if (remaining <= 0) return Effect.fail(deadline.onTimeout())
-      // One controller serves both the deadline and the caller's interruption.
-      return Effect.async<A, unknown>((resume) => {
-        const controller = new AbortController()
-        let settled = false
-        const cancel = startTimer(clock, Duration.millis(remaining), () => {
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    const remaining = deadline.at - clock.unsafeCurrentTimeMillis()
+    if (remaining <= 0) return Effect.fail(deadline.onTimeout())
+    // One controller serves both the deadline and the caller's interruption. A call that takes no signal gets
+    // none: creating an AbortSignal costs more than the rest of this step together.
+    const wantsSignal = call.length > 0
+    return Effect.async<A, unknown>((resume) => {
+      const controller = wantsSignal ? new AbortController() : undefined
+      let settled = false
+      const cancel = startTimer(clock, Duration.millis(remaining), () => {
+        if (settled) return
+        settled = true
+        controller?.abort()
+        resume(Effect.fail(deadline.onTimeout()))
+      })
+      let promise: PromiseLike<A>
+      try {
+        promise = call(controller === undefined ? (undefined as unknown as AbortSignal) : controller.signal)
+      } catch (error) {
+        settled = true
+        cancel()
+        return resume(Effect.fail(error))
+      }
+      promise.then(
+        (value) => {
           if (settled) return
           settled = true
-          controller.abort()
-          resume(Effect.fail(deadline.onTimeout()))
-        })
-        let promise: PromiseLike<A>
-        try {
-          promise = call(controller.signal)
-        } catch (error) {
+          cancel()
+          resume(Effect.succeed(value))
+        },
+        (error) => {
+          if (settled) return
           settled = true
           cancel()
-          return resume(Effect.fail(error))
+          resume(Effect.fail(error))
         }
-        promise.then(
-          (value) => {
-            if (settled) return
-            settled = true
-            cancel()
-            resume(Effect.succeed(value))
-          },
-          (error) => {
-            if (settled) return
-            settled = true
-            cancel()
-            resume(Effect.fail(error))
-          }
-        )
-        return Effect.sync(() => {
-          settled = true
-          cancel()
-          controller.abort()
-        })
+      )
+      return Effect.sync(() => {
+        settled = true
+        cancel()
+        controller?.abort()
       })
     })
   })

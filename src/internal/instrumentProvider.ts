@@ -4,16 +4,18 @@
  * policy, the call's own span). Applied once: an instrumented client carries a mark, and instrumenting it again
  * returns it as is.
  */
-import { type Cause, Chunk, Clock, Context, Effect, Exit, FiberRef, Metric, MetricLabel, Option, Stream, Tracer } from "effect"
+import { type Cause, Chunk, Clock, Context, Duration, Effect, Exit, FiberRef, Metric, MetricLabel, Option, Stream, Tracer } from "effect"
 import { ChatChunk, ChatResponse, type ChatRequest, type ToolCall, type Usage } from "../Llm.js"
 import type { Complete, Service, StreamFn } from "../LlmClient.js"
 import * as LlmMetrics from "../LlmMetrics.js"
 import * as Pricing from "../Pricing.js"
-import { honorsDeadline, markHonorsDeadline } from "./deadline.js"
+import { CurrentDeadline, withDeadline } from "./deadline.js"
 import * as UsageCount from "./instrumentUsage.js"
 import { isProgress } from "./streamProgress.js"
 import * as Telemetry from "./telemetry.js"
 import { withLabels } from "./telemetryKeys.js"
+
+const enforcesDeadline = { deadline: true } as const
 
 const Instrumented: unique symbol = Symbol.for("effect-llm-resilience/LlmClient/Instrumented")
 
@@ -25,6 +27,7 @@ export const infoOf = (service: Service): Telemetry.ProviderInfo | undefined =>
 export const marked = (service: Service, info: Telemetry.ProviderInfo): Service => ({
   complete: service.complete,
   stream: service.stream,
+  enforces: service.enforces,
   [Instrumented]: info
 } as Service)
 
@@ -49,11 +52,11 @@ interface ModelMetrics {
   readonly unpriced: Counter
   readonly estimatedInput: Counter
   readonly estimatedOutput: Counter
+  /** `llm_token_details_total` by type: cache_read, cache_creation, reasoning. */
+  readonly details: readonly [Counter, Counter, Counter]
   readonly firstToken: Histogram
   readonly failures: Map<string, Counter>
   readonly failedDuration: Map<string, Histogram>
-  /** `llm_token_details_total` by type: cache_read, cache_creation, reasoning. */
-  readonly details: readonly [Counter, Counter, Counter]
   readonly byResponse: Map<string, ByResponse>
   readonly genAi: Labels
 }
@@ -89,14 +92,14 @@ const makeModelMetrics = (info: Telemetry.ProviderInfo, model: string): ModelMet
     unpriced: withLabels(LlmMetrics.unpricedCalls, byModel),
     estimatedInput: withLabels(LlmMetrics.estimatedTokens, [...byModel, label("type", "input")]),
     estimatedOutput: withLabels(LlmMetrics.estimatedTokens, [...byModel, label("type", "output")]),
-    firstToken: withLabels(LlmMetrics.timeToFirstToken, byModel),
-    failures: new Map(),
-    failedDuration: new Map(),
     details: [
       withLabels(LlmMetrics.tokenDetails, [...byModel, label("type", "cache_read")]),
       withLabels(LlmMetrics.tokenDetails, [...byModel, label("type", "cache_creation")]),
       withLabels(LlmMetrics.tokenDetails, [...byModel, label("type", "reasoning")])
     ],
+    firstToken: withLabels(LlmMetrics.timeToFirstToken, byModel),
+    failures: new Map(),
+    failedDuration: new Map(),
     byResponse: new Map(),
     genAi
   }
@@ -169,12 +172,12 @@ const recordSuccess = (
   r.output.unsafeUpdate(usage.outputTokens, tags)
   if ((estimated & UsageCount.INPUT) !== 0) m.estimatedInput.unsafeUpdate(usage.inputTokens, tags)
   if ((estimated & UsageCount.OUTPUT) !== 0) m.estimatedOutput.unsafeUpdate(usage.outputTokens, tags)
-  const usd = pricingOf(call.fiber).cost(call.model, usage)
-  if (Option.isSome(usd)) m.costUsd.unsafeUpdate(usd.value, tags)
-  else m.unpriced.unsafeUpdate(1, tags)
   if (usage.cachedInputTokens !== undefined) m.details[0].unsafeUpdate(usage.cachedInputTokens, tags)
   if (usage.cacheWriteInputTokens !== undefined) m.details[1].unsafeUpdate(usage.cacheWriteInputTokens, tags)
   if (usage.reasoningTokens !== undefined) m.details[2].unsafeUpdate(usage.reasoningTokens, tags)
+  const usd = pricingOf(call.fiber).cost(call.model, usage)
+  if (Option.isSome(usd)) m.costUsd.unsafeUpdate(usd.value, tags)
+  else m.unpriced.unsafeUpdate(1, tags)
 }
 
 const recordFailure = (call: Call, end: number, cause: Cause.Cause<unknown>): void => {
@@ -230,13 +233,28 @@ const openSpan = (fiber: Telemetry.AnyFiber, request: ChatRequest, info: Telemet
   return { name, options, start, finish }
 }
 
-const completeWith = (next: Complete, info: Telemetry.ProviderInfo, metricsFor: (model: string) => ModelMetrics): Complete =>
+// The current Timeout deadline, for a provider that does not enforce it itself: one timer and one fiber.
+const bounded = <A, E>(fiber: Telemetry.AnyFiber, call: Call, effect: Effect.Effect<A, E>) => {
+  const deadline = fiber.getFiberRef(CurrentDeadline)
+  if (deadline === undefined) return effect
+  const remaining = deadline.at - call.start
+  if (remaining <= 0) return Effect.fail(deadline.onTimeout())
+  return withDeadline(effect, Duration.millis(remaining), deadline.onTimeout)
+}
+
+const completeWith = (
+  next: Complete,
+  info: Telemetry.ProviderInfo,
+  metricsFor: (model: string) => ModelMetrics,
+  enforcesDeadline: boolean
+): Complete =>
 (request) =>
   Effect.withFiberRuntime((fiber) => {
     const call = begin(fiber, metricsFor(request.model), request.model)
+    const attempt = enforcesDeadline ? next(request) : bounded(fiber, call, next(request))
     // One uninterruptible match instead of onExit + flatMap: every outcome is recorded, an interruption too.
     const recorded = Effect.uninterruptibleMask((restore) =>
-      Effect.matchCauseEffect(restore(next(request)), {
+      Effect.matchCauseEffect(restore(attempt), {
         onFailure: (cause) => {
           recordFailure(call, call.clock.unsafeCurrentTimeMillis(), cause)
           return Effect.failCause(cause)
@@ -380,10 +398,10 @@ export const instrument = (service: Service, info: Telemetry.ProviderInfo): Serv
     }
     return found
   }
-  const complete = completeWith(service.complete, info, metricsFor)
   return marked({
-    // A provider that enforces a Timeout's deadline itself still does so through this step.
-    complete: honorsDeadline(service.complete) ? markHonorsDeadline(complete) : complete,
-    stream: streamWith(service.stream, info, metricsFor)
+    complete: completeWith(service.complete, info, metricsFor, service.enforces?.deadline === true),
+    stream: streamWith(service.stream, info, metricsFor),
+    // This step enforces the current deadline: the provider itself, or `bounded` for it.
+    enforces: enforcesDeadline
   }, info)
 }

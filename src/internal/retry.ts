@@ -20,6 +20,7 @@ import * as LlmMetrics from "../LlmMetrics.js"
 import * as Telemetry from "./telemetry.js"
 import type { Budget, RetryEvent } from "../Retry.js"
 import * as Backoff from "./backoff.js"
+import { enforceCurrentDeadline } from "./deadline.js"
 import { hasProgress } from "./streamProgress.js"
 
 /** Validated options with their defaults applied, for errors of type E and a user Schedule needing R. */
@@ -169,12 +170,20 @@ const retryLoop = <A, E, R>(
   self: Effect.Effect<A, E, R>,
   r: Resolved<E, R>,
   model: string | undefined,
-  first: E
+  first: E,
+  keepDeadline: boolean
 ): Effect.Effect<A, E, R> =>
   Effect.flatMap(Schedule.driver(makeSchedule(r, model, r.budget)), (driver) => {
+    // As a policy, the wait before a retry ends at the current deadline with its Timeout (so a Timeout above can
+    // hand its deadline down); E then includes Timeout (an LlmError).
+    const wait = (error: E): Effect.Effect<unknown, E | undefined, R> =>
+      keepDeadline
+        ? Effect.mapError(enforceCurrentDeadline(driver.next(error)), (e) =>
+          e instanceof LlmError.Timeout ? (e as unknown as E) : undefined)
+        : Effect.mapError(driver.next(error), () => undefined)
     const loop = (error: E): Effect.Effect<A, E, R> =>
-      Effect.matchEffect(driver.next(error), {
-        onFailure: () => Effect.fail(error),
+      Effect.matchEffect(wait(error), {
+        onFailure: (timedOut) => Effect.fail(timedOut === undefined ? error : timedOut),
         onSuccess: () => Effect.catchAllCause(self, (cause) => handle(cause, loop))
       })
     return loop(first)
@@ -193,10 +202,12 @@ const handle = <A, E, R>(
 export const retryEffect = <A, E, R>(
   self: Effect.Effect<A, E, R>,
   r: Resolved<E, R>,
-  model: string | undefined
+  model: string | undefined,
+  keepDeadline = false
 ): Effect.Effect<A, E, R> => {
   // Fast path: the first call runs with only a failure handler; the schedule is built on the first failure.
-  const attempt = Effect.catchAllCause(self, (cause) => handle(cause, (error) => retryLoop(self, r, model, error)))
+  const attempt = Effect.catchAllCause(self, (cause) =>
+    handle(cause, (error) => retryLoop(self, r, model, error, keepDeadline)))
   return r.budget === undefined ? attempt : Effect.zipRight(r.budget.deposit, attempt)
 }
 

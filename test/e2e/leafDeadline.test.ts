@@ -1,7 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Redacted } from "effect"
 import * as ChaosServer from "../../src/ChaosServer.js"
-import { honorsDeadline } from "../../src/internal/deadline.js"
 import { ChatRequest } from "../../src/Llm.js"
 import * as LlmClient from "../../src/LlmClient.js"
 import * as OpenAi from "../../src/OpenAi.js"
@@ -25,7 +24,7 @@ describe("e2e: a Timeout directly above the OpenAI adapter hands it the deadline
     Effect.scoped(Effect.gen(function* () {
       const server = yield* ChaosServer.make({ seed: 1, faults: { hangRate: 1 } })
       const base = yield* OpenAi.make({ apiKey: Redacted.make("sk-test"), baseURL: server.baseURL })
-      expect(honorsDeadline(base.complete)).toBe(true)
+      expect(base.enforces?.deadline).toBe(true)
       const client = LlmClient.decorate(base, Timeout.attempt("100 millis"))
       const [elapsed, error] = yield* Effect.timed(Effect.flip(client.complete(request)))
       expect(error).toMatchObject({ _tag: "Timeout", phase: "attempt", model: "gpt-4o-mini" })

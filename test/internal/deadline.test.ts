@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Deferred, Duration, Effect, Exit, Fiber, FiberRef, Option, Ref, TestClock } from "effect"
-import { CurrentLeafDeadline, tryPromiseWithDeadline, withDeadline } from "../../src/internal/deadline.js"
+import { tryPromiseWithDeadline, withCurrentDeadline, withDeadline } from "../../src/internal/deadline.js"
 import { Timeout } from "../../src/LlmError.js"
 
 const timedOut = () => "timed out" as const
@@ -136,7 +136,7 @@ describe("tryPromiseWithDeadline", () => {
   const deadlineError = new Timeout({ phase: "attempt", after: Duration.seconds(1) })
   const withLeaf = <A, E>(self: Effect.Effect<A, E>) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.locally(self, CurrentLeafDeadline, { at: now + 1_000, onTimeout: () => deadlineError }))
+      withCurrentDeadline(self, { at: now + 1_000, onTimeout: () => deadlineError }))
 
   it.effect("fails with the deadline's Timeout at the instant even when the promise ignores the signal", () =>
     Effect.gen(function* () {
