@@ -1,6 +1,6 @@
 /**
- * Bulk work through OpenAI's Batch API, at batch prices (half the synchronous ones): many `ChatRequest`s go up as
- * one JSONL file (`files.create`), run as one batch (`batches.create`), are polled on the Effect clock until the batch
+ * Bulk work through OpenAI's Batch API, at batch prices (half the synchronous ones): many `ChatRequest`s (or
+ * `Embeddings.EmbedRequest`s, with `runEmbeddings`) go up as one JSONL file (`files.create`), run as one batch (`batches.create`), are polled on the Effect clock until the batch
  * ends, and come back as one typed `Exit` per request, in the order given — an answer, the request's own failure
  * (the provider's status, classified as every call is), or `BatchItemNotRun` for a line the batch never ran (it
  * expired or was cancelled first).
@@ -19,9 +19,10 @@ import OpenAI from "openai"
 import { InvalidOptions } from "./InvalidOptions.js"
 import { ChatRequest, type ChatResponse, type Usage } from "./Llm.js"
 import type { ModelFailure } from "./LlmError.js"
+import { EmbedRequest, type EmbedResponse } from "./Embeddings.js"
 import * as Core from "./internal/batchJob.js"
 import * as Store from "./internal/batchJobStore.js"
-import { transport } from "./internal/batchJobOpenAi.js"
+import { chatEndpoint, embeddingsEndpoint, type Endpoint, transport } from "./internal/batchJobOpenAi.js"
 import type { MaxTokensParam } from "./internal/openaiMapping.js"
 import { PositiveDuration } from "./internal/optionSchemas.js"
 
@@ -186,16 +187,42 @@ export interface Spec {
   readonly metadata?: Readonly<Record<string, string>> | undefined
 }
 
-const SpecSchema = Schema.Struct({
-  key: Schema.NonEmptyString,
-  requests: Schema.NonEmptyArray(Schema.instanceOf(ChatRequest, { message: () => "Expected a Llm.ChatRequest" })),
-  pollInterval: Schema.optionalWith(PositiveDuration, { exact: true }),
-  metadata: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { exact: true })
-})
+/**
+ * A job of embeddings: as {@link Spec}, with `Embeddings.EmbedRequest`s (each line one `/v1/embeddings` request;
+ * a batch holds one kind of line).
+ *
+ * @example
+ * ```ts
+ * import { Embeddings } from "effect-llm-resilience"
+ * import * as BatchJob from "effect-llm-resilience/BatchJob"
+ * const spec: BatchJob.EmbeddingsSpec = {
+ *   key: "index-docs-2026-12-02",
+ *   requests: [new Embeddings.EmbedRequest({ model: "text-embedding-3-small", input: ["refund policy", "shipping"] })]
+ * }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export interface EmbeddingsSpec extends Omit<Spec, "requests"> {
+  /** The requests, at least one (each may hold several texts). The results come back in this order. Required. */
+  readonly requests: ReadonlyArray<EmbedRequest>
+}
+
+const specSchema = <A>(constructor: new(...args: ReadonlyArray<never>) => A, name: string) =>
+  Schema.Struct({
+    key: Schema.NonEmptyString,
+    requests: Schema.NonEmptyArray(Schema.instanceOf(constructor, { message: () => `Expected a ${name}` })),
+    pollInterval: Schema.optionalWith(PositiveDuration, { exact: true }),
+    metadata: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { exact: true })
+  })
+
+const ChatSpec = specSchema(ChatRequest, "Llm.ChatRequest")
+const EmbeddingsSpecSchema = specSchema(EmbedRequest, "Embeddings.EmbedRequest")
 
 /**
  * What a job returns: the batch's id and final status, one `Exit` per request (in order), the counts, the answers'
- * summed usage and their cost at batch prices (`Option.none()` when a model is not in the price table).
+ * summed usage and their cost at batch prices (`Option.none()` when a model is not in the price table). `A` is
+ * `ChatResponse` for {@link Service.run} and `Embeddings.EmbedResponse` for `runEmbeddings` (no output tokens).
  *
  * @example
  * ```ts
@@ -206,10 +233,10 @@ const SpecSchema = Schema.Struct({
  * @since 0.1.0
  * @category Models
  */
-export interface Result {
+export interface Result<A = ChatResponse> {
   readonly batchId: string
   readonly status: "completed" | "expired" | "cancelled"
-  readonly results: ReadonlyArray<Exit.Exit<ChatResponse, ItemError>>
+  readonly results: ReadonlyArray<Exit.Exit<A, ItemError>>
   readonly succeeded: number
   readonly failed: number
   readonly usage: Usage
@@ -231,6 +258,8 @@ export interface Result {
 export interface Service {
   /** Submits the job (or resumes the batch its key is bound to), waits for the batch to end, maps the results. */
   readonly run: (spec: Spec) => Effect.Effect<Result, JobError>
+  /** {@link Service.run} for embeddings: `/v1/embeddings` lines, vectors mapped back by `custom_id`. */
+  readonly runEmbeddings: (spec: EmbeddingsSpec) => Effect.Effect<Result<EmbedResponse>, JobError>
   /** Cancels the batch bound to `key` (a run polling it then returns its `cancelled` results); no-op for an unknown key. */
   readonly cancel: (key: string) => Effect.Effect<void, ModelFailure>
 }
@@ -295,19 +324,31 @@ const validate = (options: Options): Either.Either<typeof OptionsSchema.Type, In
   return Either.left(new InvalidOptions({ target: "BatchJob", issues: [...keyIssues, ...schemaIssues] }))
 }
 
-const decodeSpec = (spec: Spec) =>
+const decodeSpec = <A, I>(schema: Schema.Schema<A, I>, target: string, spec: object) =>
   Either.mapLeft(
-    Schema.decodeUnknownEither(SpecSchema, { errors: "all", onExcessProperty: "error" })(
+    Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })(
       Object.fromEntries(Object.entries(spec).filter(([, value]) => value !== undefined))
     ),
-    (error) => InvalidOptions.fromParseError("BatchJob.Spec", error)
+    (error) => InvalidOptions.fromParseError(target, error)
   )
 
-const runWith = (client: OpenAI, maxTokensParam: MaxTokensParam, store: BatchJobStore["Type"]) => (spec: Spec) =>
+const runWith = <Req extends Core.AnyRequest, Res extends Core.AnyResponse, I>(
+  client: OpenAI,
+  endpoint: Endpoint<Req, Res>,
+  schema: Schema.Schema<{
+    readonly key: string
+    readonly requests: readonly [Req, ...Array<Req>]
+    readonly pollInterval?: Duration.Duration
+    readonly metadata?: { readonly [x: string]: string }
+  }, I>,
+  target: string,
+  store: BatchJobStore["Type"]
+) =>
+(spec: Spec | EmbeddingsSpec): Effect.Effect<Result<Res>, JobError> =>
   Effect.gen(function*() {
-    const valid = yield* decodeSpec(spec)
+    const valid = yield* decodeSpec(schema, target, spec)
     const requests = valid.requests
-    const api = transport(client, requests[0].model, maxTokensParam)
+    const api = transport(client, requests[0].model, endpoint)
     const jsonl = Core.inputFile(api, requests)
     const now = yield* Clock.currentTimeMillis
     const record = yield* Core.submit(api, store, valid.key, jsonl, requests.length, valid.metadata ?? {}, now, (key) =>
@@ -325,7 +366,7 @@ const runWith = (client: OpenAI, maxTokensParam: MaxTokensParam, store: BatchJob
     const { costUsd, usage } = yield* Core.totals(answers)
     return {
       batchId: batch.id,
-      status: batch.status as Result["status"],
+      status: batch.status as Result<Res>["status"],
       results,
       succeeded: answers.length,
       failed: results.length - answers.length,
@@ -337,7 +378,7 @@ const runWith = (client: OpenAI, maxTokensParam: MaxTokensParam, store: BatchJob
 const cancelWith = (client: OpenAI, store: BatchJobStore["Type"]) => (key: string) =>
   Effect.flatMap(store.get(key), Option.match({
     onNone: () => Effect.void,
-    onSome: (record) => Effect.asVoid(transport(client, "batch", "max_tokens").cancel(record.batchId))
+    onSome: (record) => Effect.asVoid(transport(client, "batch", chatEndpoint("max_tokens")).cancel(record.batchId))
   }))
 
 /**
@@ -366,7 +407,11 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions, B
       // The SDK logs bodies it cannot parse, which may hold completion text.
       logLevel: "off"
     })
-    return { run: runWith(client, valid.maxTokensParam ?? "max_tokens", store), cancel: cancelWith(client, store) }
+    return {
+      run: runWith(client, chatEndpoint(valid.maxTokensParam ?? "max_tokens"), ChatSpec, "BatchJob.Spec", store),
+      runEmbeddings: runWith(client, embeddingsEndpoint, EmbeddingsSpecSchema, "BatchJob.EmbeddingsSpec", store),
+      cancel: cancelWith(client, store)
+    }
   })
 
 /**
@@ -424,6 +469,25 @@ export const layerConfig = (
  */
 export const run = (spec: Spec): Effect.Effect<Result, JobError, BatchJob> =>
   Effect.flatMap(BatchJob, (jobs) => jobs.run(spec))
+
+/**
+ * Runs a job of embeddings with the `BatchJob` in context: one `/v1/embeddings` line per request, the vectors mapped
+ * back by `custom_id`, the cost at the embedding model's batch price.
+ *
+ * @example
+ * ```ts
+ * import { Embeddings } from "effect-llm-resilience"
+ * import * as BatchJob from "effect-llm-resilience/BatchJob"
+ * const job = BatchJob.runEmbeddings({
+ *   key: "index-docs",
+ *   requests: [new Embeddings.EmbedRequest({ model: "text-embedding-3-small", input: ["refund policy"] })]
+ * })
+ * ```
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const runEmbeddings = (spec: EmbeddingsSpec): Effect.Effect<Result<EmbedResponse>, JobError, BatchJob> =>
+  Effect.flatMap(BatchJob, (jobs) => jobs.runEmbeddings(spec))
 
 /**
  * Cancels the batch bound to `key` with the `BatchJob` in context.

@@ -5,7 +5,7 @@
  */
 import { Duration, Effect, Either, Exit, Option, Schedule, Schema } from "effect"
 import { createHash } from "node:crypto"
-import type { ChatRequest, ChatResponse, Usage } from "../Llm.js"
+import type { Usage } from "../Llm.js"
 import { isRetryable, type ModelFailure } from "../LlmError.js"
 import * as Pricing from "../Pricing.js"
 import { fromStatus } from "./providerErrors.js"
@@ -19,17 +19,33 @@ export interface RemoteBatch {
   readonly errorCodes?: ReadonlyArray<string> | undefined
 }
 
-/** The provider calls a job makes; each fails with the adapter's typed errors. */
-export interface Transport {
+/** What a job's requests have in common (a `ChatRequest`, an `EmbedRequest`). */
+export interface AnyRequest {
+  readonly model: string
+}
+
+/** What a job's answers have in common (a `ChatResponse`, an `EmbedResponse`). */
+export interface AnyResponse {
+  readonly model: string
+  readonly usage: { readonly inputTokens: number; readonly outputTokens?: number; readonly cachedInputTokens?: number | undefined }
+}
+
+/**
+ * The provider calls a job makes, for one endpoint (every line of a batch goes to the same one); each fails with
+ * the adapter's typed errors.
+ */
+export interface Transport<Req extends AnyRequest, Res extends AnyResponse> {
+  /** The endpoint of every line: `/v1/chat/completions` or `/v1/embeddings`. */
+  readonly url: string
   readonly upload: (jsonl: string) => Effect.Effect<string, ModelFailure>
   readonly create: (inputFileId: string, metadata: Readonly<Record<string, string>>) => Effect.Effect<RemoteBatch, ModelFailure>
   readonly retrieve: (batchId: string) => Effect.Effect<RemoteBatch, ModelFailure>
   readonly cancel: (batchId: string) => Effect.Effect<RemoteBatch, ModelFailure>
   readonly content: (fileId: string) => Effect.Effect<string, ModelFailure>
   /** A request's line body (the adapter's request mapping). */
-  readonly body: (request: ChatRequest) => unknown
-  /** A 200 line's body as a response, or the error it means. */
-  readonly decode: (body: unknown, model: string) => Either.Either<ChatResponse, ModelFailure>
+  readonly body: (request: Req) => unknown
+  /** A 200 line's body as the response to `request`, or the error it means. */
+  readonly decode: (body: unknown, request: Req) => Either.Either<Res, ModelFailure>
 }
 
 /** What the store keeps of a submitted job. */
@@ -61,14 +77,27 @@ const indexOf = (id: string, items: number): number | undefined => {
   return index < items ? index : undefined
 }
 
-/** The JSONL input file: one chat completion line per request, `custom_id` by index. */
-export const inputFile = (transport: Transport, requests: ReadonlyArray<ChatRequest>): string =>
+/** The JSONL input file: one line per request to the transport's endpoint, `custom_id` by index. */
+export const inputFile = <Req extends AnyRequest, Res extends AnyResponse>(
+  transport: Transport<Req, Res>,
+  requests: ReadonlyArray<Req>
+): string =>
   requests.map((request, i) =>
-    JSON.stringify({ custom_id: customId(i), method: "POST", url: "/v1/chat/completions", body: transport.body(request) })
+    JSON.stringify({ custom_id: customId(i), method: "POST", url: transport.url, body: transport.body(request) })
   ).join("\n") + "\n"
 
 /** A digest of the input file: the same key with other requests is a conflict, not a resumption. */
 export const digestOf = (jsonl: string): string => createHash("sha256").update(jsonl).digest("hex")
+
+/**
+ * The metadata every batch of a job carries beside the caller's (two of the 16 pairs OpenAI allows): the SHA-256 of
+ * the job's key and of its input file. The Batch API has no idempotency key, so these are how a batch created just
+ * before a crash (before the store had its id) is found again with `batches.list` (docs/batch-job.md).
+ */
+export const jobMetadata = (key: string, digest: string): Readonly<Record<string, string>> => ({
+  batch_job_key: createHash("sha256").update(key).digest("hex"),
+  batch_job_input: digest
+})
 
 const OutputLine = Schema.parseJson(Schema.Struct({
   custom_id: Schema.String,
@@ -80,8 +109,8 @@ const OutputLine = Schema.parseJson(Schema.Struct({
 export type NotRunReason = "expired" | "cancelled" | "missing"
 
 /** One line's outcome, before it is placed by index. */
-export type LineOutcome =
-  | { readonly _tag: "answer"; readonly response: ChatResponse }
+export type LineOutcome<Res> =
+  | { readonly _tag: "answer"; readonly response: Res }
   | { readonly _tag: "failure"; readonly error: ModelFailure }
   | { readonly _tag: "notRun"; readonly reason: NotRunReason }
 
@@ -95,17 +124,18 @@ const errorFields = (body: unknown): { code?: string; type?: string; param?: str
   return { code: pick("code"), type: pick("type"), param: pick("param") }
 }
 
-const lineOutcome = (
-  transport: Transport,
+const lineOutcome = <Req extends AnyRequest, Res extends AnyResponse>(
+  transport: Transport<Req, Res>,
   line: typeof OutputLine.Type,
-  model: string
-): LineOutcome => {
+  request: Req
+): LineOutcome<Res> => {
   const response = line.response
+  const model = request.model
   if (response != null) {
     if (response.status_code === 200) {
-      return Either.match(transport.decode(response.body, model), {
-        onLeft: (error): LineOutcome => ({ _tag: "failure", error }),
-        onRight: (answer): LineOutcome => ({ _tag: "answer", response: answer })
+      return Either.match(transport.decode(response.body, request), {
+        onLeft: (error): LineOutcome<Res> => ({ _tag: "failure", error }),
+        onRight: (answer): LineOutcome<Res> => ({ _tag: "answer", response: answer })
       })
     }
     return { _tag: "failure", error: fromStatus({ status: response.status_code, ...errorFields(response.body) }, model) }
@@ -117,13 +147,13 @@ const lineOutcome = (
 }
 
 /** Places every line of the output and error files by `custom_id`; an item with no line is not run. */
-export const collect = (
-  transport: Transport,
-  requests: ReadonlyArray<ChatRequest>,
+export const collect = <Req extends AnyRequest, Res extends AnyResponse>(
+  transport: Transport<Req, Res>,
+  requests: ReadonlyArray<Req>,
   files: ReadonlyArray<string>,
   status: string
-): ReadonlyArray<LineOutcome> => {
-  const outcomes: Array<LineOutcome | undefined> = requests.map(() => undefined)
+): ReadonlyArray<LineOutcome<Res>> => {
+  const outcomes: Array<LineOutcome<Res> | undefined> = requests.map(() => undefined)
   for (const file of files) {
     for (const text of file.split("\n")) {
       if (text.trim() === "") continue
@@ -131,7 +161,7 @@ export const collect = (
       if (Option.isNone(line)) continue
       const index = indexOf(line.value.custom_id, requests.length)
       if (index === undefined || outcomes[index] !== undefined) continue
-      outcomes[index] = lineOutcome(transport, line.value, requests[index].model)
+      outcomes[index] = lineOutcome(transport, line.value, requests[index])
     }
   }
   const missing: NotRunReason = status === "expired" ? "expired" : status === "cancelled" ? "cancelled" : "missing"
@@ -139,8 +169,8 @@ export const collect = (
 }
 
 /** Submits the job unless the store knows its key; the record of the batch that serves it. */
-export const submit = <E>(
-  transport: Transport,
+export const submit = <E, Req extends AnyRequest, Res extends AnyResponse>(
+  transport: Transport<Req, Res>,
   store: Store,
   key: string,
   jsonl: string,
@@ -156,7 +186,7 @@ export const submit = <E>(
       return known.value.digest === digest ? known.value : yield* Effect.fail(conflict(key))
     }
     const inputFileId = yield* transport.upload(jsonl)
-    const batch = yield* transport.create(inputFileId, metadata)
+    const batch = yield* transport.create(inputFileId, { ...metadata, ...jobMetadata(key, digest) })
     const record = yield* store.claim(key, { batchId: batch.id, inputFileId, digest, items, submittedAt: now })
     // Another process claimed the key first: its batch serves the job, this one is cancelled.
     if (record.batchId !== batch.id) yield* Effect.ignore(transport.cancel(batch.id))
@@ -168,7 +198,7 @@ export const submit = <E>(
  * retrieval (a 5xx, a reset connection) waits for the next poll instead of ending a job that may run for hours; any
  * other (a revoked key, a batch that is gone) ends the job with that error.
  */
-export const poll = (transport: Transport, batchId: string, interval: Duration.Duration): Effect.Effect<RemoteBatch, ModelFailure> =>
+export const poll = <Req extends AnyRequest, Res extends AnyResponse>(transport: Transport<Req, Res>, batchId: string, interval: Duration.Duration): Effect.Effect<RemoteBatch, ModelFailure> =>
   Effect.gen(function*() {
     const driver = yield* Schedule.driver(Schedule.spaced(interval))
     while (true) {
@@ -181,18 +211,22 @@ export const poll = (transport: Transport, batchId: string, interval: Duration.D
     }
   })
 
-/** The job's totals: the answers' usage and their cost at batch prices (`none` when a model is not priced). */
-export const totals = (answers: ReadonlyArray<ChatResponse>) =>
+/**
+ * The job's totals: the answers' usage and their cost at batch prices (`none` when a model is not priced). An
+ * embedding has no output tokens.
+ */
+export const totals = (answers: ReadonlyArray<AnyResponse>) =>
   Effect.map(Pricing.current, (pricing) => {
     let usage: { inputTokens: number; outputTokens: number; cachedInputTokens: number } = { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0 }
     let cost: Option.Option<number> = Option.some(0)
     for (const answer of answers) {
+      const outputTokens = answer.usage.outputTokens ?? 0
       usage = {
         inputTokens: usage.inputTokens + answer.usage.inputTokens,
-        outputTokens: usage.outputTokens + answer.usage.outputTokens,
+        outputTokens: usage.outputTokens + outputTokens,
         cachedInputTokens: usage.cachedInputTokens + (answer.usage.cachedInputTokens ?? 0)
       }
-      cost = Option.zipWith(cost, pricing.batchCost(answer.model, answer.usage), (a, b) => a + b)
+      cost = Option.zipWith(cost, pricing.batchCost(answer.model, { ...answer.usage, outputTokens }), (a, b) => a + b)
     }
     const { cachedInputTokens, ...counts } = usage
     const total: Usage = cachedInputTokens > 0 ? { ...counts, cachedInputTokens } : counts
@@ -200,7 +234,7 @@ export const totals = (answers: ReadonlyArray<ChatResponse>) =>
   })
 
 /** An item's exit from its outcome. */
-export const exitOf = <E>(outcome: LineOutcome, notRun: (reason: NotRunReason) => E): Exit.Exit<ChatResponse, ModelFailure | E> => {
+export const exitOf = <Res, E>(outcome: LineOutcome<Res>, notRun: (reason: NotRunReason) => E): Exit.Exit<Res, ModelFailure | E> => {
   switch (outcome._tag) {
     case "answer":
       return Exit.succeed(outcome.response)

@@ -1,7 +1,8 @@
 /**
  * The ChaosServer's OpenAI Files and Batch API: `POST /v1/files` (multipart upload), `GET /v1/files/:id` and
  * `/v1/files/:id/content`, `POST /v1/batches`, `GET /v1/batches/:id`, `POST /v1/batches/:id/cancel`. A batch runs
- * its chat completion lines (answered as `/v1/chat/completions` would, without faults or the prompt cache) once its
+ * its chat completion or embeddings lines (answered as `/v1/chat/completions` or `/v1/embeddings` would, without
+ * faults or the prompt cache) once its
  * `completionTime` has passed on the server's clock, and writes an output file (the 200 lines) and an error file
  * (the failed lines). The settings pick which `custom_id`s fail and whether the batch expires part way.
  */
@@ -9,6 +10,7 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platf
 import { Clock, Duration, Effect, Either, Option, Schema } from "effect"
 import { chat, invalidRequest } from "./chaosChat.js"
 import { turnOf } from "./chaosCall.js"
+import { embeddings, responseBody as embeddingsBody } from "./chaosEmbeddings.js"
 import type { StoredBatch, StoredFile } from "./chaosBatchState.js"
 import type { ChaosState } from "./chaosState.js"
 
@@ -98,7 +100,7 @@ export const fileContent = (state: ChaosState) =>
 
 const CreateBatch = Schema.Struct({
   input_file_id: Schema.NonEmptyString,
-  endpoint: Schema.Literal("/v1/chat/completions"),
+  endpoint: Schema.Literal("/v1/chat/completions", "/v1/embeddings"),
   completion_window: Schema.Literal("24h"),
   metadata: Schema.optional(Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.String })))
 })
@@ -146,7 +148,21 @@ const errorLine = (id: string, customId: string, status: number, code: string) =
   error: null
 })
 
-const answerLine = (state: ChaosState, id: string, customId: string, body: unknown, now: number) => {
+const okLine = (id: string, customId: string, body: unknown) => ({
+  id,
+  custom_id: customId,
+  response: { status_code: 200, request_id: `req_${id}`, body },
+  error: null
+})
+
+const embeddingsLine = (id: string, customId: string, body: unknown) => {
+  const decoded = Schema.decodeUnknownEither(embeddings.schema)(body)
+  if (Either.isLeft(decoded)) return { ok: false as const, line: errorLine(id, customId, 400, "invalid_request") }
+  return { ok: true as const, line: okLine(id, customId, embeddingsBody(decoded.right.model, decoded.right)) }
+}
+
+const answerLine = (state: ChaosState, batch: StoredBatch, id: string, customId: string, body: unknown, now: number) => {
+  if (batch.endpoint === "/v1/embeddings") return embeddingsLine(id, customId, body)
   const decoded = Schema.decodeUnknownEither(chat.schema)(body)
   if (Either.isLeft(decoded)) return { ok: false as const, line: errorLine(id, customId, 400, "invalid_request") }
   const turn = turnOf(state, chat.question(decoded.right), false, `call_${id}`)
@@ -214,7 +230,7 @@ const finish = (state: ChaosState, batch: StoredBatch, now: number, outcome: "co
     if (state.batch.settings.failCustomIds.has(customId)) {
       return void errors.push(errorLine(id, customId, state.batch.settings.failStatus, "server_error"))
     }
-    const answer = answerLine(state, id, customId, parsed.right.body, now)
+    const answer = answerLine(state, batch, id, customId, parsed.right.body, now)
     ;(answer.ok ? output : errors).push(answer.line)
   })
   batch.status = outcome

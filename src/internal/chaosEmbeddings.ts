@@ -58,21 +58,24 @@ export const embeddingOf = (model: string, text: string, dimensions = DEFAULT_DI
 const encoded = (vector: Float32Array, format: EmbeddingsBody["encoding_format"]) =>
   format === "base64" ? Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString("base64") : Array.from(vector)
 
-const body = (call: Call<EmbeddingsBody>) => {
-  const texts = inputs(call.body)
-  const dimensions = call.body.dimensions ?? DEFAULT_DIMENSIONS
+/** The response body for an embeddings request (also a Batch API line's body). */
+export const responseBody = (model: string, request: EmbeddingsBody) => {
+  const texts = inputs(request)
+  const dimensions = request.dimensions ?? DEFAULT_DIMENSIONS
   const tokens = texts.reduce((sum, text) => sum + Math.max(1, Content.approximateTokens(text)), 0)
   return {
     object: "list",
     data: texts.map((text, index) => ({
       object: "embedding",
       index,
-      embedding: encoded(vectorOf(call.model, text, dimensions), call.body.encoding_format)
+      embedding: encoded(vectorOf(model, text, dimensions), request.encoding_format)
     })),
-    model: call.model,
+    model,
     usage: { prompt_tokens: tokens, total_tokens: tokens }
   }
 }
+
+const body = (call: Call<EmbeddingsBody>) => responseBody(call.model, call.body)
 
 const question = (body: EmbeddingsBody): Question => ({
   prompt: inputs(body).join("\n"),

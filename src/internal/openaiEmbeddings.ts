@@ -2,9 +2,9 @@
  * The OpenAI adapter's embeddings: `embeddings.create` over the SDK (its default base64 transfer, decoded by the
  * SDK), the vectors placed by their `index`, errors classified as the chat calls' are.
  */
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Either } from "effect"
 import type OpenAI from "openai"
-import { EmbedResponse, type Service } from "../Embeddings.js"
+import { type EmbedRequest, EmbedResponse, type Service } from "../Embeddings.js"
 import { MalformedResponse } from "../LlmError.js"
 import * as Errors from "./openaiErrors.js"
 
@@ -40,15 +40,18 @@ export const make = (client: OpenAI): Service => ({
     }).pipe(
       Effect.catchAll((error) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(Errors.fromUnknown(error, request.model, now)))),
-      Effect.flatMap((body) => {
-        const vectors = vectorsOf(body, request.input.length)
-        if (typeof vectors === "string") return Effect.fail(new MalformedResponse({ model: request.model, reason: vectors }))
-        const tokens = body.usage?.prompt_tokens
-        return Effect.succeed(new EmbedResponse({
-          model: typeof body.model === "string" && body.model !== "" ? body.model : request.model,
-          embeddings: vectors,
-          usage: { inputTokens: typeof tokens === "number" && Number.isFinite(tokens) && tokens > 0 ? Math.round(tokens) : 0 }
-        }))
-      })
+      Effect.flatMap((body) => fromBody(body, request))
     )
 })
+
+/** An embeddings body (float vectors) as the response to `request`, or MalformedResponse. */
+export const fromBody = (body: OpenAI.CreateEmbeddingResponse, request: EmbedRequest): Either.Either<EmbedResponse, MalformedResponse> => {
+  const vectors = vectorsOf(body, request.input.length)
+  if (typeof vectors === "string") return Either.left(new MalformedResponse({ model: request.model, reason: vectors }))
+  const tokens = body?.usage?.prompt_tokens
+  return Either.right(new EmbedResponse({
+    model: typeof body.model === "string" && body.model !== "" ? body.model : request.model,
+    embeddings: vectors,
+    usage: { inputTokens: typeof tokens === "number" && Number.isFinite(tokens) && tokens > 0 ? Math.round(tokens) : 0 }
+  }))
+}

@@ -1,7 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
+import { createHash } from "node:crypto"
+import OpenAI from "openai"
 import { Effect, Exit, Fiber, Layer, Option, Redacted } from "effect"
 import * as BatchJob from "../../src/BatchJob.js"
 import * as ChaosServer from "../../src/ChaosServer.js"
+import * as Embeddings from "../../src/Embeddings.js"
+import { embeddingOf } from "../../src/internal/chaosEmbeddings.js"
 import { ChatRequest } from "../../src/Llm.js"
 import * as OpenAi from "../../src/OpenAi.js"
 import * as Pricing from "../../src/Pricing.js"
@@ -109,6 +113,51 @@ describe("e2e: BatchJob against the ChaosServer", () => {
         .toEqual(["BatchItemNotRun", "BatchItemNotRun", "BatchItemNotRun"])
       expect((yield* server.batchStats).batchesCancelled).toBe(1)
       expect(Option.getOrThrow(result.costUsd)).toBe(0)
+    })))
+
+  it.live("embeddings lines: vectors mapped back by custom_id (3 failing), the cost at the embedding batch price", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const model = "text-embedding-3-small"
+      const server = yield* ChaosServer.make({ batch: { completionTime: "30 millis", failCustomIds: ["item-3", "item-40"] } })
+      const jobs = yield* BatchJob.make({ apiKey: Redacted.make("sk-chaos"), baseURL: server.baseURL }).pipe(
+        Effect.provide(BatchJob.layerStoreMemory)
+      )
+      // 60 requests: most of one text, some of three, one asking for 64 dimensions
+      const texts = (i: number) => (i % 7 === 0 ? [`doc ${i} a`, `doc ${i} b`, `doc ${i} c`] : [`document number ${i}`])
+      const embedRequests = Array.from({ length: 60 }, (_, i) => {
+        const [first, ...rest] = texts(i)
+        return new Embeddings.EmbedRequest({ model, input: [first, ...rest], ...(i === 5 ? { dimensions: 64 } : {}) })
+      })
+      const result = yield* jobs.runEmbeddings({ key: "embed-60", requests: embedRequests, pollInterval: "10 millis" })
+      expect(result.status).toBe("completed")
+      expect([result.succeeded, result.failed]).toEqual([58, 2])
+      expect(result.results.flatMap((exit, i) => Exit.isFailure(exit) ? [i] : [])).toEqual([3, 40])
+      for (const [i, exit] of result.results.entries()) {
+        if (Exit.isFailure(exit)) continue
+        // each vector is the one the server gives its own text (same text → same vector), in input order
+        expect(exit.value.embeddings).toHaveLength(texts(i).length)
+        exit.value.embeddings.forEach((vector, k) => {
+          const expected = embeddingOf(model, texts(i)[k], i === 5 ? 64 : undefined)
+          expect(vector).toHaveLength(expected.length)
+          expect(Math.max(...vector.map((x, d) => Math.abs(x - expected[d])))).toBeLessThan(1e-6)
+        })
+      }
+      const tokens = result.results.reduce((sum, exit) => sum + (Exit.isSuccess(exit) ? exit.value.usage.inputTokens : 0), 0)
+      expect(result.usage).toEqual({ inputTokens: tokens, outputTokens: 0 })
+      // $0.01 per million tokens at the Batch API, half the synchronous $0.02
+      expect(Option.getOrThrow(result.costUsd)).toBeCloseTo((tokens * 0.01) / 1e6, 15)
+      const sync = Pricing.costOf(Pricing.defaultTable[model], { inputTokens: tokens, outputTokens: 0 })
+      expect(Option.getOrThrow(result.costUsd)).toBeCloseTo(sync / 2, 15)
+      // the batch carries the job's key and input digests, to find it with batches.list after a crash
+      const sdk = new OpenAI({ apiKey: "sk-chaos", baseURL: server.baseURL, maxRetries: 0 })
+      const remote = yield* Effect.promise(() => sdk.batches.retrieve(result.batchId))
+      expect(remote.metadata).toEqual({
+        batch_job_key: createHash("sha256").update("embed-60").digest("hex"),
+        batch_job_input: expect.stringMatching(/^[0-9a-f]{64}$/)
+      })
+      // a chat job under the same key is another job: a conflict, never these results
+      const conflict = yield* Effect.flip(jobs.run({ key: "embed-60", requests: requests.slice(0, 1), pollInterval: "10 millis" }))
+      expect(conflict._tag).toBe("BatchJobConflict")
     })))
 
   it.effect("options and specs are validated, every bad path listed, the key never quoted", () =>

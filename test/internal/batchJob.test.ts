@@ -12,7 +12,8 @@ const fake = (doneAt: number, flaky = 0) =>
     const calls = yield* Ref.make<Array<string>>([])
     const record = (name: string) => Ref.update(calls, (c) => [...c, name])
     let failures = flaky
-    const transport: Core.Transport = {
+    const transport: Core.Transport<ChatRequest, ChatResponse> = {
+      url: "/v1/chat/completions",
       upload: () => Effect.as(record("upload"), "file-1"),
       create: () => Effect.as(record("create"), { id: "batch-1", status: "in_progress" }),
       retrieve: (id) =>
