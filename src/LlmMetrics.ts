@@ -10,8 +10,9 @@
  * @since 0.1.0
  */
 import { Effect, FiberRef, Layer, Metric, MetricBoundaries, MetricKey, MetricLabel, Option } from "effect"
-import type { MetricPair, MetricState } from "effect"
 import type { Usage } from "./Llm.js"
+import * as MetricNames from "./internal/metricNames.js"
+import * as Snapshots from "./internal/metricsSnapshot.js"
 import { fromKey, withLabels } from "./internal/telemetryKeys.js"
 import * as Pricing from "./Pricing.js"
 
@@ -26,46 +27,7 @@ import * as Pricing from "./Pricing.js"
  * @since 0.1.0
  * @category Metrics
  */
-export const names = {
-  requests: "llm_requests_total",
-  failures: "llm_failures_total",
-  latency: "llm_request_latency_ms",
-  inputTokens: "llm_input_tokens_total",
-  outputTokens: "llm_output_tokens_total",
-  costUsd: "llm_cost_usd_total",
-  unpricedCalls: "llm_unpriced_calls_total",
-  retries: "llm_retries_total",
-  retryBudgetExhausted: "llm_retry_budget_exhausted_total",
-  fallbacks: "llm_fallbacks_total",
-  cacheHits: "llm_cache_hits_total",
-  cacheMisses: "llm_cache_misses_total",
-  breakerTransitions: "llm_breaker_transitions_total",
-  breakerRejections: "llm_breaker_rejections_total",
-  breakerState: "llm_breaker_state",
-  bulkheadRejections: "llm_bulkhead_rejections_total",
-  budgetRejections: "llm_budget_rejections_total",
-  budgetAlerts: "llm_budget_alerts_total",
-  budgetSettlements: "llm_budget_settlements_total",
-  stateEvictions: "llm_state_evictions_total",
-  trimmedRequests: "llm_trimmed_requests_total",
-  trimmedTokens: "llm_trimmed_tokens_total",
-  idempotencyReplays: "llm_idempotency_replays_total",
-  rateLimited: "llm_rate_limited_total",
-  batches: "llm_batches_total",
-  batchItems: "llm_batch_items_total",
-  batchUnknownIds: "llm_batch_unknown_ids_total",
-  tierRoutes: "llm_tier_routes_total",
-  routerRequests: "llm_router_requests_total",
-  routerCooldowns: "llm_router_cooldowns_total",
-  routerLatency: "llm_router_latency_ms",
-  hedges: "llm_hedges_total",
-  estimatedTokens: "llm_estimated_tokens_total",
-  tokenDetails: "llm_token_details_total",
-  timeToFirstToken: "llm_time_to_first_token_ms",
-  operationDuration: "gen_ai.client.operation.duration",
-  tokenUsage: "gen_ai.client.token.usage",
-  timeToFirstChunk: "gen_ai.client.operation.time_to_first_chunk"
-} as const
+export const names = MetricNames.names
 
 /**
  * Span event names: what each policy adds to the current call's span when it decides something (a retry, a
@@ -80,21 +42,7 @@ export const names = {
  * @since 0.1.0
  * @category Metrics
  */
-export const events = {
-  retry: "llm.retry",
-  fallback: "llm.fallback",
-  breakerRejected: "llm.breaker.rejected",
-  breakerTransition: "llm.breaker.transition",
-  cacheHit: "llm.cache.hit",
-  idempotentReplay: "llm.idempotency.replay",
-  budgetRefused: "llm.budget.refused",
-  promptTrimmed: "llm.prompt.trimmed",
-  rateLimited: "llm.rate_limited",
-  bulkheadRejected: "llm.bulkhead.rejected",
-  routerRoute: "llm.router.route",
-  routerCooldown: "llm.router.cooldown",
-  hedge: "llm.hedge"
-} as const
+export const events = MetricNames.events
 
 /**
  * Span and metric attribute names, spelled as the OpenTelemetry GenAI semantic conventions spell them (plus the
@@ -108,35 +56,7 @@ export const events = {
  * @since 0.1.0
  * @category Metrics
  */
-export const attributes = {
-  operationName: "gen_ai.operation.name",
-  providerName: "gen_ai.provider.name",
-  system: "gen_ai.system",
-  requestModel: "gen_ai.request.model",
-  requestMaxTokens: "gen_ai.request.max_tokens",
-  requestTemperature: "gen_ai.request.temperature",
-  requestTopP: "gen_ai.request.top_p",
-  requestSeed: "gen_ai.request.seed",
-  responseModel: "gen_ai.response.model",
-  responseId: "gen_ai.response.id",
-  responseFinishReasons: "gen_ai.response.finish_reasons",
-  responseTimeToFirstChunk: "gen_ai.response.time_to_first_chunk",
-  usageInputTokens: "gen_ai.usage.input_tokens",
-  usageOutputTokens: "gen_ai.usage.output_tokens",
-  usageCacheReadInputTokens: "gen_ai.usage.cache_read.input_tokens",
-  usageCacheCreationInputTokens: "gen_ai.usage.cache_creation.input_tokens",
-  usageReasoningOutputTokens: "gen_ai.usage.reasoning.output_tokens",
-  embeddingsDimensionCount: "gen_ai.embeddings.dimension.count",
-  tokenType: "gen_ai.token.type",
-  inputMessages: "gen_ai.input.messages",
-  outputMessages: "gen_ai.output.messages",
-  serverAddress: "server.address",
-  serverPort: "server.port",
-  errorType: "error.type",
-  servedFrom: "llm.served_from",
-  usageEstimated: "llm.usage.estimated",
-  stream: "llm.stream"
-} as const
+export const attributes = MetricNames.attributes
 
 /**
  * The one switch that puts prompt and completion text on spans: when true, a call's span carries
@@ -629,97 +549,13 @@ export interface Snapshot {
  * @since 0.1.0
  * @category Metrics
  */
-export const quantile = (
+export const quantile: (
   buckets: ReadonlyArray<readonly [number, number]>,
   total: number,
   q: number,
   min: number,
   max: number
-): number => {
-  if (total === 0) return 0
-  const rank = q * total
-  let previousBound = 0
-  let previousCount = 0
-  for (const [bound, cumulative] of buckets) {
-    if (cumulative >= rank && cumulative > previousCount) {
-      const lower = Math.max(previousBound, min)
-      const upper = Math.min(bound, max)
-      if (upper <= lower) return upper
-      const fraction = (rank - previousCount) / (cumulative - previousCount)
-      return lower + (upper - lower) * fraction
-    }
-    previousBound = bound
-    previousCount = cumulative
-  }
-  return max
-}
-
-type Pair = MetricPair.MetricPair.Untyped
-type Tags = ReadonlyArray<{ readonly key: string; readonly value: string }>
-
-const modelOf = (tags: Tags): string | undefined => tags.find((t) => t.key === "model")?.value
-
-/** Histogram states merged (they share their boundaries), then read as quantiles. */
-class Merged {
-  readonly buckets = new Map<number, number>()
-  count = 0
-  min = Number.POSITIVE_INFINITY
-  max = 0
-  add(state: MetricState.MetricState.Histogram): void {
-    if (state.count === 0) return
-    this.count += state.count
-    this.min = Math.min(this.min, state.min)
-    this.max = Math.max(this.max, state.max)
-    for (const [bound, cumulative] of state.buckets) this.buckets.set(bound, (this.buckets.get(bound) ?? 0) + cumulative)
-  }
-  quantiles(): Quantiles {
-    const buckets = [...this.buckets.entries()].sort((a, b) => a[0] - b[0])
-    const min = this.min === Number.POSITIVE_INFINITY ? 0 : this.min
-    const at = (q: number) => round(quantile(buckets, this.count, q, min, this.max))
-    return { p50: at(0.5), p95: at(0.95), p99: at(0.99) }
-  }
-}
-
-/** Sums of counters and merged histograms, overall or for one model. */
-class Totals {
-  readonly sums = new Map<string, number>()
-  readonly latency = new Merged()
-  readonly firstToken = new Merged()
-  add(pair: Pair): void {
-    const name = pair.metricKey.name
-    if (name === names.latency) this.latency.add(pair.metricState as MetricState.MetricState.Histogram)
-    else if (name === names.timeToFirstToken) this.firstToken.add(pair.metricState as MetricState.MetricState.Histogram)
-    else {
-      const state = pair.metricState as Partial<MetricState.MetricState.Counter<number>>
-      if (state.count !== undefined) this.sums.set(name, (this.sums.get(name) ?? 0) + Number(state.count))
-    }
-  }
-  sum(name: string): number {
-    return this.sums.get(name) ?? 0
-  }
-  model(): ModelSnapshot {
-    const requests = this.sum(names.requests)
-    const failures = this.sum(names.failures)
-    const hits = this.sum(names.cacheHits)
-    const misses = this.sum(names.cacheMisses)
-    return {
-      requests,
-      failures,
-      errorRate: requests === 0 ? 0 : failures / requests,
-      latencyMs: this.latency.quantiles(),
-      timeToFirstTokenMs: this.firstToken.quantiles(),
-      inputTokens: this.sum(names.inputTokens),
-      outputTokens: this.sum(names.outputTokens),
-      estimatedTokens: this.sum(names.estimatedTokens),
-      costUsd: this.sum(names.costUsd),
-      unpricedCalls: this.sum(names.unpricedCalls),
-      retries: this.sum(names.retries),
-      cacheHits: hits,
-      cacheMisses: misses,
-      cacheHitRate: hits + misses === 0 ? 0 : hits / (hits + misses)
-    }
-  }
-}
+) => number = Snapshots.quantile
 
 /**
  * Reads every metric and summarises it, overall and by model.
@@ -733,49 +569,7 @@ class Totals {
  * @since 0.1.0
  * @category Accessors
  */
-export const snapshot: Effect.Effect<Snapshot> = Effect.map(Metric.snapshot, (pairs) => {
-  const all = new Totals()
-  const byModel = new Map<string, Totals>()
-  let breakerOpens = 0
-  for (const pair of pairs) {
-    all.add(pair)
-    const model = modelOf(pair.metricKey.tags)
-    if (model !== undefined) {
-      let totals = byModel.get(model)
-      if (totals === undefined) byModel.set(model, totals = new Totals())
-      totals.add(pair)
-    }
-    if (pair.metricKey.name === names.breakerTransitions && pair.metricKey.tags.some((t) => t.key === "to" && t.value === "open")) {
-      breakerOpens += Number((pair.metricState as MetricState.MetricState.Counter<number>).count)
-    }
-  }
-  const overall = all.model()
-  return {
-    requests: overall.requests,
-    failures: overall.failures,
-    errorRate: overall.errorRate,
-    latencyMs: overall.latencyMs,
-    timeToFirstTokenMs: overall.timeToFirstTokenMs,
-    inputTokens: overall.inputTokens,
-    outputTokens: overall.outputTokens,
-    estimatedTokens: overall.estimatedTokens,
-    costUsd: overall.costUsd,
-    cacheHitRate: overall.cacheHitRate,
-    cacheHits: overall.cacheHits,
-    cacheMisses: overall.cacheMisses,
-    retries: overall.retries,
-    fallbacks: all.sum(names.fallbacks),
-    breakerOpens,
-    breakerRejections: all.sum(names.breakerRejections),
-    bulkheadRejections: all.sum(names.bulkheadRejections),
-    trimmedTokens: all.sum(names.trimmedTokens),
-    idempotencyReplays: all.sum(names.idempotencyReplays),
-    budget: { rejections: all.sum(names.budgetRejections), alerts: all.sum(names.budgetAlerts) },
-    byModel: Object.fromEntries([...byModel.entries()].map(([model, totals]) => [model, totals.model()]))
-  }
-})
-
-const round = (n: number): number => Math.round(n * 100) / 100
+export const snapshot: Effect.Effect<Snapshot> = Snapshots.snapshot
 
 /**
  * Renders a snapshot as an aligned two-column text table (for demos and logs).
@@ -789,29 +583,4 @@ const round = (n: number): number => Math.round(n * 100) / 100
  * @since 0.1.0
  * @category Accessors
  */
-export const formatTable = (s: Snapshot): string => {
-  const rows: Array<[string, string]> = [
-    ["requests (provider calls)", String(s.requests)],
-    ["failures", String(s.failures)],
-    ["error rate", `${(s.errorRate * 100).toFixed(1)} %`],
-    ["latency p50 / p95 / p99", `${s.latencyMs.p50} / ${s.latencyMs.p95} / ${s.latencyMs.p99} ms`],
-    ["first token p50 / p95 / p99", `${s.timeToFirstTokenMs.p50} / ${s.timeToFirstTokenMs.p95} / ${s.timeToFirstTokenMs.p99} ms`],
-    ["input tokens", String(s.inputTokens)],
-    ["output tokens", String(s.outputTokens)],
-    ["tokens counted (no usage reported)", String(s.estimatedTokens)],
-    ["cost", `$${s.costUsd.toFixed(6)}`],
-    ["cache hit rate", `${(s.cacheHitRate * 100).toFixed(1)} % (${s.cacheHits} hits)`],
-    ["retries", String(s.retries)],
-    ["fallbacks", String(s.fallbacks)],
-    ["breaker opens", String(s.breakerOpens)],
-    ["breaker rejections", String(s.breakerRejections)],
-    ["bulkhead rejections", String(s.bulkheadRejections)],
-    ["trimmed tokens", String(s.trimmedTokens)],
-    ["idempotent replays", String(s.idempotencyReplays)],
-    ["budget rejections / alerts", `${s.budget.rejections} / ${s.budget.alerts}`]
-  ]
-  const width = Math.max(...rows.map(([k]) => k.length))
-  const valueWidth = Math.max(...rows.map(([, v]) => v.length))
-  const line = `+${"-".repeat(width + 2)}+${"-".repeat(valueWidth + 2)}+`
-  return [line, ...rows.map(([k, v]) => `| ${k.padEnd(width)} | ${v.padStart(valueWidth)} |`), line].join("\n")
-}
+export const formatTable: (s: Snapshot) => string = Snapshots.formatTable
