@@ -9,13 +9,10 @@
  *
  * @since 0.1.0
  */
-import { Effect, Either, Schema, Stream } from "effect"
+import { type Effect, Either, Schema } from "effect"
 import * as internal from "./internal/modelTier.js"
-import { AnyFunction, strict } from "./internal/optionSchemas.js"
-import { decode, InvalidOptions } from "./InvalidOptions.js"
-import { ChatRequest, type ChatResponse } from "./Llm.js"
-import * as LlmClient from "./LlmClient.js"
-import * as LlmMetrics from "./LlmMetrics.js"
+import type { ChatRequest, ChatResponse } from "./Llm.js"
+import type * as LlmClient from "./LlmClient.js"
 
 /**
  * One tier: a name (what classifiers, `metadata.tier` and metrics use) and the model that serves it.
@@ -141,60 +138,6 @@ export interface Options<Name extends string = string> {
   readonly escalate?: Escalate | undefined
 }
 
-const PositiveInt = Schema.Int.pipe(Schema.positive())
-
-const OptionsSchema = Schema.Struct({
-  tiers: Schema.Array(
-    Schema.Struct({ name: Schema.NonEmptyString, model: Schema.NonEmptyString }).annotations(strict)
-  ).pipe(Schema.minItems(1, { message: () => "Expected at least one tier" })),
-  classify: Schema.optional(AnyFunction),
-  heuristic: Schema.optional(
-    Schema.Struct({ mediumTokens: Schema.optional(PositiveInt), complexTokens: Schema.optional(PositiveInt) })
-      .annotations(strict)
-  ),
-  escalate: Schema.optional(
-    Schema.Struct({ when: AnyFunction, maxSteps: Schema.optional(Schema.NonNegativeInt) }).annotations(strict)
-  )
-}).annotations(strict)
-
-interface Route {
-  readonly index: number
-  readonly reason: Reason
-}
-
-interface Resolved {
-  readonly tiers: ReadonlyArray<Tier>
-  readonly byName: ReadonlyMap<string, number>
-  readonly byModel: ReadonlyMap<string, number>
-  readonly thresholds: Thresholds
-  readonly classify: ((request: ChatRequest) => string | Effect.Effect<string>) | undefined
-  readonly escalate: Escalate | undefined
-  /** Escalation steps allowed, capped at the number of tiers above the cheapest. */
-  readonly maxSteps: number
-}
-
-const resolveEither = (options: Options): Either.Either<Resolved, InvalidOptions> => {
-  const decoded = decode(OptionsSchema, "ModelTier", options)
-  const crossField = internal.crossFieldIssues(options)
-  if (Either.isLeft(decoded) || crossField.length > 0) {
-    const issues = [...(Either.isLeft(decoded) ? decoded.left.issues : []), ...crossField]
-    return Either.left(new InvalidOptions({ target: "ModelTier", issues }))
-  }
-  const tiers = decoded.right.tiers
-  const top = tiers.length - 1
-  return Either.right({
-    tiers,
-    byName: new Map(tiers.map((tier, i) => [tier.name, i])),
-    byModel: new Map(tiers.map((tier, i) => [tier.model, i])),
-    thresholds: { ...defaultThresholds, ...decoded.right.heuristic },
-    classify: options.classify,
-    escalate: options.escalate,
-    maxSteps: Math.min(decoded.right.escalate?.maxSteps ?? top, top)
-  })
-}
-
-const resolve = (options: Options): Resolved => Either.getOrThrowWith(resolveEither(options), (error) => error)
-
 /**
  * Approximate prompt tokens of a request (≈ 4 characters a token): its messages with their chat framing, plus
  * its tool definitions. No tokenizer is needed, so routing costs microseconds.
@@ -229,15 +172,6 @@ export const promptTokens: (request: ChatRequest) => number = internal.promptTok
 export const complexity = (request: ChatRequest, thresholds?: Partial<Thresholds>): Complexity =>
   internal.complexity(request, { ...defaultThresholds, ...thresholds })
 
-const defaultRoute = (r: Resolved, request: ChatRequest): Route => {
-  const named = request.metadata?.tier
-  const byName = named === undefined ? undefined : r.byName.get(named)
-  if (byName !== undefined) return { index: byName, reason: "metadata" }
-  const byModel = r.byModel.get(request.model)
-  if (byModel !== undefined) return { index: byModel, reason: "model" }
-  return { index: internal.tierIndex(internal.complexity(request, r.thresholds), r.tiers.length), reason: "heuristic" }
-}
-
 /**
  * The default classifier as a function, to reuse inside a custom one: `metadata.tier` when it names a tier, else
  * the tier whose model the request names, else the tier of the request's {@link complexity}. Throws
@@ -256,76 +190,10 @@ const defaultRoute = (r: Resolved, request: ChatRequest): Route => {
  * @since 0.1.0
  * @category Constructors
  */
-export const defaultClassify = <const Name extends string>(
+export const defaultClassify: <const Name extends string>(
   tiers: ReadonlyArray<Tier<Name>>,
   heuristic?: Partial<Thresholds>
-): (request: ChatRequest) => Name => {
-  const r = resolve({ tiers, heuristic })
-  return (request) => r.tiers[defaultRoute(r, request).index].name as Name
-}
-
-const toEffect = <A>(value: A | Effect.Effect<A>): Effect.Effect<A> =>
-  Effect.isEffect(value) ? value : Effect.succeed(value)
-
-const unknownName = Effect.logWarning(
-  "ModelTier: the classifier returned a name that is not a tier's; the default classifier routed the request"
-)
-
-const unknownMetadataTier = Effect.logWarning(
-  "ModelTier: request metadata.tier names no tier; the request was routed by its model or the heuristic"
-)
-
-const route = (r: Resolved, request: ChatRequest): Effect.Effect<Route> => {
-  const classify = r.classify
-  if (classify === undefined) {
-    return Effect.suspend(() => {
-      const at = defaultRoute(r, request)
-      // A misspelt tier name must not be silently ignored; the name itself is not logged (it is request data).
-      return request.metadata?.tier !== undefined && at.reason !== "metadata"
-        ? Effect.as(unknownMetadataTier, at)
-        : Effect.succeed(at)
-    })
-  }
-  return Effect.flatMap(Effect.suspend(() => toEffect(classify(request))), (name) => {
-    const index = r.byName.get(name)
-    // The name is not logged: a classifier may be a model whose output is completion text.
-    return index !== undefined
-      ? Effect.succeed<Route>({ index, reason: "classifier" })
-      : Effect.as(unknownName, defaultRoute(r, request))
-  })
-}
-
-const record = (tier: Tier, reason: Reason): Effect.Effect<void> =>
-  Effect.zipRight(
-    LlmMetrics.count(LlmMetrics.tierRoutes, { tier: tier.name, reason }),
-    Effect.annotateCurrentSpan({ "llm.tier": tier.name, "llm.tier.reason": reason })
-  )
-
-const withModel = (request: ChatRequest, model: string): ChatRequest =>
-  request.model === model ? request : new ChatRequest({ ...request, model }, true)
-
-const answer = (
-  r: Resolved,
-  next: LlmClient.Complete,
-  request: ChatRequest,
-  at: Route,
-  steps: number
-): ReturnType<LlmClient.Complete> => {
-  const tier = r.tiers[at.index]
-  const tierRequest = withModel(request, tier.model)
-  return Effect.zipRight(record(tier, at.reason), next(tierRequest)).pipe(
-    Effect.flatMap((response) => {
-      const escalate = r.escalate
-      if (escalate === undefined || steps >= r.maxSteps || at.index >= r.tiers.length - 1) {
-        return Effect.succeed(response)
-      }
-      return Effect.flatMap(Effect.suspend(() => toEffect(escalate.when(response, tierRequest))), (insufficient) =>
-        insufficient
-          ? answer(r, next, request, { index: at.index + 1, reason: "escalated" }, steps + 1)
-          : Effect.succeed(response))
-    })
-  )
-}
+) => (request: ChatRequest) => Name = internal.defaultClassify
 
 /**
  * True when an answer has no text (whitespace only) and no tool calls: a common trigger to escalate.
@@ -388,15 +256,5 @@ export const failsToDecode = <A, I>(schema: Schema.Schema<A, I, never>): (respon
  * @since 0.1.0
  * @category Constructors
  */
-export const policy = <const Name extends string>(options: Options<Name>): LlmClient.Policy => {
-  const r = resolve(options)
-  return LlmClient.policy({
-    name: "model-tier",
-    complete: (next) => (request) => Effect.flatMap(route(r, request), (at) => answer(r, next, request, at, 0)),
-    stream: (next) => (request) =>
-      Stream.unwrap(Effect.flatMap(route(r, request), (at) => {
-        const tier = r.tiers[at.index]
-        return Effect.as(record(tier, at.reason), next(withModel(request, tier.model)))
-      }))
-  })
-}
+export const policy = <const Name extends string>(options: Options<Name>): LlmClient.Policy =>
+  internal.makePolicy(internal.resolve(options))
