@@ -9,18 +9,13 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Either, Schema, Stream } from "effect"
+import type { Duration, Effect } from "effect"
 import { dual } from "effect/Function"
-import { acquire, Compartment, type Refusal } from "./internal/bulkhead.js"
-import { DurationInput } from "./internal/durationInput.js"
-import { strict } from "./internal/optionSchemas.js"
-import { keyFunction } from "./internal/policyKey.js"
-import { decode, type InvalidOptions } from "./InvalidOptions.js"
+import * as internal from "./internal/bulkhead.js"
+import type { InvalidOptions } from "./InvalidOptions.js"
 import type { ChatRequest } from "./Llm.js"
 import type * as LlmClient from "./LlmClient.js"
-import { BulkheadRejected } from "./LlmError.js"
-import * as LlmMetrics from "./LlmMetrics.js"
-import * as Telemetry from "./internal/telemetry.js"
+import type { BulkheadRejected } from "./LlmError.js"
 
 /**
  * Options of a bulkhead.
@@ -93,96 +88,6 @@ export interface Stats {
   readonly maxQueue: number
 }
 
-const NonNegativeInt = Schema.Int.pipe(Schema.greaterThanOrEqualTo(0))
-const Per = Schema.Union(
-  Schema.Literal("model", "provider"),
-  Schema.declare((u: unknown): u is (request: ChatRequest) => string => typeof u === "function", {
-    identifier: "Function",
-    message: () => "Expected \"model\", \"provider\" or a function of the request"
-  })
-)
-const limitFields = {
-  maxConcurrent: NonNegativeInt,
-  maxQueue: Schema.optional(NonNegativeInt),
-  maxWait: Schema.optional(DurationInput)
-}
-// Misspelt names are reported, not ignored; `make` takes a `key`, `policy` a `per`.
-const MakeSchema = Schema.Struct({ ...limitFields, key: Schema.optional(Schema.NonEmptyString) }).annotations(strict)
-const PolicySchema = Schema.Struct({ ...limitFields, per: Schema.optional(Per) }).annotations(strict)
-
-interface Limits {
-  readonly key: string | undefined
-  readonly maxConcurrent: number
-  readonly maxQueue: number
-  readonly maxWait: Duration.Duration | undefined
-  readonly per: PolicyOptions["per"]
-}
-
-const decodeOptions = (input: unknown, kind: "make" | "policy"): Either.Either<Limits, InvalidOptions> =>
-  kind === "make"
-    ? Either.map(decode(MakeSchema, "Bulkhead", input), (o) => limitsOf(o, o.key, undefined))
-    : Either.map(decode(PolicySchema, "Bulkhead", input), (o) => limitsOf(o, undefined, o.per))
-
-const limitsOf = (
-  o: { readonly maxConcurrent: number; readonly maxQueue?: number | undefined; readonly maxWait?: Duration.Duration | undefined },
-  key: string | undefined,
-  per: PolicyOptions["per"]
-): Limits => ({ key, maxConcurrent: o.maxConcurrent, maxQueue: o.maxQueue ?? 0, maxWait: o.maxWait, per })
-
-const fromEither = <A, E>(either: Either.Either<A, E>): Effect.Effect<A, E> =>
-  Either.isRight(either) ? Effect.succeed(either.right) : Effect.fail(either.left)
-
-const statsOf = (key: string, limits: Limits, compartment: Compartment | undefined): Stats => ({
-  key,
-  running: compartment?.running ?? 0,
-  queued: compartment?.queued ?? 0,
-  maxConcurrent: limits.maxConcurrent,
-  maxQueue: limits.maxQueue
-})
-
-const refuse = (key: string, limits: Limits, model: string | undefined) => (_: Refusal) =>
-  Effect.zipRight(
-    Effect.zipRight(LlmMetrics.count(LlmMetrics.bulkheadRejections, { key }), Telemetry.bulkheadRejected(key)),
-    Effect.fail(new BulkheadRejected({ key, maxConcurrent: limits.maxConcurrent, maxQueue: limits.maxQueue, model }))
-  )
-
-const guardEffect = <A, E, R>(
-  resolve: () => Compartment,
-  key: string,
-  limits: Limits,
-  model: string | undefined,
-  effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E | BulkheadRejected, R> =>
-  Effect.uninterruptibleMask((restore) =>
-    acquire(resolve, restore, limits.maxWait).pipe(
-      Effect.catchAll(refuse(key, limits, model)),
-      // The slot is released only when the effect has stopped, interrupted or not.
-      Effect.flatMap((compartment) =>
-        Effect.flatMap(Effect.exit(restore(effect)), (exit) => {
-          compartment.release()
-          return exit
-        })
-      )
-    )
-  )
-
-const guardStream = <A, E, R>(
-  resolve: () => Compartment,
-  key: string,
-  limits: Limits,
-  model: string | undefined,
-  stream: Stream.Stream<A, E, R>
-): Stream.Stream<A, E | BulkheadRejected, R> =>
-  Stream.unwrapScoped(
-    Effect.uninterruptibleMask((restore) =>
-      acquire(resolve, restore, limits.maxWait).pipe(
-        Effect.catchAll(refuse(key, limits, model)),
-        Effect.flatMap((compartment) => Effect.addFinalizer(() => Effect.sync(() => compartment.release()))),
-        Effect.as(stream)
-      )
-    )
-  )
-
 /**
  * One bulkhead compartment. Guard effects with {@link withBulkhead}.
  *
@@ -219,17 +124,7 @@ export interface Bulkhead {
  * @since 0.1.0
  * @category Constructors
  */
-export const make = (options: MakeOptions): Effect.Effect<Bulkhead, InvalidOptions> =>
-  Effect.flatMap(fromEither(decodeOptions(options, "make")), (limits) =>
-    Effect.sync(() => {
-      const key = limits.key ?? "default"
-      const compartment = new Compartment(limits.maxConcurrent, limits.maxQueue, () => {})
-      return {
-        key,
-        stats: Effect.sync(() => statsOf(key, limits, compartment)),
-        execute: (effect) => guardEffect(() => compartment, key, limits, undefined, effect)
-      }
-    }))
+export const make = (options: MakeOptions): Effect.Effect<Bulkhead, InvalidOptions> => internal.make(options)
 
 /**
  * Runs an effect in a bulkhead slot: at once when one is free, after the calls queued before it otherwise, or
@@ -288,34 +183,4 @@ export interface Policy extends LlmClient.Policy {
  * @since 0.1.0
  * @category Constructors
  */
-export const policy = (options: PolicyOptions): Effect.Effect<Policy, InvalidOptions> =>
-  Effect.flatMap(fromEither(decodeOptions(options, "policy")), (limits) =>
-    Effect.sync(() => {
-      const keyOf = keyFunction(limits.per)
-      const compartments = new Map<string, Compartment>()
-      // Idle compartments are dropped, so keys derived from requests do not accumulate.
-      const compartmentOf = (key: string): Compartment => {
-        let compartment = compartments.get(key)
-        if (compartment === undefined) {
-          compartment = new Compartment(limits.maxConcurrent, limits.maxQueue, () => compartments.delete(key))
-          compartments.set(key, compartment)
-        }
-        return compartment
-      }
-      return {
-        name: "bulkhead",
-        keyOf,
-        stats: (key) => Effect.sync(() => statsOf(key, limits, compartments.get(key))),
-        // A `per` function that throws is a defect of the call, never a synchronous throw out of `complete`.
-        complete: (next) => (request) =>
-          Effect.suspend(() => {
-            const key = keyOf(request)
-            return guardEffect(() => compartmentOf(key), key, limits, request.model, next(request))
-          }),
-        stream: (next) => (request) =>
-          Stream.suspend(() => {
-            const key = keyOf(request)
-            return guardStream(() => compartmentOf(key), key, limits, request.model, next(request))
-          })
-      }
-    }))
+export const policy = (options: PolicyOptions): Effect.Effect<Policy, InvalidOptions> => internal.policy(options)
