@@ -11,12 +11,13 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Either, Layer, type Option, Schedule, Schema, Stream } from "effect"
-import * as Backoff from "./internal/backoff.js"
-import { AnyFunction, FiniteDuration, strict } from "./internal/optionSchemas.js"
-import * as Engine from "./internal/retry.js"
-import { BudgetState, type BudgetSnapshot as WindowSnapshot } from "./internal/retryBudget.js"
-import { decode, DurationInput, InvalidOptions } from "./InvalidOptions.js"
+import { Context, type Duration, Effect, Either, Layer, type Option, type Schedule, Stream } from "effect"
+import type * as Backoff from "./internal/backoff.js"
+import * as internal from "./internal/retry.js"
+import * as RetryBudgetModule from "./internal/retryBudget.js"
+import type { BudgetSnapshot as WindowSnapshot } from "./internal/retryBudget.js"
+import * as RetryOptions from "./internal/retryOptions.js"
+import type { InvalidOptions } from "./InvalidOptions.js"
 import * as LlmClient from "./LlmClient.js"
 import * as LlmError from "./LlmError.js"
 
@@ -154,8 +155,6 @@ export interface OptionsFor<E, R = never> extends Options<E, R> {
  */
 export type BudgetSnapshot = WindowSnapshot
 
-const BudgetTypeId: unique symbol = Symbol.for("effect-llm-resilience/RetryBudget")
-
 /**
  * A retry budget, shared by every call that uses it: over a sliding `window`, the retries granted may be at most
  * **max(`ratio` × the logical calls of the window, `minPerSecond` × the window in seconds)**. The floor is the
@@ -178,7 +177,7 @@ const BudgetTypeId: unique symbol = Symbol.for("effect-llm-resilience/RetryBudge
  * @category Models
  */
 export interface Budget {
-  readonly [BudgetTypeId]: typeof BudgetTypeId
+  readonly [RetryBudgetModule.BudgetTypeId]: typeof RetryBudgetModule.BudgetTypeId
   /** Records one logical call (the policy and combinator do this once per call). */
   readonly deposit: Effect.Effect<void>
   /** Takes one retry from the budget; false when it is spent. */
@@ -225,14 +224,6 @@ export interface BudgetOptions {
  */
 export class RetryBudget extends Context.Tag("effect-llm-resilience/RetryBudget")<RetryBudget, Budget>() {}
 
-const BudgetOptionsSchema = Schema.Struct({
-  ratio: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.between(0, 1000))),
-  window: Schema.optional(
-    FiniteDuration.pipe(Schema.filter((d) => Duration.greaterThan(d, Duration.zero) || "Expected a positive duration"))
-  ),
-  minPerSecond: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.nonNegative()))
-}).annotations(strict)
-
 /**
  * Builds a retry budget (validated: fails with InvalidOptions listing every bad field).
  *
@@ -246,26 +237,7 @@ const BudgetOptionsSchema = Schema.Struct({
  * @category Constructors
  */
 export const makeBudget = (options: BudgetOptions = {}): Effect.Effect<Budget, InvalidOptions> =>
-  Either.match(decode(BudgetOptionsSchema, "Retry.Budget", options), {
-    onLeft: Effect.fail,
-    onRight: (o) => Effect.sync(() => unsafeMakeBudget(o))
-  })
-
-const unsafeMakeBudget = (o: typeof BudgetOptionsSchema.Type): Budget => {
-  const state = new BudgetState({
-    ratio: o.ratio ?? 0.2,
-    windowMs: Duration.toMillis(o.window ?? Duration.seconds(10)),
-    minPerSecond: o.minPerSecond ?? 10
-  })
-  const at = <A>(f: (now: number) => A): Effect.Effect<A> =>
-    Effect.clockWith((clock) => Effect.sync(() => f(clock.unsafeCurrentTimeMillis())))
-  return {
-    [BudgetTypeId]: BudgetTypeId,
-    deposit: at((now) => state.deposit(now)),
-    tryWithdraw: at((now) => state.tryWithdraw(now)),
-    snapshot: at((now) => state.snapshot(now))
-  }
-}
+  RetryBudgetModule.make(options)
 
 /**
  * A layer holding one shared {@link RetryBudget}.
@@ -313,76 +285,7 @@ export const layer: (options?: BudgetOptions) => Layer.Layer<RetryBudget, Invali
  * @since 0.1.0
  * @category Guards
  */
-export const isBudget = (u: unknown): u is Budget => typeof u === "object" && u !== null && BudgetTypeId in u
-
-// With a schedule, these would be silently unused: they are reported instead.
-const backoffKeys = ["baseDelay", "factor", "maxDelay", "jitter"] as const
-
-const OptionsSchema = Schema.Struct({
-  maxRetries: Schema.optional(Schema.Int.pipe(Schema.nonNegative())),
-  baseDelay: Schema.optional(FiniteDuration),
-  factor: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.greaterThanOrEqualTo(1))),
-  maxDelay: Schema.optional(FiniteDuration),
-  jitter: Schema.optional(Schema.Literal("full", "equal", "decorrelated", "none")),
-  schedule: Schema.optional(
-    Schema.declare(Schedule.isSchedule, { message: () => "Expected a Schedule (effect's Schedule module)" })
-  ),
-  retryOn: Schema.optional(AnyFunction),
-  retryAfter: Schema.optional(AnyFunction),
-  honorRetryAfter: Schema.optional(Schema.Boolean),
-  maxRetryAfter: Schema.optional(DurationInput),
-  budget: Schema.optional(Schema.declare(isBudget, { message: () => "Expected a Retry.Budget (Retry.makeBudget)" })),
-  onRetry: Schema.optional(AnyFunction)
-}).annotations(strict).pipe(
-  Schema.filter((o) => {
-    const issues: Array<Schema.FilterIssue> = []
-    if (o.schedule !== undefined) {
-      for (const key of backoffKeys) {
-        if (o[key] !== undefined) issues.push({ path: [key], message: "Not used with schedule: the schedule decides the delays" })
-      }
-    }
-    if (Duration.lessThan(o.maxDelay ?? Duration.seconds(30), o.baseDelay ?? Duration.seconds(1))) {
-      issues.push({ path: ["maxDelay"], message: "Expected maxDelay ≥ baseDelay" })
-    }
-    return issues
-  })
-)
-
-const toResolved = <E, R>(o: typeof OptionsSchema.Type, raw: Options<E, R>): Engine.Resolved<E, R> => ({
-  maxRetries: o.maxRetries ?? (raw.schedule === undefined ? 3 : Infinity),
-  backoff: {
-    baseMs: Duration.toMillis(o.baseDelay ?? Duration.seconds(1)),
-    factor: o.factor ?? 2,
-    maxMs: Duration.toMillis(o.maxDelay ?? Duration.seconds(30)),
-    jitter: o.jitter ?? "full"
-  },
-  schedule: raw.schedule,
-  retryOn: raw.retryOn ?? Engine.defaultRetryOn,
-  retryAfter: (o.honorRetryAfter ?? true) ? raw.retryAfter ?? Engine.defaultRetryAfter : undefined,
-  maxRetryAfterMs: Duration.toMillis(o.maxRetryAfter ?? Duration.seconds(60)),
-  budget: raw.budget,
-  onRetry: raw.onRetry
-})
-
-// Options objects are validated once: a data-first `withRetry(effect, options)` in a hot loop pays a lookup.
-// (The value is the Resolved of the options object it is keyed by, so it has that object's E and R.)
-const resolvedCache = new WeakMap<object, unknown>()
-const defaults: Options = {}
-
-const resolveEither = <E, R>(
-  options: Options<E, R> = defaults as Options<E, R>
-): Either.Either<Engine.Resolved<E, R>, InvalidOptions> => {
-  const cached = resolvedCache.get(options)
-  if (cached !== undefined) return Either.right(cached as Engine.Resolved<E, R>)
-  return Either.map(decode(OptionsSchema, "Retry", options), (decoded) => {
-    const resolved = toResolved(decoded, options)
-    resolvedCache.set(options, resolved)
-    return resolved
-  })
-}
-
-const resolve = <E, R>(options?: Options<E, R>): Engine.Resolved<E, R> =>
-  Either.getOrThrowWith(resolveEither(options), (error) => error)
+export const isBudget: (u: unknown) => u is Budget = RetryBudgetModule.isBudget
 
 /**
  * The retry decision of `options` as a Schedule over errors of type E, for `Effect.retry`: backoff with jitter
@@ -410,18 +313,13 @@ export const schedule: {
   <R = never>(
     options?: Omit<Options<LlmError.LlmError, R>, "budget">
   ): Schedule.Schedule<Duration.Duration, LlmError.LlmError, R>
-} = <E, R>(options: Omit<Options<E, R>, "budget"> = defaults as Options<E, R>): Schedule.Schedule<Duration.Duration, E, R> => {
-  const unaccepted = budgetNotAccepted(options, "a Schedule cannot count logical calls: use withRetry or policy")
+} = <E, R>(
+  options: Omit<Options<E, R>, "budget"> = RetryOptions.defaults as Options<E, R>
+): Schedule.Schedule<Duration.Duration, E, R> => {
+  const unaccepted = RetryOptions.budgetNotAccepted(options, "a Schedule cannot count logical calls: use withRetry or policy")
   if (unaccepted !== undefined) throw unaccepted
-  return Engine.makeSchedule(resolve(options), undefined, undefined)
+  return internal.makeSchedule(RetryOptions.resolve(options), undefined, undefined)
 }
-
-// For the constructors whose type leaves `budget` out: one passed anyway (from JavaScript, or through a cast)
-// would be ignored or overridden, so it is reported instead.
-const budgetNotAccepted = (options: object, why: string): InvalidOptions | undefined =>
-  "budget" in options && (options as Options).budget !== undefined
-    ? InvalidOptions.fromIssues("Retry", [{ path: "budget", message: `Not accepted here: ${why}` }])
-    : undefined
 
 /**
  * Retries an Effect (dual), whatever its error type: A and E are unchanged, R gains what the `schedule` needs.
@@ -464,9 +362,9 @@ export const withRetry: {
     options?: Options<E, R2>
   ): Effect.Effect<A, E, R | R2>
 } = function(...args: ReadonlyArray<unknown>) {
-  if (Effect.isEffect(args[0])) return Engine.retryEffect(args[0], resolve(args[1] as AnyOptions), undefined)
-  const r = resolve(args[0] as AnyOptions)
-  return (self: Effect.Effect<unknown, unknown, unknown>) => Engine.retryEffect(self, r, undefined)
+  if (Effect.isEffect(args[0])) return internal.retryEffect(args[0], RetryOptions.resolve(args[1] as AnyOptions), undefined)
+  const r = RetryOptions.resolve(args[0] as AnyOptions)
+  return (self: Effect.Effect<unknown, unknown, unknown>) => internal.retryEffect(self, r, undefined)
 } as typeof withRetry
 
 // What the implementations of the overloaded combinators see once the types have been checked by the overloads.
@@ -502,13 +400,10 @@ export const withStreamRetry: {
     options?: Options<E, R2>
   ): Stream.Stream<A, E, R | R2>
 } = function(...args: ReadonlyArray<unknown>) {
-  if (isStream(args[0])) return Engine.retryStream(args[0], resolve(args[1] as AnyOptions), undefined)
-  const r = resolve(args[0] as AnyOptions)
-  return (self: Stream.Stream<unknown, unknown, unknown>) => Engine.retryStream(self, r, undefined)
+  if (isStream(args[0])) return internal.retryStream(args[0], RetryOptions.resolve(args[1] as AnyOptions), undefined)
+  const r = RetryOptions.resolve(args[0] as AnyOptions)
+  return (self: Stream.Stream<unknown, unknown, unknown>) => internal.retryStream(self, r, undefined)
 } as typeof withStreamRetry
-
-const isStream = (u: unknown): u is Stream.Stream<unknown, unknown, unknown> =>
-  typeof u === "object" && u !== null && Stream.StreamTypeId in u
 
 /**
  * The retry policy (LLM middleware): retries `complete`, and `stream` before it started (its first text). Place it inside
@@ -526,13 +421,13 @@ const isStream = (u: unknown): u is Stream.Stream<unknown, unknown, unknown> =>
  * @since 0.1.0
  * @category Constructors
  */
-export const policy = (options: Options = defaults): LlmClient.Policy => makePolicy(resolve(options))
+export const policy = (options: Options = RetryOptions.defaults): LlmClient.Policy => makePolicy(RetryOptions.resolve(options))
 
-const makePolicy = (r: Engine.Resolved<LlmError.LlmError>): LlmClient.Policy =>
+const makePolicy = (r: internal.Resolved<LlmError.LlmError>): LlmClient.Policy =>
   LlmClient.policy({
     name: "retry",
-    complete: (next) => (request) => Engine.retryEffect(next(request), r, request.model, true),
-    stream: (next) => (request) => Engine.retryStream(next(request), r, request.model),
+    complete: (next) => (request) => internal.retryEffect(next(request), r, request.model, true),
+    stream: (next) => (request) => internal.retryStream(next(request), r, request.model),
     // Its waits before a retry end at the current deadline: a Timeout above needs no fiber of its own.
     keepsDeadline: true
   })
@@ -554,14 +449,17 @@ const makePolicy = (r: Engine.Resolved<LlmError.LlmError>): LlmClient.Policy =>
  * @category Constructors
  */
 export const policyWithBudget = (
-  options: Omit<Options, "budget"> = defaults
+  options: Omit<Options, "budget"> = RetryOptions.defaults
 ): Effect.Effect<LlmClient.Policy, InvalidOptions, RetryBudget> =>
   Effect.suspend(() => {
-    const unaccepted = budgetNotAccepted(options, "the budget is the RetryBudget service's")
+    const unaccepted = RetryOptions.budgetNotAccepted(options, "the budget is the RetryBudget service's")
     if (unaccepted !== undefined) return Effect.fail(unaccepted)
     return Effect.flatMap(RetryBudget, (budget) =>
-      Either.match(resolveEither({ ...options, budget }), {
+      Either.match(RetryOptions.resolveEither({ ...options, budget }), {
         onLeft: Effect.fail,
         onRight: (r) => Effect.succeed(makePolicy(r))
       }))
   })
+
+const isStream = (u: unknown): u is Stream.Stream<unknown, unknown, unknown> =>
+  typeof u === "object" && u !== null && Stream.StreamTypeId in u

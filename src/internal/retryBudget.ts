@@ -1,7 +1,12 @@
 /**
  * The retry budget's state: requests and retries counted over a sliding window of `slots` buckets. Pure
- * except for its own mutation; the caller passes `now` (Effect clock milliseconds), so TestClock drives it.
+ * except for its own mutation; the caller passes `now` (Effect clock milliseconds), so TestClock drives it. Then the
+ * budget's options Schema and the service over that state (documented as `Retry.makeBudget`).
  */
+import { Duration, Effect, Either, Schema } from "effect"
+import { decode, type InvalidOptions } from "../InvalidOptions.js"
+import type { Budget, BudgetOptions } from "../Retry.js"
+import { FiniteDuration, strict } from "./optionSchemas.js"
 
 /** Budget parameters, already validated. */
 export interface BudgetConfig {
@@ -89,5 +94,42 @@ export class BudgetState {
 
   private allowance(now: number): number {
     return Math.max(this.config.ratio * this.requests.sum(now), this.floor)
+  }
+}
+
+/** Marks a {@link Budget} (so a budget is told from any other object in options). */
+export const BudgetTypeId: unique symbol = Symbol.for("effect-llm-resilience/RetryBudget")
+
+/** Whether `u` is a budget made by `Retry.makeBudget`. */
+export const isBudget = (u: unknown): u is Budget => typeof u === "object" && u !== null && BudgetTypeId in u
+
+const BudgetOptionsSchema = Schema.Struct({
+  ratio: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.between(0, 1000))),
+  window: Schema.optional(
+    FiniteDuration.pipe(Schema.filter((d) => Duration.greaterThan(d, Duration.zero) || "Expected a positive duration"))
+  ),
+  minPerSecond: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.nonNegative()))
+}).annotations(strict)
+
+/** A budget of the options of `Retry.makeBudget` (or their InvalidOptions), on the Effect clock. */
+export const make = (options: BudgetOptions): Effect.Effect<Budget, InvalidOptions> =>
+  Either.match(decode(BudgetOptionsSchema, "Retry.Budget", options), {
+    onLeft: Effect.fail,
+    onRight: (o) => Effect.sync(() => unsafeMake(o))
+  })
+
+const unsafeMake = (o: typeof BudgetOptionsSchema.Type): Budget => {
+  const state = new BudgetState({
+    ratio: o.ratio ?? 0.2,
+    windowMs: Duration.toMillis(o.window ?? Duration.seconds(10)),
+    minPerSecond: o.minPerSecond ?? 10
+  })
+  const at = <A>(f: (now: number) => A): Effect.Effect<A> =>
+    Effect.clockWith((clock) => Effect.sync(() => f(clock.unsafeCurrentTimeMillis())))
+  return {
+    [BudgetTypeId]: BudgetTypeId,
+    deposit: at((now) => state.deposit(now)),
+    tryWithdraw: at((now) => state.tryWithdraw(now)),
+    snapshot: at((now) => state.snapshot(now))
   }
 }
