@@ -2,14 +2,15 @@
  * The demo (`npm start`): a local ChaosServer (seeded, 20 % transient faults with Retry-After, some latency) and a
  * few hundred requests through the real `openai` SDK, first with the naive patterns, then through the library's
  * policy stack. Then a full outage, an outage of one model (the breaker opens, fallback answers, the breaker closes
- * after it), a budget refusing work, a long conversation trimmed and model tiering: one table per scenario, the naive
+ * after it), a budget refusing work, a long conversation trimmed, model tiering, and 1,000 classifications sent one by
+ * one, in-prompt batched and through the Batch API: one table per scenario, the naive
  * way beside the library, then a summary of the library's side of each scenario (the forced outage left out). Off a
  * terminal (a pipe, a CI log) each progress bar is one line.
  *
  * `npm start -- --real` with OPENAI_API_KEY set sends a handful of requests to the real API instead.
  * `npm start -- --requests 500 --concurrency 32 --seed 7` changes the workload.
  */
-import { Chunk, Duration, Effect, Layer, Option, Queue, Redacted } from "effect"
+import { Chunk, Duration, Effect, Layer, Option, Queue, Redacted, Schema } from "effect"
 import {
   chaosFaults,
   libraryRun,
@@ -21,6 +22,7 @@ import {
   workload
 } from "../bench/scenarios.js"
 import {
+  Batching,
   ChaosServer,
   CircuitBreaker,
   Fallback,
@@ -35,6 +37,7 @@ import {
   TokenBudget,
   Tokenizer
 } from "../src/index.js"
+import * as BatchJob from "../src/BatchJob.js"
 import * as OpenAi from "../src/OpenAi.js"
 
 const args = process.argv.slice(2)
@@ -305,6 +308,53 @@ const tierScene = (provider: LlmClient.Service) =>
     return { scenario: "6. model tiering", requests: mix.length, answered: ok, spent } satisfies Summary
   })
 
+const CLASSIFICATIONS = flag("classifications", 1_000)
+const Label = Schema.Literal("billing", "bug", "account", "other")
+const triage = "Classify the support ticket as billing, bug, account or other. Billing: charges, refunds, invoices. " +
+  "Bug: something is broken or shows an error. Account: sign-in, passwords, seats. Other: anything else."
+
+// Three ways to send the same bulk work, against a healthy ChaosServer of the scene's own (no faults, no latency):
+// the tokens and the cost are what the metrics and the batch job's result counted, not figures typed in.
+const bulkScene = Effect.gen(function* () {
+  yield* heading(`7. ${CLASSIFICATIONS.toLocaleString("en-US")} classifications: one by one, in-prompt batching, the Batch API`)
+  const server = yield* ChaosServer.make({ seed: SEED, words: 2, batch: { completionTime: "50 millis" } })
+  const options = { apiKey: Redacted.make("sk-demo"), baseURL: server.baseURL }
+  const client = yield* OpenAi.make(options)
+  const model = "gpt-4o-mini"
+  const tickets = Array.from({ length: CLASSIFICATIONS }, (_, i) =>
+    `Ticket ${i}: ${["I was charged twice", "The export crashes", "I cannot sign in", "Nice product"][i % 4]} (order ${4000 + i})`)
+  const request = (ticket: string) =>
+    new Llm.ChatRequest({ model, messages: [{ role: "system", content: triage }, { role: "user", content: ticket }], maxTokens: 5 })
+
+  const timed = <A, E>(effect: Effect.Effect<A, E>) =>
+    Effect.map(Effect.timed(effect), ([elapsed, a]) => [a, `${(Duration.toMillis(elapsed) / 1000).toFixed(2)} s`] as const)
+  const [[answers, single], singleTime] = yield* timed(
+    measured(Effect.forEach(tickets, (t) => Effect.either(client.complete(request(t))), { concurrency: 32 }))
+  )
+  // Batching calls the LlmClient it is built with: this scene's client, not the demo's faulty one. Full batches of
+  // 50 go at once; the window only holds a last partial one, so the call count does not depend on scheduling.
+  const classify = yield* Batching.make({ model, instruction: triage, item: Schema.String, result: Label, maxBatchSize: 50, window: "200 millis" })
+    .pipe(Effect.provideService(LlmClient.LlmClient, client))
+  const [[labels, batched], batchedTime] = yield* timed(
+    measured(Effect.forEach(tickets, (t) => Effect.either(classify(t)), { concurrency: "unbounded" }))
+  )
+  const jobs = yield* BatchJob.make(options).pipe(Effect.provide(BatchJob.layerStoreMemory))
+  const [job, jobTime] = yield* timed(jobs.run({ key: "demo-classify", requests: tickets.map(request), pollInterval: "20 millis" }))
+  const http = yield* server.batchStats
+  const jobCalls = http.filesCreated + http.batchesCreated + http.batchesRetrieved + http.fileContentsRead
+  const jobCost = Option.getOrElse(job.costUsd, () => Number.NaN)
+  const tokens = (s: Spent) => String(s.inputTokens + s.outputTokens)
+  yield* sayTable([`${CLASSIFICATIONS} tickets, ${model}`, "naive (one by one)", "library (Batching, in-prompt)", "library (BatchJob, Batch API)"], [
+    ["answered", `${answers.filter((a) => a._tag === "Right").length}/${CLASSIFICATIONS}`, `${labels.filter((l) => l._tag === "Right").length}/${CLASSIFICATIONS}`, `${job.succeeded}/${CLASSIFICATIONS}`],
+    ["upstream HTTP calls", String(single.providerCalls), String(batched.providerCalls), `${jobCalls} (1 batch of ${CLASSIFICATIONS} lines)`],
+    ["tokens", tokens(single), tokens(batched), String(job.usage.inputTokens + job.usage.outputTokens)],
+    ["cost", usd(single.costUsd), usd(batched.costUsd), `${usd(jobCost)} (batch prices)`],
+    ["wall time", singleTime, batchedTime, jobTime]
+  ])
+  yield* say("  Batching sends the instruction once per 50 tickets; the Batch API sends every ticket but at half price and")
+  yield* say("  within 24 hours (here the ChaosServer finishes it in 50 ms).")
+})
+
 const summary = (scenes: ReadonlyArray<Summary>) => {
   const sum = (f: (s: Summary) => number) => scenes.reduce((n, s) => n + f(s), 0)
   const row = (name: string, requests: number, answered: number, spent: Spent) => [
@@ -357,6 +407,7 @@ const chaosDemo = Effect.gen(function* () {
   scenes.push(yield* budgetScene(provider))
   scenes.push(yield* trimScene(provider))
   scenes.push(yield* tierScene(provider))
+  yield* bulkScene
   yield* summary(scenes)
   yield* say("  The naive runs and the forced outage (2) are not counted.")
 })

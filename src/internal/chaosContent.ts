@@ -3,6 +3,7 @@
  * counts, stream pieces, SSE framing and OpenAI's error bodies (chat completions and Responses share them).
  */
 import { hashString, mulberry32 } from "./chaosRandom.js"
+import { batchingAnswer } from "./chaosBatching.js"
 import { jsonAnswer } from "./chaosTools.js"
 
 const vocabulary = [
@@ -75,7 +76,8 @@ export const answer = (options: {
   readonly maxTokens: number | undefined
 }): Answer => {
   const text = generateText(options.seed, options.prompt, options.words)
-  const full = options.json ? jsonAnswer(options.schema, text) : text
+  // An in-prompt batch (Batching's contract) is answered entry by entry; other JSON as the schema says.
+  const full = options.json ? (batchingAnswer(options.prompt, options.seed) ?? jsonAnswer(options.schema, text)) : text
   const limit = options.maxTokens
   const cut = limit !== undefined && approximateTokens(full) > limit
   const content = cut ? full.slice(0, limit * 4) : full
