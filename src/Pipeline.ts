@@ -2,9 +2,11 @@
  * One documented default order of every policy, built from one options object.
  *
  * ```
- * cache → idempotency → budgets → trim → fallback → retry → breaker → rate limit → bulkhead → timeout → provider
- * with a tier:  idempotency → tier → cache → budgets → trim → fallback → …
+ * ResponseCache → Idempotency → TokenBudget(s) → PromptTrim → Fallback → Retry → Hedge → Router → CircuitBreaker → RateLimit → Bulkhead → Timeout → provider
+ * with a tier:  Idempotency → ModelTier → ResponseCache → TokenBudget(s) → PromptTrim → Fallback → …
  * ```
+ *
+ * (Both lines are rendered from the one table below, {@link order}; a test checks this header and the docs against it.)
  *
  * Why this order: a cache hit costs nothing, not even an idempotency claim, so the cache runs first (a request with
  * an explicit `idempotencyKey` skips it when idempotency is configured: it gets the outcome recorded for its key);
@@ -15,8 +17,10 @@
  * (the prompt fits the chosen model's window); idempotency stays above the tier, where an escalation to another
  * model does not change the payload recorded for its key. Budgets reserve before the prompt is trimmed (on a long
  * prompt the reservation over-estimates, and the difference is released when the actual usage is committed); the
- * fallback chain wraps retries, so each model is retried before the next one takes over; the breaker sits inside
- * retry and fallback, so an open breaker fails at once and the fallback moves on; the rate limit and bulkhead guard
+ * fallback chain wraps retries, so each model is retried before the next one takes over; a hedge is one attempt for
+ * Retry, and each hedge is routed again (the Router turns the model name into a deployment, so each retry or hedge
+ * may go to another one); the breaker sits inside retry, fallback and the router, so an open breaker fails at once
+ * and the router or fallback moves on; the rate limit and bulkhead guard
  * each provider call; the timeout bounds each attempt (put a `total` deadline around the whole pipeline with
  * `Timeout.policy({ total })` as an extra outer policy if you need one).
  *
@@ -31,6 +35,7 @@ import type { RateLimiterStore } from "@effect/experimental/RateLimiter"
 import * as Bulkhead from "./Bulkhead.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Fallback from "./Fallback.js"
+import * as Hedge from "./Hedge.js"
 import * as Idempotency from "./Idempotency.js"
 import { InvalidOptions, type Issue } from "./InvalidOptions.js"
 import * as LlmClient from "./LlmClient.js"
@@ -41,6 +46,7 @@ import * as ResponseCache from "./ResponseCache.js"
 import * as PipelineConfig from "./internal/pipelineConfig.js"
 import { isDeterministic } from "./internal/requestKey.js"
 import * as Retry from "./Retry.js"
+import * as Router from "./Router.js"
 import * as Timeout from "./Timeout.js"
 import * as TokenBudget from "./TokenBudget.js"
 import * as Tokenizer from "./Tokenizer.js"
@@ -79,6 +85,13 @@ export interface Options {
   readonly fallback?: Fallback.Options | undefined
   /** Retry's options (`Retry.policy`). */
   readonly retry?: Retry.Options | undefined
+  /**
+   * Hedge's options (`Hedge.policy`). Without a `budget` of its own it draws its hedges from `retry.budget` when
+   * one is given (else from a `Retry.RetryBudget` in context).
+   */
+  readonly hedge?: Hedge.Options | undefined
+  /** Router's options (`Router.policy`). Needs a `RouterStore`. */
+  readonly router?: Router.Options | undefined
   /** CircuitBreaker's options (`CircuitBreaker.policy`). Needs a `CircuitBreakerStore`. */
   readonly breaker?: CircuitBreaker.PolicyOptions | undefined
   /** RateLimit's options (`RateLimit.policy`). Needs a `RateLimiterStore`. */
@@ -111,6 +124,7 @@ export type Requirements<O extends Options> =
   | (Given<O, "budgets"> extends true ? TokenBudget.TokenBudgetStore : never)
   | (Given<O, "breaker"> extends true ? CircuitBreaker.CircuitBreakerStore : never)
   | (Given<O, "rateLimit"> extends true ? RateLimiterStore : never)
+  | (Given<O, "router"> extends true ? Router.RouterStore : never)
 
 /**
  * Options with no key beyond {@link Options}'s: a misspelt key is a type error.
@@ -125,6 +139,58 @@ export type Requirements<O extends Options> =
  */
 export type Exact<O> = O & { readonly [K in Exclude<keyof O, keyof Options>]: never }
 
+type Key = keyof Options
+
+type Step = Effect.Effect<LlmClient.Policy, ReadonlyArray<Issue>, unknown>
+
+/** One row of the pipeline's table: the policy it builds, from which option, and how. */
+interface Row {
+  readonly name: string
+  readonly key: Key
+  /** Only with a tier (the cache moves below it); such a row is not in {@link order}. */
+  readonly withTier?: true
+  /** The row's steps (none when its option is not given, or when the row does not apply). */
+  readonly build: (options: Options) => ReadonlyArray<Step>
+}
+
+/**
+ * THE ORDER, outermost first: one table, from which {@link order}, the documented order lines
+ * ({@link orderLines}) and the built steps ({@link stepsOf}) all come.
+ */
+const table = [
+  { name: "ResponseCache", key: "cache", build: (o) => (o.tier === undefined ? cacheStep(o) : []) },
+  { name: "Idempotency", key: "idempotency", build: (o) => given(o.idempotency, (i) => stateful("idempotency", Idempotency.policy(i))) },
+  { name: "ModelTier", key: "tier", build: (o) => given(o.tier, (t) => stateless("tier", () => ModelTier.policy(t))) },
+  { name: "ResponseCache", key: "cache", withTier: true, build: (o) => (o.tier === undefined ? [] : cacheStep(o)) },
+  {
+    name: "TokenBudget",
+    key: "budgets",
+    build: (o) => (o.budgets ?? []).map((budget, i) => stateful(`budgets.${i}`, TokenBudget.policy(budget)))
+  },
+  { name: "PromptTrim", key: "trim", build: (o) => given(o.trim, (t) => stateful("trim", PromptTrim.policy(t))) },
+  { name: "Fallback", key: "fallback", build: (o) => given(o.fallback, (f) => stateless("fallback", () => Fallback.policy(f))) },
+  { name: "Retry", key: "retry", build: (o) => given(o.retry, (r) => stateless("retry", () => Retry.policy(r))) },
+  {
+    name: "Hedge",
+    key: "hedge",
+    // each hedge drawn from the retries' budget unless it has its own
+    build: (o) =>
+      given(o.hedge, (h) =>
+        stateful("hedge", Hedge.policy(h.budget === undefined && o.retry?.budget !== undefined ? { ...h, budget: o.retry.budget } : h)))
+  },
+  { name: "Router", key: "router", build: (o) => given(o.router, (r) => stateful("router", Router.policy(r))) },
+  { name: "CircuitBreaker", key: "breaker", build: (o) => given(o.breaker, (b) => stateful("breaker", CircuitBreaker.policy(b))) },
+  { name: "RateLimit", key: "rateLimit", build: (o) => given(o.rateLimit, (r) => stateful("rateLimit", RateLimit.policy(r))) },
+  { name: "Bulkhead", key: "bulkhead", build: (o) => given(o.bulkhead, (b) => stateful("bulkhead", Bulkhead.policy(b))) },
+  { name: "Timeout", key: "timeout", build: (o) => given(o.timeout, (t) => stateless("timeout", () => Timeout.policy(t))) }
+] as const satisfies ReadonlyArray<Row>
+
+// Every option has a row: a key added to Options and not to the table fails to compile here.
+const everyKeyHasARow: [Exclude<Key, (typeof table)[number]["key"]>] extends [never] ? true : never = true
+void everyKeyHasARow
+
+type Name = Exclude<(typeof table)[number], { readonly withTier: true }>["name"]
+
 /**
  * The order of the pipeline without a tier, outermost first (the names of the policies it builds). With a `tier`,
  * the first three are `Idempotency`, `ModelTier`, `ResponseCache` (see the module's header).
@@ -137,37 +203,57 @@ export type Exact<O> = O & { readonly [K in Exclude<keyof O, keyof Options>]: ne
  * @since 0.1.0
  * @category Models
  */
-export const order = [
-  "ResponseCache",
-  "Idempotency",
-  "ModelTier",
-  "TokenBudget",
-  "PromptTrim",
-  "Fallback",
-  "Retry",
-  "CircuitBreaker",
-  "RateLimit",
-  "Bulkhead",
-  "Timeout"
-] as const
+export const order: ReadonlyArray<Name> = table.flatMap((row: Row) => ("withTier" in row ? [] : [row.name as Name]))
 
-type Key = keyof Options
+/**
+ * The documented order as text, rendered from the same table: `withoutTier` (every step, then the provider) and
+ * `withTier` (the steps down to the fallback when a tier is given). The docs and the module's header show these.
+ *
+ * @example
+ * ```ts
+ * import { Pipeline } from "effect-llm-resilience"
+ * console.log(Pipeline.orderLines.withoutTier) // ResponseCache → Idempotency → … → Timeout → provider
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export const orderLines: { readonly withoutTier: string; readonly withTier: string } = (() => {
+  const label = (row: Row) => (row.key === "budgets" ? "TokenBudget(s)" : row.name)
+  const rows: ReadonlyArray<Row> = table
+  const withoutTier = rows.filter((row) => row.withTier !== true && row.key !== "tier")
+  const withTier = rows.filter((row) => row.key !== "cache" || row.withTier === true)
+  const upToFallback = withTier.slice(0, withTier.findIndex((row) => row.key === "fallback") + 1)
+  return {
+    withoutTier: [...withoutTier.map(label), "provider"].join(" → "),
+    withTier: `${upToFallback.map(label).join(" → ")} → …`
+  }
+})()
 
-/** Every option key, in pipeline order (a Record, so a key added to Options must be added here too). */
-const keyOrder: Record<Key, true> = {
-  idempotency: true,
-  tier: true,
-  cache: true,
-  budgets: true,
-  trim: true,
-  fallback: true,
-  retry: true,
-  breaker: true,
-  rateLimit: true,
-  bulkhead: true,
-  timeout: true
+/** Every option key, in table order. */
+const keys: ReadonlyArray<Key> = [...new Set(table.map((row) => row.key))]
+
+const given = <A>(value: A | undefined, step: (value: A) => Step): ReadonlyArray<Step> =>
+  value === undefined ? [] : [step(value)]
+
+/**
+ * The cache step. Above idempotency, a request with an explicit idempotency key skips the cache: it gets the
+ * outcome recorded for its key, never another call's cached answer. (An invalid `cacheable` is left as given, so
+ * that ResponseCache reports it instead of calling it per request.) Without a tier the cache runs first (a hit costs
+ * nothing, not even an idempotency claim); with a tier it runs below it: the cache keeps only answers from the
+ * requested model, so above the tier a request for a placeholder model ("auto") would never be stored; and
+ * idempotency stays above the tier, where an escalation does not change the payload recorded for its key.
+ */
+const cacheStep = (o: Options): ReadonlyArray<Step> => {
+  const { cache, idempotency, tier } = o
+  if (cache === undefined) return []
+  const keyedSkipCache = idempotency !== undefined && tier === undefined &&
+    (cache.cacheable === undefined || typeof cache.cacheable === "function")
+  const options: ResponseCache.Options = !keyedSkipCache ? cache : {
+    ...cache,
+    cacheable: (request) => request.idempotencyKey === undefined && (cache.cacheable ?? isDeterministic)(request)
+  }
+  return [stateful("cache", ResponseCache.policy(options))]
 }
-const keys = Object.keys(keyOrder) as ReadonlyArray<Key>
 
 const describe = (u: unknown): string => (u === null ? "null" : Array.isArray(u) ? "an array" : typeof u)
 
@@ -196,8 +282,6 @@ const shapeIssues = (options: unknown): ReadonlyArray<Issue> => {
 const under = (path: string, error: InvalidOptions): ReadonlyArray<Issue> =>
   error.issues.map((issue) => ({ path: issue.path === "" ? path : `${path}.${issue.path}`, message: issue.message }))
 
-type Step = Effect.Effect<LlmClient.Policy, ReadonlyArray<Issue>, unknown>
-
 // Stateless constructors throw InvalidOptions at construction: turn that into the step's failure.
 const stateless = (path: string, build: () => LlmClient.Policy): Step =>
   Effect.try({
@@ -209,37 +293,7 @@ const stateless = (path: string, build: () => LlmClient.Policy): Step =>
 const stateful = (path: string, build: Effect.Effect<LlmClient.Policy, InvalidOptions, unknown>): Step =>
   Effect.mapError(build, (error) => under(path, error))
 
-const stepsOf = (options: Options): ReadonlyArray<Step> => {
-  const steps: Array<Step> = []
-  const { idempotency, tier, cache, budgets, trim, fallback, retry, breaker, rateLimit, bulkhead, timeout } = options
-  // Above idempotency, a request with an explicit idempotency key skips the cache: it gets the outcome recorded for
-  // its key, never another call's cached answer.
-  // (an invalid `cacheable` is left as given, so that ResponseCache reports it instead of calling it per request)
-  const keyedSkipCache = cache !== undefined && idempotency !== undefined && tier === undefined &&
-    (cache.cacheable === undefined || typeof cache.cacheable === "function")
-  const cacheOptions: ResponseCache.Options | undefined = cache === undefined || !keyedSkipCache ? cache : {
-    ...cache,
-    cacheable: (request) => request.idempotencyKey === undefined && (cache.cacheable ?? isDeterministic)(request)
-  }
-  const cacheStep = cacheOptions === undefined ? undefined : stateful("cache", ResponseCache.policy(cacheOptions))
-  // Without a tier the cache runs first (a hit costs nothing, not even an idempotency claim). With a tier it runs
-  // below it: the cache keeps only answers from the requested model, so above the tier a request for a placeholder
-  // model ("auto") would never be stored; and idempotency stays above the tier, where an escalation does not change
-  // the payload recorded for its key.
-  if (cacheStep !== undefined && tier === undefined) steps.push(cacheStep)
-  if (idempotency !== undefined) steps.push(stateful("idempotency", Idempotency.policy(idempotency)))
-  if (tier !== undefined) steps.push(stateless("tier", () => ModelTier.policy(tier)))
-  if (cacheStep !== undefined && tier !== undefined) steps.push(cacheStep)
-  budgets?.forEach((budget, i) => steps.push(stateful(`budgets.${i}`, TokenBudget.policy(budget))))
-  if (trim !== undefined) steps.push(stateful("trim", PromptTrim.policy(trim)))
-  if (fallback !== undefined) steps.push(stateless("fallback", () => Fallback.policy(fallback)))
-  if (retry !== undefined) steps.push(stateless("retry", () => Retry.policy(retry)))
-  if (breaker !== undefined) steps.push(stateful("breaker", CircuitBreaker.policy(breaker)))
-  if (rateLimit !== undefined) steps.push(stateful("rateLimit", RateLimit.policy(rateLimit)))
-  if (bulkhead !== undefined) steps.push(stateful("bulkhead", Bulkhead.policy(bulkhead)))
-  if (timeout !== undefined) steps.push(stateless("timeout", () => Timeout.policy(timeout)))
-  return steps
-}
+const stepsOf = (options: Options): ReadonlyArray<Step> => table.flatMap((row: Row) => row.build(options))
 
 /** Every pattern's options are checked, so one InvalidOptions lists the failing paths of all of them. */
 const build = (options: Options): Effect.Effect<ReadonlyArray<LlmClient.Policy>, InvalidOptions, unknown> =>
@@ -322,13 +376,15 @@ export const layerStoresMemory: Layer.Layer<
   | Tokenizer.Tokenizer
   | CircuitBreaker.CircuitBreakerStore
   | RateLimiterStore
+  | Router.RouterStore
 > = Layer.mergeAll(
   ResponseCache.layerStoreMemory,
   Idempotency.layerStoreMemory,
   TokenBudget.layerStoreMemory,
   Tokenizer.layer,
   CircuitBreaker.layerStoreMemory,
-  RateLimit.layerStoreMemory
+  RateLimit.layerStoreMemory,
+  Router.layerStoreMemory
 )
 
 /**

@@ -1,6 +1,7 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import type { RateLimiterStore } from "@effect/experimental/RateLimiter"
 import { Effect, Fiber, Layer, TestClock } from "effect"
+import { readFileSync } from "node:fs"
 import type { CircuitBreakerStore } from "../src/CircuitBreaker.js"
 import * as FakeLlm from "../src/FakeLlm.js"
 import type { IdempotencyStore } from "../src/Idempotency.js"
@@ -10,6 +11,8 @@ import * as LlmClient from "../src/LlmClient.js"
 import * as LlmError from "../src/LlmError.js"
 import * as ModelTier from "../src/ModelTier.js"
 import * as Pipeline from "../src/Pipeline.js"
+import * as Retry from "../src/Retry.js"
+import * as Router from "../src/Router.js"
 import type { ResponseCacheStore } from "../src/ResponseCache.js"
 import type { TokenBudgetStore } from "../src/TokenBudget.js"
 
@@ -36,6 +39,12 @@ const each = {
 
 const all: Pipeline.Options = each
 
+/** The router and hedge options (their own tests below; `each` keeps one model per call). */
+const routing = {
+  hedge: { after: "5 seconds", maxHedges: 1 },
+  router: { deployments: [{ id: "east", model: "gpt-4o" }, { id: "west", model: "gpt-4o" }], strategy: "least-busy" }
+} as const satisfies Pipeline.Options
+
 const ask = (model = "gpt-4o", content = "hi", fields: Partial<ConstructorParameters<typeof ChatRequest>[0]> = {}) =>
   new ChatRequest({ model, messages: [{ role: "user", content }], maxTokens: 50, temperature: 0, user: "u1", ...fields })
 
@@ -50,7 +59,7 @@ const buildError = (layer: Layer.Layer<LlmClient.LlmClient, InvalidOptions, LlmC
 describe("Pipeline", () => {
   it.effect("builds every policy in the documented order", () =>
     Effect.gen(function* () {
-      const built = yield* Pipeline.policies(all)
+      const built = yield* Pipeline.policies({ ...all, ...routing })
       expect(built.map((p) => p.name)).toEqual([
         "Idempotency",
         "model-tier",
@@ -60,6 +69,8 @@ describe("Pipeline", () => {
         "prompt-trim",
         "fallback",
         "retry",
+        "hedge",
+        "router",
         "circuit-breaker",
         "rate-limit",
         "bulkhead",
@@ -76,12 +87,57 @@ describe("Pipeline", () => {
         "PromptTrim",
         "Fallback",
         "Retry",
+        "Hedge",
+        "Router",
         "CircuitBreaker",
         "RateLimit",
         "Bulkhead",
         "Timeout"
       ])
     }).pipe(Effect.provide(Pipeline.layerStoresMemory)))
+
+  it("the documented order, in this module's header and in docs/pipeline.md, is the one the table renders", () => {
+    expect(Pipeline.orderLines.withoutTier).toBe(
+      "ResponseCache → Idempotency → TokenBudget(s) → PromptTrim → Fallback → Retry → Hedge → Router → CircuitBreaker → " +
+        "RateLimit → Bulkhead → Timeout → provider"
+    )
+    expect(Pipeline.orderLines.withTier).toBe("Idempotency → ModelTier → ResponseCache → TokenBudget(s) → PromptTrim → Fallback → …")
+    const docs = readFileSync(new URL("../docs/pipeline.md", import.meta.url), "utf8")
+    const header = readFileSync(new URL("../src/Pipeline.ts", import.meta.url), "utf8")
+    expect(docs).toContain(`\n${Pipeline.orderLines.withoutTier}\nwith a tier:  ${Pipeline.orderLines.withTier}\n`)
+    expect(header).toContain(` * ${Pipeline.orderLines.withoutTier}\n * with a tier:  ${Pipeline.orderLines.withTier}\n`)
+  })
+
+  it.effect("router and hedge: each hedge is routed again (the slow deployment is busy: the hedge goes to the other), drawn from retry.budget", () =>
+    Effect.gen(function* () {
+      const run = (ratio: number) =>
+        Effect.gen(function* () {
+          const budget = yield* Retry.makeBudget({ ratio, minPerSecond: 0 })
+          const fake = FakeLlm.layer((c) => (c.request.model === "dep-slow" ? FakeLlm.delay("10 seconds", FakeLlm.reply("slow")) : FakeLlm.reply("fast")))
+          const layer = Pipeline.layerMemory({
+            retry: { maxRetries: 0, budget },
+            hedge: { after: "1 second" },
+            router: {
+              strategy: "least-busy",
+              deployments: [
+                { id: "slow", model: "gpt-4o", providerModel: "dep-slow", weight: 1e9 },
+                { id: "fast", model: "gpt-4o", providerModel: "dep-fast", weight: 1e-9 }
+              ]
+            }
+          }).pipe(Layer.provideMerge(fake))
+          return yield* Effect.gen(function* () {
+            const fiber = yield* Effect.fork(LlmClient.complete(ask()))
+            yield* TestClock.adjust("1 second")
+            yield* TestClock.adjust("10 seconds")
+            return yield* Fiber.join(fiber)
+          }).pipe(Effect.provide(layer))
+        })
+      const hedged = yield* run(1)
+      expect([hedged.content, hedged.deployment]).toEqual(["fast", "fast"])
+      // a budget with no room for it refuses the hedge: the slow deployment answers after its 10 s
+      const refused = yield* run(0.1)
+      expect([refused.content, refused.deployment]).toEqual(["slow", "slow"])
+    }))
 
   it.effect("only the patterns whose options are given are included", () =>
     Effect.gen(function* () {
@@ -147,7 +203,7 @@ describe("Pipeline", () => {
         expect(paths).toEqual(expect.arrayContaining([...bad.map(([, , path]) => path), "retyr"]))
         expect(error.message).toMatch(/^Pipeline options are invalid: /)
         expect(error.issues.find((i) => i.path === "retyr")?.message).toBe(
-          "Unknown option; expected one of idempotency, tier, cache, budgets, trim, fallback, retry, breaker, rateLimit, bulkhead, timeout"
+          "Unknown option; expected one of cache, idempotency, tier, budgets, trim, fallback, retry, hedge, router, breaker, rateLimit, bulkhead, timeout"
         )
       }))
 
@@ -209,8 +265,9 @@ describe("Pipeline", () => {
     >()
     // a wide type whose keys may be present needs every store its keys may ask for
     expectTypeOf<Pipeline.Requirements<Pipeline.Options>>().toEqualTypeOf<
-      ResponseCacheStore | IdempotencyStore | TokenBudgetStore | CircuitBreakerStore | RateLimiterStore
+      ResponseCacheStore | IdempotencyStore | TokenBudgetStore | CircuitBreakerStore | RateLimiterStore | Router.RouterStore
     >()
+    expectTypeOf<Pipeline.Requirements<{ router: typeof routing.router; hedge: { after: 1 } }>>().toEqualTypeOf<Router.RouterStore>()
     expectTypeOf<Pipeline.Requirements<{ cache?: { ttl: "1 hour" } }>>().toEqualTypeOf<ResponseCacheStore>()
     // and the layers carry them
     expectTypeOf(Pipeline.layer({ cache: {}, retry: {} })).toEqualTypeOf<
@@ -226,6 +283,7 @@ describe("Pipeline", () => {
         | TokenBudgetStore
         | CircuitBreakerStore
         | RateLimiterStore
+        | Router.RouterStore
       >
     >()
     expectTypeOf(Pipeline.layerMemory(all)).toEqualTypeOf<

@@ -106,6 +106,48 @@ describe("Pipeline.fromConfig / layerConfig", () => {
       expect(error.message).toContain("retry.maxRetries")
     }))
 
+  it.effect("router and hedge from the environment (deployments as one JSON list) and from a file; bad values listed", () =>
+    Effect.gen(function* () {
+      const fromEnv = yield* options(env({
+        PIPELINE_HEDGE_AFTER_PERCENTILE: "95",
+        PIPELINE_HEDGE_MAX_HEDGES: "2",
+        PIPELINE_ROUTER_STRATEGY: "least-busy",
+        PIPELINE_ROUTER_PROVIDER_QUOTA: "false",
+        PIPELINE_ROUTER_DEPLOYMENTS: JSON.stringify([
+          { id: "east", model: "gpt-4o", weight: 2 },
+          { id: "west", model: "gpt-4o", providerModel: "gpt-4o-2024-08-06", rpm: 500 }
+        ]),
+        PIPELINE_RATE_LIMIT_PROVIDER_QUOTA: "true",
+        PIPELINE_RATE_LIMIT_TPM_CHARGE: "estimate"
+      }))
+      expect(fromEnv).toEqual({
+        hedge: { after: { percentile: 95 }, maxHedges: 2 },
+        router: {
+          strategy: "least-busy",
+          providerQuota: false,
+          deployments: [
+            { id: "east", model: "gpt-4o", weight: 2 },
+            { id: "west", model: "gpt-4o", providerModel: "gpt-4o-2024-08-06", rpm: 500 }
+          ]
+        },
+        rateLimit: { providerQuota: true, tpmCharge: "estimate" }
+      })
+      const file = { hedge: { after: "800 millis" }, router: { deployments: [{ id: "a", model: "gpt-4o" }], cooldown: "5 seconds" } }
+      expect(yield* options(ConfigProvider.fromJson(file), "")).toEqual(file)
+      const error = yield* Effect.flip(options(ConfigProvider.fromJson({
+        hedge: { after: "soon", maxHedges: 99 },
+        router: { deployments: [{ id: "a", model: "gpt-4o" }, { id: "b", model: "gpt-4o", weight: -1 }], strategy: "fastest" }
+      }), ""))
+      expect(error._tag).toBe("InvalidOptions")
+      if (error._tag !== "InvalidOptions") return
+      expect(error.issues.map((i) => i.path).sort()).toEqual([
+        "hedge.after",
+        "hedge.maxHedges",
+        "router.deployments.1.weight",
+        "router.strategy"
+      ])
+    }))
+
   it.effect("a retry.budget given as options becomes one budget shared by the pipeline's retries", () =>
     Effect.gen(function* () {
       const read = yield* options(ConfigProvider.fromJson({ retry: { maxRetries: 2, budget: { ratio: 0.2, window: "10 seconds" } } }), "")

@@ -12,6 +12,7 @@ import { Config, ConfigProvider, Effect } from "effect"
 import type * as Bulkhead from "../Bulkhead.js"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
 import type * as Fallback from "../Fallback.js"
+import type * as Hedge from "../Hedge.js"
 import type * as Idempotency from "../Idempotency.js"
 import type { Issue } from "../InvalidOptions.js"
 import type * as ModelTier from "../ModelTier.js"
@@ -19,6 +20,7 @@ import type * as PromptTrim from "../PromptTrim.js"
 import type * as RateLimit from "../RateLimit.js"
 import type * as ResponseCache from "../ResponseCache.js"
 import type * as Retry from "../Retry.js"
+import type * as Router from "../Router.js"
 import type * as Timeout from "../Timeout.js"
 import type * as TokenBudget from "../TokenBudget.js"
 
@@ -86,7 +88,33 @@ export const shape: Shape = object<Record<string, unknown>>({
     halfOpenProbes: number,
     probeTimeout: duration
   }),
-  rateLimit: object<RateLimit.Options>({ rpm: number, tpm: number, per: text, onLimit: text, maxWait: duration, name: text }),
+  hedge: object<Hedge.Options>({
+    after: either(duration, object<Hedge.Percentile>({
+      percentile: number, min: duration, initial: duration, minSamples: number, window: number
+    })),
+    maxHedges: number,
+    deposit: boolean,
+    onError: boolean
+  }),
+  // Deployments from configuration use the client below the pipeline (a client cannot be configured).
+  router: object<Router.Options>({
+    deployments: list(object<Router.Deployment>({
+      id: text, model: text, providerModel: text, weight: number, rpm: number, tpm: number, maxConcurrent: number,
+      contextWindow: number
+    })),
+    strategy: text,
+    cooldown: duration,
+    allowedFails: number,
+    latencyAlpha: number,
+    staleAfter: duration,
+    exploration: number,
+    failover: boolean,
+    name: text,
+    providerQuota: boolean
+  }),
+  rateLimit: object<RateLimit.Options>({
+    rpm: number, tpm: number, per: text, onLimit: text, maxWait: duration, name: text, tpmCharge: text, providerQuota: boolean
+  }),
   bulkhead: object<Bulkhead.PolicyOptions>({ maxConcurrent: number, maxQueue: number, maxWait: duration, per: text }),
   timeout: object<Timeout.Options>({ attempt: duration, total: duration, firstToken: duration, idle: duration })
 })
