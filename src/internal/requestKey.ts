@@ -13,7 +13,7 @@
  *   false share serves the wrong answer.
  * - The scope (user / tenant) is always part of a key and only ever appears hashed; the prompt only appears hashed.
  */
-import { createHash } from "node:crypto"
+import { sha256Hex } from "./hash.js"
 import type { ChatRequest } from "../Llm.js"
 
 /** Fields that never change the answer: they are left out of the request hash. */
@@ -72,11 +72,20 @@ export const outputFields = (request: ChatRequest): Record<string, unknown> => {
   return out
 }
 
-const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
+const sha256 = sha256Hex
 
 /** SHA-256 (hex) of the canonical JSON of every output-affecting field. Version-prefixed. */
-export const requestHash = (request: ChatRequest): string =>
-  sha256(`effect-llm-resilience/request/v1\n${canonicalJson(outputFields(request))}`)
+export const requestHash = (request: ChatRequest): string => {
+  let hash = requestHashes.get(request)
+  if (hash === undefined) {
+    hash = sha256(`effect-llm-resilience/request/v1\n${canonicalJson(outputFields(request))}`)
+    requestHashes.set(request, hash)
+  }
+  return hash
+}
+
+// A request is immutable: its hash is computed once, however many policies (cache, idempotency) key by it.
+const requestHashes = new WeakMap<ChatRequest, string>()
 
 /** A function naming the tenant a request belongs to. */
 export type ScopeFn = (request: ChatRequest) => string

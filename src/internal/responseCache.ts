@@ -66,7 +66,33 @@ export const ResponseFields = Schema.Struct(ChatResponse.fields)
 
 /** Encodes a response for a store; None when it does not encode (it is then not stored). */
 export const encodeResponse = (response: ChatResponse): Option.Option<Stored> =>
-  Schema.encodeUnknownOption(ResponseFields)(response)
+  response instanceof ChatResponse ? Option.some(plainResponse(response)) : encodeFields(response)
+
+const encodeFields = Schema.encodeUnknownOption(ResponseFields)
+
+// A ChatResponse instance holds decoded values already and every field encodes to itself (strings, numbers, plain
+// structs): copying its known fields is its encoding, without a Schema walk on every cache write.
+const plainResponse = (r: ChatResponse): Stored => {
+  const u = r.usage
+  const usage: Record<string, unknown> = { inputTokens: u.inputTokens, outputTokens: u.outputTokens }
+  if (u.estimated !== undefined) usage.estimated = u.estimated
+  if (u.cachedInputTokens !== undefined) usage.cachedInputTokens = u.cachedInputTokens
+  if (u.reasoningTokens !== undefined) usage.reasoningTokens = u.reasoningTokens
+  if (u.cacheWriteInputTokens !== undefined) usage.cacheWriteInputTokens = u.cacheWriteInputTokens
+  const out: Record<string, unknown> = {
+    id: r.id,
+    model: r.model,
+    content: r.content,
+    finishReason: r.finishReason,
+    usage,
+    servedFrom: r.servedFrom
+  }
+  if (r.toolCalls !== undefined) {
+    out.toolCalls = r.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments }))
+  }
+  if (r.deployment !== undefined) out.deployment = r.deployment
+  return out as unknown as Stored
+}
 
 const decode = Schema.decodeUnknownOption(ChatResponse)
 

@@ -2,8 +2,8 @@
  * The token budget policy engine: estimate the worst case, reserve it, call, then commit the actual usage or
  * refund. All state lives behind the store; this file only reads the clock, counts tokens and emits telemetry.
  */
+import { memoized, sha256Hex } from "./hash.js"
 import { Cause, Clock, Effect, Exit, Option, PubSub, Random, Schedule, Stream } from "effect"
-import { createHash } from "node:crypto"
 import type { ChatChunk, ChatRequest, ChatResponse, Usage } from "../Llm.js"
 import type { Complete, StreamFn } from "../LlmClient.js"
 import { BadRequest, BudgetExceeded, type LlmError } from "../LlmError.js"
@@ -110,7 +110,8 @@ export const nanoUsdOf = (price: Pricing.ModelPrice, usage: Usage): number => {
   return Math.ceil(Math.round(raw * 1e6) / 1e6)
 }
 
-const digest = (value: string): string => createHash("sha256").update(value).digest("hex").slice(0, 32)
+// Scopes repeat (one user makes many calls): each is hashed once.
+const digest = memoized((value: string): string => sha256Hex(value).slice(0, 32))
 
 /** The scope kind of a configured scope. */
 export const scopeKindOf = (scope: Config["scope"]): ScopeKind => typeof scope === "function" ? "custom" : scope
