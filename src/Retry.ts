@@ -329,7 +329,8 @@ export const schedule: {
  * - For any other E (an HTTP call, a query), `retryOn` is required ({@link OptionsFor}): the types reject
  *   `withRetry({ maxRetries: 3 })` on such an Effect rather than let it retry nothing, or everything.
  *
- * Options are validated when the combinator is built: an invalid one throws InvalidOptions listing every path.
+ * Options are validated once per options object; an invalid one never throws: the returned Effect dies with the
+ * InvalidOptions (every failing path listed), so E stays the Effect's own.
  * Each call deposits into the `budget`, if any. A call that succeeds the first time builds no schedule state.
  *
  * @example
@@ -362,10 +363,14 @@ export const withRetry: {
     options?: Options<E, R2>
   ): Effect.Effect<A, E, R | R2>
 } = function(...args: ReadonlyArray<unknown>) {
-  if (Effect.isEffect(args[0])) return internal.retryEffect(args[0], RetryOptions.resolve(args[1] as AnyOptions), undefined)
-  const r = RetryOptions.resolve(args[0] as AnyOptions)
-  return (self: Effect.Effect<unknown, unknown, unknown>) => internal.retryEffect(self, r, undefined)
+  if (Effect.isEffect(args[0])) return retried(args[0], RetryOptions.resolveEither(args[1] as AnyOptions))
+  const r = RetryOptions.resolveEither(args[0] as AnyOptions)
+  return (self: Effect.Effect<unknown, unknown, unknown>) => retried(self, r)
 } as typeof withRetry
+
+// Bad options are the returned Effect's failure, never a throw: a defect, since the combinator keeps E as it is.
+const retried = <A, E, R>(self: Effect.Effect<A, E, R>, r: Either.Either<internal.Resolved<E, R>, InvalidOptions>) =>
+  Either.isRight(r) ? internal.retryEffect(self, r.right, undefined) : Effect.die(r.left)
 
 // What the implementations of the overloaded combinators see once the types have been checked by the overloads.
 type AnyOptions = Options<unknown, unknown> | undefined
@@ -400,10 +405,15 @@ export const withStreamRetry: {
     options?: Options<E, R2>
   ): Stream.Stream<A, E, R | R2>
 } = function(...args: ReadonlyArray<unknown>) {
-  if (isStream(args[0])) return internal.retryStream(args[0], RetryOptions.resolve(args[1] as AnyOptions), undefined)
-  const r = RetryOptions.resolve(args[0] as AnyOptions)
-  return (self: Stream.Stream<unknown, unknown, unknown>) => internal.retryStream(self, r, undefined)
+  if (isStream(args[0])) return retriedStream(args[0], RetryOptions.resolveEither(args[1] as AnyOptions))
+  const r = RetryOptions.resolveEither(args[0] as AnyOptions)
+  return (self: Stream.Stream<unknown, unknown, unknown>) => retriedStream(self, r)
 } as typeof withStreamRetry
+
+const retriedStream = <A, E, R>(
+  self: Stream.Stream<A, E, R>,
+  r: Either.Either<internal.Resolved<E, R>, InvalidOptions>
+) => Either.isRight(r) ? internal.retryStream(self, r.right, undefined) : Stream.die(r.left)
 
 /**
  * The retry policy (LLM middleware): retries `complete`, and `stream` before it started (its first text). Place it inside

@@ -42,6 +42,13 @@ const timed = (model = "m", advance: Duration.DurationInput = "10 minutes") =>
     return { exit, at: calls.map((c) => c.at) }
   })
 
+/** The InvalidOptions an Exit died with, if it did. */
+const diedWith = (exit: Exit.Exit<unknown, unknown>): InvalidOptions | undefined => {
+  if (Exit.isSuccess(exit)) return undefined
+  const defect = Cause.dieOption(exit.cause)
+  return Option.isSome(defect) && defect.value instanceof InvalidOptions ? defect.value : undefined
+}
+
 const retriesOf = (model: string, error: string) =>
   Effect.map(
     Metric.value(LlmMetrics.retries.pipe(Metric.tagged("model", model), Metric.tagged("error", error))),
@@ -515,8 +522,13 @@ describe("Retry: combinator, schedule and validation", () => {
     expect(() => Retry.policy({ maxRetry: 3 } as Retry.Options)).toThrow(/maxRetry/)
     expect(() => Retry.policy({ budget: {} as Retry.Budget })).toThrow(/budget/)
     expect(() => Retry.policy({ maxDelay: Duration.infinity })).toThrow(/maxDelay/)
-    expect(() => Retry.withRetry({ maxRetries: -1 })).toThrow(InvalidOptions)
-    expect(() => Retry.withStreamRetry({ factor: 0 })).toThrow(InvalidOptions)
+    // the combinators never throw: the Effect (or Stream) they return dies with the InvalidOptions
+    const retried = Effect.succeed(1).pipe(Retry.withRetry({ maxRetries: -1 }))
+    expect(diedWith(Effect.runSyncExit(retried))?.issues.map((i) => i.path)).toEqual(["maxRetries"])
+    const dataFirst = Retry.withRetry(Effect.succeed(1), { maxRetries: -1 })
+    expect(diedWith(Effect.runSyncExit(dataFirst))?.issues.map((i) => i.path)).toEqual(["maxRetries"])
+    const stream = Stream.make(1).pipe(Retry.withStreamRetry({ factor: 0 }))
+    expect(diedWith(Effect.runSyncExit(Stream.runDrain(stream)))?.issues.map((i) => i.path)).toEqual(["factor"])
     expect(() => Retry.schedule({ jitter: "some" as Retry.Jitter })).toThrow(InvalidOptions)
   })
 
@@ -804,15 +816,12 @@ describe("Retry: how the types change", () => {
 
 describe("Retry: schedule option validation", () => {
   it("backoff options beside a schedule, and a schedule that is not one, are reported with every path", () => {
-    let thrown: unknown
-    try {
+    const both = Effect.succeed(1).pipe(
       Retry.withRetry({ schedule: Schedule.spaced("1 second"), baseDelay: "1 second", jitter: "none" })
-    } catch (error) {
-      thrown = error
-    }
-    expect(thrown).toBeInstanceOf(InvalidOptions)
-    expect((thrown as InvalidOptions).issues.map((i) => i.path).sort()).toEqual(["baseDelay", "jitter"])
-    expect(() => Retry.withRetry({ schedule: "1 second" as unknown as Schedule.Schedule<unknown> })).toThrow(/schedule/)
+    )
+    expect(diedWith(Effect.runSyncExit(both))?.issues.map((i) => i.path).sort()).toEqual(["baseDelay", "jitter"])
+    const badSchedule = Effect.succeed(1).pipe(Retry.withRetry({ schedule: "1 second" as unknown as Schedule.Schedule<unknown> }))
+    expect(diedWith(Effect.runSyncExit(badSchedule))?.issues.map((i) => i.path)).toEqual(["schedule"])
     expect(() => Retry.policy({ retryAfter: 5 as unknown as () => Option.Option<Duration.Duration> })).toThrow(/retryAfter/)
   })
 })
