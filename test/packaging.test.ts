@@ -195,10 +195,7 @@ describe("packaging", () => {
   it("no module of src/ loads itself back through its imports (type-only imports aside)", () => {
     const files = sourceFiles(src)
     expect(files.length).toBeGreaterThan(50)
-    // Known debt (ARCHITECTURE.md): the embeddings provider step builds an EmbedResponse, whose class lives in the
-    // public module that imports the step. Remove it from this list once the class sits in an internal module.
-    const known = ["Embeddings.ts → internal/embeddingsInstrument.ts → Embeddings.ts"]
-    expect(cyclesOf(files).filter((cycle) => !known.includes(cycle))).toEqual([])
+    expect(cyclesOf(files)).toEqual([])
     // what the check counts: a value import back is a cycle, a type-only one is not
     const dir = mkdtempSync(join(tmpdir(), "cycles-"))
     const write = (name: string, text: string) => writeFileSync(join(dir, name), text)

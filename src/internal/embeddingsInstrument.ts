@@ -7,7 +7,7 @@
  */
 import { Clock, Effect, Exit, Metric, MetricLabel, Option } from "effect"
 import type * as Tracer from "effect/Tracer"
-import { EmbedResponse, type EmbedFn, type EmbedRequest, type Service } from "../Embeddings.js"
+import type { EmbedFn, EmbedRequest, EmbedResponse, Service } from "../Embeddings.js"
 import * as LlmMetrics from "../LlmMetrics.js"
 import * as Pricing from "../Pricing.js"
 import { inputTokensOf } from "./embeddingsPolicies.js"
@@ -109,11 +109,18 @@ const recordFailure = (m: ModelMetrics, model: string, ms: number, error: string
 }
 
 // A provider that reported no tokens for a non-empty input gets the exact count, marked estimated.
+// A copy of the response with some fields replaced, built by the response's own class (EmbedResponse), so this
+// module needs no value import of the public one (no import cycle).
+const withFields = (response: EmbedResponse, fields: Partial<EmbedResponse>): EmbedResponse => {
+  const Class = response.constructor as new(props: EmbedResponse, disableValidation: boolean) => EmbedResponse
+  return new Class({ ...response, ...fields }, true)
+}
+
 const withUsage = (request: EmbedRequest, response: EmbedResponse): Effect.Effect<readonly [EmbedResponse, boolean]> =>
   response.usage.inputTokens > 0 || response.usage.estimated === true || request.input.every((t) => t.length === 0)
     ? Effect.succeed([response, response.usage.estimated === true] as const)
     : Effect.map(inputTokensOf(request), (inputTokens) =>
-      [new EmbedResponse({ ...response, usage: { inputTokens, estimated: true } }, true), true] as const)
+      [withFields(response, { usage: { inputTokens, estimated: true } }), true] as const)
 
 const setSpan = (span: Tracer.Span, request: EmbedRequest, info: Telemetry.ProviderInfo) => {
   span.attribute(A.operationName, "embeddings")
