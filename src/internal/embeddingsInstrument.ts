@@ -12,7 +12,7 @@ import * as LlmMetrics from "../LlmMetrics.js"
 import * as Pricing from "../Pricing.js"
 import { inputTokensOf } from "./embeddingsPolicies.js"
 import * as Telemetry from "./telemetry.js"
-import { withLabels } from "./telemetryKeys.js"
+import { cachedHandle, withLabels } from "./telemetryKeys.js"
 
 const Instrumented: unique symbol = Symbol.for("effect-llm-resilience/Embeddings/Instrumented")
 
@@ -64,14 +64,7 @@ const makeModelMetrics = (info: Telemetry.ProviderInfo, model: string): ModelMet
   }
 }
 
-const remembered = <V>(map: Map<string, V>, key: string, make: () => V): V => {
-  let found = map.get(key)
-  if (found === undefined) {
-    found = make()
-    if (map.size < MAX_KEYS) map.set(key, found)
-  }
-  return found
-}
+const remembered = <V>(map: Map<string, V>, key: string, make: () => V): V => cachedHandle(map, key, make, MAX_KEYS)
 
 const recordSuccess = (m: ModelMetrics, model: string, ms: number, response: EmbedResponse, estimated: boolean) =>
   Effect.flatMap(Pricing.current, (pricing) => {

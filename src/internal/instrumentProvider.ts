@@ -13,7 +13,7 @@ import { CurrentDeadline, withDeadline } from "./deadline.js"
 import * as UsageCount from "./instrumentUsage.js"
 import { isProgress } from "./streamProgress.js"
 import * as Telemetry from "./telemetry.js"
-import { withLabels } from "./telemetryKeys.js"
+import { cachedHandle, withLabels } from "./telemetryKeys.js"
 
 const enforcesDeadline = { deadline: true } as const
 
@@ -65,14 +65,7 @@ const MAX_KEYS = 10_000
 const label = MetricLabel.make
 const A = LlmMetrics.attributes
 
-const cached = <V>(map: Map<string, V>, key: string, make: () => V): V => {
-  let found = map.get(key)
-  if (found === undefined) {
-    found = make()
-    if (map.size < MAX_KEYS) map.set(key, found)
-  }
-  return found
-}
+const cached = <V>(map: Map<string, V>, key: string, make: () => V): V => cachedHandle(map, key, make, MAX_KEYS)
 
 const makeModelMetrics = (info: Telemetry.ProviderInfo, model: string): ModelMetrics => {
   const byModel = [label("model", model)]

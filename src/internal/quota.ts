@@ -16,7 +16,7 @@
  * flight (which the header may not have counted yet); once `resetAt` has passed the quota is whole again.
  */
 import { Effect, FiberRef, Stream } from "effect"
-import type { HeaderSource } from "./retryAfter.js"
+import { type HeaderSource, readHeader } from "./retryAfter.js"
 
 export type { HeaderSource } from "./retryAfter.js"
 
@@ -34,19 +34,6 @@ export interface QuotaWindow {
 export interface Quota {
   readonly requests: QuotaWindow | undefined
   readonly tokens: QuotaWindow | undefined
-}
-
-const readHeader = (headers: HeaderSource, name: string): string | undefined => {
-  if (typeof headers.get === "function") {
-    return (headers as { readonly get: (name: string) => string | null | undefined }).get(name) ?? undefined
-  }
-  const record = headers as Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
-  for (const key of Object.keys(record)) {
-    if (key.toLowerCase() !== name) continue
-    const value = record[key]
-    return typeof value === "string" ? value : value?.[0]
-  }
-  return undefined
 }
 
 const units: Readonly<Record<string, number>> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1, us: 0.001, "µs": 0.001, ns: 1e-6 }

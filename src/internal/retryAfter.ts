@@ -5,7 +5,8 @@ export type HeaderSource =
   | { readonly get: (name: string) => string | null | undefined }
   | Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
 
-const readHeader = (headers: HeaderSource | undefined, name: string): string | undefined => {
+/** The first value of header `name` (lower case), if present. */
+export const readHeader = (headers: HeaderSource | undefined, name: string): string | undefined => {
   if (headers === undefined) return undefined
   if (typeof headers.get === "function") {
     const value = (headers as { readonly get: (name: string) => string | null | undefined }).get(name)

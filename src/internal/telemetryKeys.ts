@@ -33,3 +33,16 @@ export const withLabels = <Type, In, Out>(
   if (key === undefined) return Metric.taggedWithLabels(metric, labels)
   return fromKey(MetricKey.taggedWithLabels(key, labels)) as unknown as Metric.Metric<Type, In, Out>
 }
+
+/**
+ * `map`'s value for `key`, made once; at most `limit` keys are kept (past it a value is made for each use and not
+ * stored), so per-model and per-error metric handles never grow without bound.
+ */
+export const cachedHandle = <V>(map: Map<string, V>, key: string, make: () => V, limit = 10_000): V => {
+  let found = map.get(key)
+  if (found === undefined) {
+    found = make()
+    if (map.size < limit) map.set(key, found)
+  }
+  return found
+}
