@@ -792,7 +792,7 @@ export const policy = (options: PolicyOptions = {}): Effect.Effect<Policy, Inval
   Effect.map(makeEngine(options, "policy"), ({ decoded, engine }) => {
     const keyOf = keyFunction(decoded.per)
     return {
-      name: "circuit-breaker",
+      name: "CircuitBreaker",
       // A `per` function that throws is a defect of the call, never a synchronous throw out of `complete`.
       complete: (next) => (request) =>
         Effect.suspend(() => shell.guardEffect(engine, keyOf(request), request.model, next(request))),

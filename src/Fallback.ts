@@ -108,7 +108,7 @@ export const defaultWhen: (error: LlmError.LlmError) => boolean = internal.defau
 export const policy = (options: Options): LlmClient.Policy => {
   const r = Either.getOrThrowWith(internal.resolve(options), (error) => error)
   return LlmClient.policy({
-    name: "fallback",
+    name: "Fallback",
     complete: (next) => internal.completeChain(r, next),
     stream: (next) => internal.streamChain(r, next)
   })

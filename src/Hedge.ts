@@ -136,7 +136,7 @@ export const policy = (options: Options): Effect.Effect<LlmClient.Policy, Invali
         }
         const latencies = new internal.Latencies(config.delay)
         return {
-          name: "hedge",
+          name: "Hedge",
           complete: (next) => internal.complete(config, latencies, next),
           stream: (next) => internal.stream(config, latencies, next)
         }

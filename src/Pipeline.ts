@@ -320,7 +320,7 @@ const build = (options: Options): Effect.Effect<ReadonlyArray<LlmClient.Policy>,
  * import { Effect } from "effect"
  * import { Pipeline } from "effect-llm-resilience"
  * const policies = Pipeline.policies({ retry: { maxRetries: 2 }, timeout: { attempt: "10 seconds" } })
- * const names = Effect.map(policies, (ps) => ps.map((p) => p.name)) // ["retry", "timeout"]
+ * const names = Effect.map(policies, (ps) => ps.map((p) => p.name)) // ["Retry", "Timeout"]
  * ```
  * @since 0.1.0
  * @category Constructors

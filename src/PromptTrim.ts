@@ -399,7 +399,7 @@ export const policy = (
             })
           })
         return LlmClient.policy({
-          name: "prompt-trim",
+          name: "PromptTrim",
           complete: (next) => (request) => Effect.flatMap(fit(request), next),
           stream: (next) => (request) => Stream.unwrap(Effect.map(fit(request), next))
         })

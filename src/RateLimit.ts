@@ -207,7 +207,7 @@ export const policy = (
 ): Effect.Effect<LlmClient.Policy, InvalidOptions, RateLimiter.RateLimiterStore> =>
   Effect.map(Effect.zip(admission(options), quotaGate(options)), ([admit, gate]) =>
     LlmClient.policy({
-      name: "rate-limit",
+      name: "RateLimit",
       complete: (next) => (request) => {
         const call = Effect.flatMap(admit.admit(request), (admitted) =>
           admitted === undefined

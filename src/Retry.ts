@@ -435,7 +435,7 @@ export const policy = (options: Options = RetryOptions.defaults): LlmClient.Poli
 
 const makePolicy = (r: internal.Resolved<LlmError.LlmError>): LlmClient.Policy =>
   LlmClient.policy({
-    name: "retry",
+    name: "Retry",
     complete: (next) => (request) => internal.retryEffect(next(request), r, request.model, true),
     stream: (next) => (request) => internal.retryStream(next(request), r, request.model),
     // Its waits before a retry end at the current deadline: a Timeout above needs no fiber of its own.

@@ -370,7 +370,7 @@ export const policy = (options: Options): Effect.Effect<Policy, InvalidOptions, 
       Effect.map(RouterStore, (store): Policy => {
         const all = [...config.groups.values()].flat()
         return {
-          name: "router",
+          name: "Router",
           complete: (next) => internal.complete(config, store, next),
           stream: (next) => internal.stream(config, store, next),
           status: Effect.flatMap(Clock.currentTimeMillis, (now) =>

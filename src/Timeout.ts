@@ -275,7 +275,7 @@ export const withStreamTimeout: {
 export const policy = (options: Options): LlmClient.Policy => {
   const r = Either.getOrThrowWith(resolveEither(PolicyOptionsSchema, policyCache, options), (error) => error)
   return LlmClient.policy({
-    name: "timeout",
+    name: "Timeout",
     complete: (next, below) =>
       below?.enforcesDeadline === true && r.whole !== undefined
         ? handedDown(next, r.whole)

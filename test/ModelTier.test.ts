@@ -545,7 +545,7 @@ describe("ModelTier.policy: options", () => {
   })
 
   it("valid options build a policy named model-tier", () => {
-    expect(ModelTier.policy({ tiers }).name).toBe("model-tier")
+    expect(ModelTier.policy({ tiers }).name).toBe("ModelTier")
     expect(ModelTier.policy({ tiers, heuristic: { complexTokens: 20_000 }, escalate: { when: ModelTier.isEmpty } }).stream)
       .toBeDefined()
   })

@@ -62,19 +62,19 @@ describe("Pipeline", () => {
       const built = yield* Pipeline.policies({ ...all, ...routing })
       expect(built.map((p) => p.name)).toEqual([
         "Idempotency",
-        "model-tier",
+        "ModelTier",
         "ResponseCache",
         "TokenBudget(global-month)",
         "TokenBudget(user-day)",
-        "prompt-trim",
-        "fallback",
-        "retry",
-        "hedge",
-        "router",
-        "circuit-breaker",
-        "rate-limit",
-        "bulkhead",
-        "timeout"
+        "PromptTrim",
+        "Fallback",
+        "Retry",
+        "Hedge",
+        "Router",
+        "CircuitBreaker",
+        "RateLimit",
+        "Bulkhead",
+        "Timeout"
       ])
       // without a tier the cache runs first
       const withoutTier = yield* Pipeline.policies({ ...all, tier: undefined })
@@ -142,7 +142,7 @@ describe("Pipeline", () => {
   it.effect("only the patterns whose options are given are included", () =>
     Effect.gen(function* () {
       const built = yield* Pipeline.policies({ retry: {}, timeout: { attempt: "1 second" } })
-      expect(built.map((p) => p.name)).toEqual(["retry", "timeout"])
+      expect(built.map((p) => p.name)).toEqual(["Retry", "Timeout"])
       expect(yield* Pipeline.policies({})).toEqual([])
       expect(yield* Pipeline.policies({ retry: undefined })).toEqual([])
       expect(yield* Pipeline.policies({ budgets: [] }).pipe(Effect.provide(Pipeline.layerStoresMemory))).toEqual([])

@@ -154,7 +154,7 @@ describe("Pipeline.fromConfig / layerConfig", () => {
       const budget = read.retry?.budget
       expect(typeof budget).toBe("object")
       expect(budget).not.toEqual({ ratio: 0.2, window: "10 seconds" }) // the built budget, not its options
-      expect((yield* Pipeline.policies({ retry: read.retry })).map((p) => p.name)).toEqual(["retry"])
+      expect((yield* Pipeline.policies({ retry: read.retry })).map((p) => p.name)).toEqual(["Retry"])
     }))
 
   it.effect("layerConfig is layerMemory with the options read: fallback, then a cache hit", () =>

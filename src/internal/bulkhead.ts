@@ -219,7 +219,7 @@ export const policy = (options: PolicyOptions): Effect.Effect<Policy, InvalidOpt
         return compartment
       }
       return {
-        name: "bulkhead",
+        name: "Bulkhead",
         keyOf,
         stats: (key) => Effect.sync(() => statsOf(key, limits, compartments.get(key))),
         // A `per` function that throws is a defect of the call, never a synchronous throw out of `complete`.

@@ -224,7 +224,7 @@ export const defaultClassify = <const Name extends string>(
 /** The policy of resolved options: route, record the tier, call it (escalating on a bad answer). */
 export const makePolicy = (r: Resolved): LlmClient.Policy =>
   LlmClient.policy({
-    name: "model-tier",
+    name: "ModelTier",
     complete: (next) => (request) => Effect.flatMap(route(r, request), (at) => answer(r, next, request, at, 0)),
     stream: (next) => (request) =>
       Stream.unwrap(Effect.flatMap(route(r, request), (at) => {

@@ -25,8 +25,11 @@ const requestsOf = (server: ChaosServer.Service) => Effect.map(server.stats, (s)
 describe("e2e: Router and Hedge over ChaosServer deployments", () => {
   it.live("three deployments (fast, slow, failing): least-busy and latency send ≥ 80 % to the fast one; the failing one is cooled down, then tried again", () =>
     Effect.scoped(Effect.gen(function* () {
+      // The slow deployment answers in 1.5 s: least-busy sends it a call whenever it has none in flight, so its share
+      // is the calls it takes at the start plus one per 1.5 s of the run. On a loaded machine a "fast" call over real
+      // HTTP can take 100 ms or more and the run lasts seconds; 1.5 s keeps the slow share well under 20 % even then.
       const fast = yield* deployment({ latency: "1 millis" }, 1)
-      const slow = yield* deployment({ latency: "400 millis" }, 2)
+      const slow = yield* deployment({ latency: "1500 millis" }, 2)
       const failing = yield* deployment({ outage: { status: 503 } }, 3)
       const routerOf = (strategy: Router.Strategy, name: string, cooldown: Duration.DurationInput) =>
         Router.policy({
