@@ -1,7 +1,9 @@
 /**
  * Policy overhead per call on a zero-latency provider, side by side in one process:
- * the bare call, each policy alone, the full stack (retry ∘ breaker ∘ timeout), and cockatiel / opossum doing
- * the same work. Every variant calls the same `async` function that resolves at once.
+ * the bare call, each policy alone, the full stack (retry ∘ breaker ∘ timeout), the full `Pipeline.layerMemory`
+ * (cache, budget, fallback, retry, breaker, timeout) on a cache miss and a hit, and cockatiel / opossum doing
+ * the same work. Every variant calls the same `async` function that resolves at once. Then the bytes allocated per
+ * call on the Pipeline's miss path, from V8's sampling heap profiler (collected objects included).
  *
  * `npm run bench -- overhead`
  */
@@ -16,9 +18,10 @@ import {
   TimeoutStrategy,
   wrap
 } from "cockatiel"
+import { Session } from "node:inspector/promises"
 import { Effect, Layer, ManagedRuntime } from "effect"
-import { CircuitBreaker, Llm, LlmClient, ResponseCache, Retry, Timeout } from "../src/index.js"
-import { measure, printTable, type Row } from "./harness.js"
+import { CircuitBreaker, Llm, LlmClient, Pipeline, ResponseCache, Retry, Timeout } from "../src/index.js"
+import { measureSpread, printTable, type Row } from "./harness.js"
 
 const OPS = 20_000
 const request = new Llm.ChatRequest({
@@ -59,14 +62,65 @@ const stackOver = (service: LlmClient.Service) => (...policies: ReadonlyArray<Ll
 const stackLayer = stackOver(base)
 const enforcingStack = stackOver(enforcing)
 
+// The full Pipeline, every pattern that applies to one completion in memory: a cache miss on every call (each
+// request distinct), a per-user daily token budget, a fallback model, retries, a breaker and an attempt timeout.
+const pipelineOptions = {
+  cache: { ttl: "1 hour" },
+  budgets: [{ scope: "user", limit: { tokens: 1e12 }, period: "day" }],
+  fallback: { models: [{ model: "gpt-4o" }] },
+  retry: { maxRetries: 3 },
+  breaker: { per: "model" },
+  timeout: { attempt: "30 seconds" }
+} as const satisfies Pipeline.Options
+const pipelineLayer = Pipeline.layerMemory(pipelineOptions).pipe(Layer.provide(LlmClient.layer(base)))
+
+// Distinct requests (a miss each), built before each run outside the timed region: 20 users, maxTokens set.
+let nextQuestion = 0
+let fresh: Array<Llm.ChatRequest> = []
+const prepareFresh = () => {
+  fresh = Array.from({ length: OPS }, () => {
+    const n = nextQuestion++
+    return new Llm.ChatRequest({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: `Question ${n}: what is the capital of France? Answer in one word.` }],
+      maxTokens: 16,
+      temperature: 0,
+      user: `user-${n % 20}`
+    })
+  })
+}
+
 // Each Effect variant runs OPS sequential calls inside one Effect program (the way an Effect application calls).
-const effectLoop = (layer: Layer.Layer<LlmClient.LlmClient, unknown>) => {
+const effectLoop = (layer: Layer.Layer<LlmClient.LlmClient, unknown>, requests?: () => ReadonlyArray<Llm.ChatRequest>) => {
   const runtime = ManagedRuntime.make(layer)
   const loop = Effect.gen(function* () {
     const client = yield* LlmClient.LlmClient
-    for (let i = 0; i < OPS; i++) yield* client.complete(request)
+    if (requests === undefined) for (let i = 0; i < OPS; i++) yield* client.complete(request)
+    else for (const r of requests()) yield* client.complete(r)
   })
   return { run: () => runtime.runPromise(loop), dispose: () => runtime.dispose() }
+}
+
+// Bytes allocated per call (collected objects included), sampled by V8 every 256 bytes on average.
+const bytesPerCall = async (run: () => Promise<unknown>, calls: number): Promise<number> => {
+  const session = new Session()
+  session.connect()
+  await session.post("HeapProfiler.enable")
+  await session.post("HeapProfiler.startSampling", {
+    samplingInterval: 256,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true
+  })
+  await run()
+  const { profile } = await session.post("HeapProfiler.stopSampling")
+  session.disconnect()
+  let total = 0
+  const walk = (node: { selfSize: number; children: ReadonlyArray<typeof node> }) => {
+    total += node.selfSize
+    for (const child of node.children) walk(child)
+  }
+  walk(profile.head)
+  return total / calls
 }
 
 async function main() {
@@ -74,7 +128,7 @@ async function main() {
 
   rows.push({
     name: "bare await provider()",
-    medianNs: await measure(async () => {
+    ...await measureSpread(async () => {
       for (let i = 0; i < OPS; i++) await provider()
     }, OPS)
   })
@@ -101,13 +155,16 @@ async function main() {
         Timeout.policy({ attempt: "30 seconds" })
       )
     ],
-    ["effect: ResponseCache hit (temperature 0)", stackLayer(ResponseCache.policy({ ttl: "1 hour" }))]
+    ["effect: ResponseCache hit (temperature 0)", stackLayer(ResponseCache.policy({ ttl: "1 hour" }))],
+    ["effect: full Pipeline.layerMemory, cache hit", pipelineLayer]
   ]
   for (const [name, layer] of variants) {
     const loop = effectLoop(layer)
-    rows.push({ name, medianNs: await measure(loop.run, OPS) })
+    rows.push({ name, ...await measureSpread(loop.run, OPS) })
     await loop.dispose()
   }
+  const miss = effectLoop(pipelineLayer, () => fresh)
+  rows.push({ name: "effect: full Pipeline.layerMemory, cache miss", ...await measureSpread(miss.run, OPS, 7, 2, prepareFresh) })
 
   const cockatiel = wrap(
     retry(handleAll, { maxAttempts: 3, backoff: new ExponentialBackoff() }),
@@ -116,7 +173,7 @@ async function main() {
   )
   rows.push({
     name: "cockatiel wrap(retry,breaker,timeout)",
-    medianNs: await measure(async () => {
+    ...await measureSpread(async () => {
       for (let i = 0; i < OPS; i++) await cockatiel.execute(() => provider())
     }, OPS)
   })
@@ -124,13 +181,24 @@ async function main() {
   const opossum = new OpossumBreaker(provider, { timeout: 30_000, errorThresholdPercentage: 50, resetTimeout: 30_000 })
   rows.push({
     name: "opossum fire() (breaker+timeout)",
-    medianNs: await measure(async () => {
+    ...await measureSpread(async () => {
       for (let i = 0; i < OPS; i++) await opossum.fire()
     }, OPS)
   })
   opossum.shutdown()
 
-  printTable(`Policy overhead per call (${OPS} sequential calls per run, median of 7 runs)`, rows, "cockatiel wrap(retry,breaker,timeout)")
+  printTable(`Policy overhead per call (${OPS} sequential calls per run, median of 7 runs after 2 warm-up runs)`, rows, "cockatiel wrap(retry,breaker,timeout)")
+
+  // Allocation on the miss path: one more run of fresh requests under the sampling heap profiler.
+  prepareFresh()
+  const missBytes = await bytesPerCall(miss.run, OPS)
+  const cockatielBytes = await bytesPerCall(async () => {
+    for (let i = 0; i < OPS; i++) await cockatiel.execute(() => provider())
+  }, OPS)
+  await miss.dispose()
+  console.log(`\nAllocated per call (V8 sampling heap profiler, collected objects included, ${OPS} calls)`)
+  console.log(`effect: full Pipeline.layerMemory, cache miss  ${missBytes.toFixed(0).padStart(8)} bytes/call`)
+  console.log(`cockatiel wrap(retry,breaker,timeout)          ${cockatielBytes.toFixed(0).padStart(8)} bytes/call`)
 }
 
 main().catch((error) => {
