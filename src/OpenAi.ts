@@ -131,6 +131,22 @@ const validate = (options: Options): Either.Either<typeof OptionsSchema.Type, In
   return Either.left(new InvalidOptions({ target: "OpenAi", issues: [...keyIssues, ...schemaIssues] }))
 }
 
+/** The SDK client both `make` and `makeEmbeddings` call through: no SDK retries (the policies retry), bounded timeout. */
+const sdkClient = (options: Options, valid: typeof OptionsSchema.Type): OpenAI =>
+  new OpenAI({
+    apiKey: Redacted.value(options.apiKey),
+    baseURL: valid.baseURL,
+    organization: valid.organization,
+    project: valid.project,
+    defaultHeaders: valid.defaultHeaders,
+    maxRetries: 0,
+    timeout: valid.timeout === undefined ? SDK_TIMEOUT_MS : Math.min(Duration.toMillis(valid.timeout), SDK_TIMEOUT_MS),
+    ...(valid.fetch === undefined ? {} : { fetch: valid.fetch }),
+    ...(valid.defaultQuery === undefined ? {} : { defaultQuery: { ...valid.defaultQuery } }),
+    // The SDK logs bodies it cannot parse, which may hold completion text.
+    logLevel: "off"
+  })
+
 const failWith = (error: unknown, model: string): Effect.Effect<never, ModelFailure> =>
   Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(Errors.fromUnknown(error, model, now)))
 
@@ -292,29 +308,16 @@ const streamWith = (client: OpenAI, maxTokensParam: Mapping.MaxTokensParam) =>
  * @category Constructors
  */
 export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =>
-  Effect.flatMap(validate(options), (valid) =>
-    Effect.sync(() => {
-      const client = new OpenAI({
-        apiKey: Redacted.value(options.apiKey),
-        baseURL: valid.baseURL,
-        organization: valid.organization,
-        project: valid.project,
-        defaultHeaders: valid.defaultHeaders,
-        maxRetries: 0,
-        timeout: valid.timeout === undefined ? SDK_TIMEOUT_MS : Math.min(Duration.toMillis(valid.timeout), SDK_TIMEOUT_MS),
-        ...(valid.fetch === undefined ? {} : { fetch: valid.fetch }),
-        ...(valid.defaultQuery === undefined ? {} : { defaultQuery: { ...valid.defaultQuery } }),
-        // The SDK logs bodies it cannot parse, which may hold completion text.
-        logLevel: "off"
-      })
-      const maxTokensParam = valid.maxTokensParam ?? "max_tokens"
-      // `complete` enforces a Timeout's deadline itself (aborting the request), saving a fiber per call.
-      return LlmClient.make({
-        complete: completeWith(client, maxTokensParam),
-        stream: streamWith(client, maxTokensParam),
-        enforces: { deadline: true }
-      }, telemetryOf(client.baseURL, valid.provider))
-    }))
+  Effect.map(validate(options), (valid) => {
+    const client = sdkClient(options, valid)
+    const maxTokensParam = valid.maxTokensParam ?? "max_tokens"
+    // `complete` enforces a Timeout's deadline itself (aborting the request), saving a fiber per call.
+    return LlmClient.make({
+      complete: completeWith(client, maxTokensParam),
+      stream: streamWith(client, maxTokensParam),
+      enforces: { deadline: true }
+    }, telemetryOf(client.baseURL, valid.provider))
+  })
 
 /**
  * A layer providing `LlmClient` over the `openai` SDK. See {@link make} for the mapping.
@@ -384,18 +387,7 @@ export const layerConfig = (
  */
 export const makeEmbeddings = (options: Options): Effect.Effect<EmbeddingsService, InvalidOptions> =>
   Effect.map(validate(options), (valid) => {
-    const client = new OpenAI({
-      apiKey: Redacted.value(options.apiKey),
-      baseURL: valid.baseURL,
-      organization: valid.organization,
-      project: valid.project,
-      defaultHeaders: valid.defaultHeaders,
-      maxRetries: 0,
-      timeout: valid.timeout === undefined ? SDK_TIMEOUT_MS : Math.min(Duration.toMillis(valid.timeout), SDK_TIMEOUT_MS),
-      ...(valid.fetch === undefined ? {} : { fetch: valid.fetch }),
-      ...(valid.defaultQuery === undefined ? {} : { defaultQuery: { ...valid.defaultQuery } }),
-      logLevel: "off"
-    })
+    const client = sdkClient(options, valid)
     // The innermost step (metrics, usage, the `embeddings {model}` span) under the same provider name as chat.
     return Embeddings.make(makeOpenAiEmbeddings(client), telemetryOf(client.baseURL, valid.provider))
   })
