@@ -3,19 +3,26 @@
  * by the SHA-256 of its secret only (the secret is shown once, when it is created), and maps to a tenant with its
  * own limits. Upstream provider keys never leave the gateway.
  *
- * This module holds the record, the store Tag and authentication; the stores are `keysMemory.ts` (a config file, one
- * process) and `../redis/gatewayKeys.ts` (shared by every replica).
+ * This module holds the record and its Schema, key generation, the store Tag and authentication; the stores are
+ * `keysMemory.ts` (in memory, or a key file for one process), `../redis/gatewayKeys.ts` (shared by every replica) and
+ * `keysCache.ts` (a short in-process cache in front of either).
  */
-import { Context, Data, Effect, Option } from "effect"
-import type { Duration } from "effect"
+import { randomBytes } from "node:crypto"
+import { Context, Data, Duration, Effect, Either, Option, ParseResult, Redacted, Schema } from "effect"
+import { decode, InvalidOptions } from "../../InvalidOptions.js"
 import { sha256Hex } from "../hash.js"
+import { DurationInput } from "../durationInput.js"
+import { strict } from "../optionSchemas.js"
 
 /** A budget of one key: tokens and/or USD per period, as `TokenBudget.policy` takes them. */
 export interface KeyBudget {
   readonly tokens?: number | undefined
   readonly usd?: number | undefined
-  /** "minute" | "hour" | "day" | "month" (UTC), or `{ rolling: "6 hours" }`. */
-  readonly period: "minute" | "hour" | "day" | "month" | { readonly rolling: Duration.DurationInput }
+  /**
+   * "minute" | "hour" | "day" | "month" (UTC), or `{ rolling: "6 hours" }` (a duration as JSON holds it: a string
+   * Effect's `Duration` parses, or milliseconds).
+   */
+  readonly period: "minute" | "hour" | "day" | "month" | { readonly rolling: string | number }
 }
 
 /** What one virtual key may do. Every limit is optional: none means the route's own limits only. */
@@ -42,8 +49,135 @@ export interface KeyRecord {
   readonly rateLimit?: { readonly rpm?: number | undefined; readonly tpm?: number | undefined } | undefined
 }
 
-/** The key store could not be read or written (Redis down, say). */
-export class KeyStoreError extends Data.TaggedError("KeyStoreError")<{ readonly cause: unknown }> {}
+// ---------------------------------------------------------------------------------------------------------------
+// Schema
+
+const EpochMillis = Schema.Int.pipe(
+  Schema.filter((n) => n >= 0 || `Expected epoch milliseconds (an integer ≥ 0), actual ${n}`)
+)
+const PositiveInt = Schema.Int.pipe(Schema.filter((n) => n >= 1 || `Expected an integer ≥ 1, actual ${n}`))
+const PositiveNumber = Schema.Number.pipe(
+  Schema.filter((n) => (Number.isFinite(n) && n > 0) || `Expected a positive number, actual ${n}`)
+)
+/** Printable text without control characters (ids and names reach logs and tables). */
+const Label = (max: number) =>
+  Schema.String.pipe(
+    Schema.filter((s) =>
+      (s.trim().length > 0 && s.length <= max && !/[\u0000-\u001f\u007f]/.test(s)) ||
+      `Expected a non-empty text of at most ${max} characters without control characters`
+    )
+  )
+
+/** `key_` then 1 to 64 letters, digits, `_` or `-`. */
+export const KeyId = Schema.String.pipe(
+  Schema.filter((s) => /^key_[A-Za-z0-9_-]{1,64}$/.test(s) || `Expected "key_" then letters, digits, "_" or "-", actual ${JSON.stringify(s)}`)
+)
+
+const Sha256Hex = Schema.String.pipe(
+  Schema.filter((s) => /^[0-9a-f]{64}$/.test(s) || "Expected the SHA-256 of the secret as 64 lowercase hex digits")
+)
+
+const RollingWindow = Schema.Union(Schema.String, Schema.Number).pipe(
+  Schema.filter((input) => {
+    const decoded = Either.getRight(Schema.decodeUnknownEither(DurationInput)(input))
+    return (Option.isSome(decoded) && Duration.isFinite(decoded.value) && Duration.toMillis(decoded.value) >= 1) ||
+      `Expected a finite duration of at least 1 millisecond ("6 hours" or milliseconds), actual ${JSON.stringify(input)}`
+  })
+)
+
+const calendarUnits = ["minute", "hour", "day", "month"] as const
+const CalendarPeriod = Schema.Literal(...calendarUnits)
+const RollingPeriod = Schema.Struct({ rolling: RollingWindow }).annotations(strict)
+
+// One clear message for a bad period kind, and the nested path (period.rolling) for a bad rolling window.
+type PeriodValue = KeyBudget["period"]
+const PeriodSchema = Schema.declare<PeriodValue, PeriodValue, readonly []>([], {
+  decode: () => (input, options, ast): Effect.Effect<PeriodValue, ParseResult.ParseIssue> => {
+    if (typeof input === "object" && input !== null) return ParseResult.decodeUnknown(RollingPeriod)(input, options)
+    if (Schema.is(CalendarPeriod)(input)) return ParseResult.succeed(input)
+    return ParseResult.fail(new ParseResult.Type(
+      ast,
+      input,
+      `Expected "minute", "hour", "day", "month" or { "rolling": duration }, actual ${JSON.stringify(input)}`
+    ))
+  },
+  encode: () => (input) => ParseResult.succeed(input as PeriodValue)
+})
+
+/** The Schema of a {@link KeyBudget}: `tokens` (an integer ≥ 1) and/or `usd` (> 0), and a period. */
+export const KeyBudgetSchema: Schema.Schema<KeyBudget, KeyBudget> = Schema.Struct({
+  tokens: Schema.optional(PositiveInt),
+  usd: Schema.optional(PositiveNumber),
+  period: PeriodSchema
+}).pipe(
+  Schema.annotations(strict),
+  Schema.filter((b) =>
+    b.tokens !== undefined || b.usd !== undefined ||
+    { path: ["tokens"], message: "A budget needs tokens and/or usd" }
+  )
+)
+
+/**
+ * The Schema of a {@link KeyRecord}, as a key file and the Redis store hold it (plain JSON). Misspelt fields are
+ * refused; decode it through {@link decodeRecords} or `InvalidOptions.decode` to get every bad path listed.
+ */
+export const KeyRecordSchema: Schema.Schema<KeyRecord, KeyRecord> = Schema.Struct({
+  id: KeyId,
+  tenant: Label(256),
+  name: Schema.optional(Label(256)),
+  hash: Sha256Hex,
+  createdAt: EpochMillis,
+  expiresAt: Schema.optional(EpochMillis),
+  revokedAt: Schema.optional(EpochMillis),
+  models: Schema.optional(Schema.Array(Label(256))),
+  budgets: Schema.optional(Schema.Array(KeyBudgetSchema)),
+  rateLimit: Schema.optional(
+    Schema.Struct({ rpm: Schema.optional(PositiveInt), tpm: Schema.optional(PositiveInt) }).annotations(strict)
+  )
+}).annotations(strict)
+
+/** Records, each by the Schema, with no id or hash twice. */
+export const decodeRecords = (
+  input: unknown,
+  target = "Gateway keys"
+): Either.Either<ReadonlyArray<KeyRecord>, InvalidOptions> =>
+  Either.flatMap(decode(Schema.Array(KeyRecordSchema), target, input), (records) => {
+    const issues: Array<InvalidOptions["issues"][number]> = []
+    const ids = new Map<string, number>()
+    const hashes = new Map<string, number>()
+    records.forEach((record, i) => {
+      const id = ids.get(record.id)
+      if (id !== undefined) issues.push({ path: `${i}.id`, message: `The id of key ${id} again` })
+      else ids.set(record.id, i)
+      const hash = hashes.get(record.hash)
+      if (hash !== undefined) issues.push({ path: `${i}.hash`, message: `The hash of key ${hash} again` })
+      else hashes.set(record.hash, i)
+    })
+    const error = InvalidOptions.fromIssues(target, issues)
+    return error === undefined ? Either.right(records) : Either.left(error)
+  })
+
+/** One record by the Schema (every bad path listed). */
+export const decodeRecord = (input: unknown, target = "Gateway key"): Either.Either<KeyRecord, InvalidOptions> =>
+  decode(KeyRecordSchema, target, input)
+
+/** A record as JSON: fields in the Schema's order, absent ones left out. */
+export const encodeRecord = (record: KeyRecord): string => JSON.stringify(Schema.encodeSync(KeyRecordSchema)(record))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Errors, store
+
+/** The key store could not be read or written (Redis down, an unreadable key file, a stored record that does not decode). */
+export class KeyStoreError extends Data.TaggedError("KeyStoreError")<{
+  readonly cause: unknown
+  /** What was being done ("get", "put", "read key file", …). */
+  readonly operation?: string | undefined
+}> {
+  override get message(): string {
+    const reason = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `Gateway key store${this.operation === undefined ? "" : ` ${this.operation}`} failed: ${reason}`
+  }
+}
 
 /** Why a request's key was refused. */
 export class KeyRefused extends Data.TaggedError("KeyRefused")<{
@@ -60,12 +194,114 @@ export interface KeyStoreService {
   readonly put: (record: KeyRecord) => Effect.Effect<boolean, KeyStoreError>
   /** Every record, revoked ones included, oldest first. */
   readonly list: Effect.Effect<ReadonlyArray<KeyRecord>, KeyStoreError>
-  /** Marks the key with this id revoked at `now`; false when there is no such key. */
+  /** Marks the key with this id revoked at `now` (an earlier revocation stands); false when there is no such key. */
   readonly revoke: (id: string, now: number) => Effect.Effect<boolean, KeyStoreError>
 }
 
 /** The gateway's key store. */
 export class KeyStore extends Context.Tag("effect-llm-resilience/Gateway/KeyStore")<KeyStore, KeyStoreService>() {}
+
+/** Records oldest first (by `createdAt`, then id), the order `list` answers in. */
+export const byCreation = (a: KeyRecord, b: KeyRecord): number =>
+  a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Generation
+
+/** The prefix of every secret the gateway generates. */
+export const secretPrefix = "sk-gw-"
+
+const idAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+/** `n` characters of the alphabet, each uniform (bytes of 248 or more are drawn again: 248 = 4 × 62). */
+const randomChars = (n: number): string => {
+  let out = ""
+  while (out.length < n) {
+    for (const byte of randomBytes(n * 2)) {
+      if (byte < 248 && out.length < n) out += idAlphabet[byte % 62]
+    }
+  }
+  return out
+}
+
+/** What a new key may do; `expiresAt` (epoch ms) or `ttl` (from `now`), not both. */
+export interface GenerateOptions {
+  readonly tenant: string
+  readonly name?: string | undefined
+  readonly models?: ReadonlyArray<string> | undefined
+  readonly budgets?: ReadonlyArray<KeyBudget> | undefined
+  readonly rateLimit?: { readonly rpm?: number | undefined; readonly tpm?: number | undefined } | undefined
+  readonly expiresAt?: number | undefined
+  readonly ttl?: Duration.DurationInput | undefined
+}
+
+/** A new key: its record (to store) and its secret (to hand over once; it is stored nowhere). */
+export interface GeneratedKey {
+  readonly record: KeyRecord
+  readonly secret: Redacted.Redacted<string>
+}
+
+const GenerateSchema = Schema.Struct({
+  tenant: Schema.Unknown,
+  name: Schema.optional(Schema.Unknown),
+  models: Schema.optional(Schema.Unknown),
+  budgets: Schema.optional(Schema.Unknown),
+  rateLimit: Schema.optional(Schema.Unknown),
+  expiresAt: Schema.optional(Schema.Unknown),
+  ttl: Schema.optional(DurationInput.pipe(
+    Schema.filter((d) => (Duration.isFinite(d) && Duration.toMillis(d) >= 1) || "Expected a finite duration of at least 1 millisecond")
+  ))
+}).annotations(strict)
+
+const dropUndefined = (o: Record<string, unknown>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
+
+/** The record `generate` would store, or every bad path of the options. */
+const recordOf = (
+  options: GenerateOptions,
+  now: number,
+  id: string,
+  hash: string
+): Either.Either<KeyRecord, InvalidOptions> => {
+  const target = "Gateway key"
+  return Either.flatMap(decode(GenerateSchema, target, options), (o) => {
+    const issues: Array<InvalidOptions["issues"][number]> = []
+    if (o.ttl !== undefined && o.expiresAt !== undefined) {
+      issues.push({ path: "ttl", message: "Give expiresAt or ttl, not both" })
+    }
+    const expiresAt = o.ttl !== undefined ? now + Math.ceil(Duration.toMillis(o.ttl)) : o.expiresAt
+    if (typeof expiresAt === "number" && expiresAt <= now) {
+      issues.push({ path: o.ttl !== undefined ? "ttl" : "expiresAt", message: `Expected a time after now (${new Date(now).toISOString()})` })
+    }
+    const candidate = dropUndefined({
+      id, tenant: o.tenant, name: o.name, hash, createdAt: now, expiresAt,
+      models: o.models, budgets: o.budgets, rateLimit: o.rateLimit
+    })
+    const decoded = decode(KeyRecordSchema, target, candidate)
+    const all = [...(Either.isLeft(decoded) ? decoded.left.issues : []), ...issues]
+    const error = InvalidOptions.fromIssues(target, all)
+    return error !== undefined ? Either.left(error) : decoded
+  })
+}
+
+/**
+ * A new virtual key: a secret `sk-gw-` + 32 bytes of crypto randomness (base64url), and its record with the id
+ * `key_` + 12 random letters and digits, created at `now` (epoch ms). Only the SHA-256 of the secret is in the
+ * record; the secret is returned once (Redacted) and kept nowhere. Bad options fail with `InvalidOptions`, every
+ * bad path listed.
+ */
+export const generate = (options: GenerateOptions, now: number): Effect.Effect<GeneratedKey, InvalidOptions> =>
+  Effect.suspend(() => {
+    const secret = `${secretPrefix}${randomBytes(32).toString("base64url")}`
+    const record = recordOf(options, now, `key_${randomChars(12)}`, hashSecret(secret))
+    return Either.match(record, {
+      onLeft: Effect.fail,
+      onRight: (record) => Effect.succeed({ record, secret: Redacted.make(secret) })
+    })
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Authentication
 
 /** The SHA-256 hex of a secret, as stored. */
 export const hashSecret = (secret: string): string => sha256Hex(secret)
@@ -75,6 +311,17 @@ export const bearer = (authorization: string | undefined): Option.Option<string>
   if (authorization === undefined) return Option.none()
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
   return match === null ? Option.none() : Option.some(match[1])
+}
+
+/** Whether a record lets a request in at `now`, or why not. */
+export const check = (record: KeyRecord, now: number): Either.Either<KeyRecord, KeyRefused> => {
+  if (record.revokedAt !== undefined && record.revokedAt <= now) {
+    return Either.left(new KeyRefused({ reason: "revoked", keyId: record.id }))
+  }
+  if (record.expiresAt !== undefined && record.expiresAt <= now) {
+    return Either.left(new KeyRefused({ reason: "expired", keyId: record.id }))
+  }
+  return Either.right(record)
 }
 
 /**
@@ -88,15 +335,8 @@ export const authenticate = (
     onNone: () => Effect.fail(new KeyRefused({ reason: "missing" })),
     onSome: (secret) =>
       Effect.flatMap(KeyStore, (store) =>
-        Effect.flatMap(store.get(hashSecret(secret)), (found) => {
-          if (Option.isNone(found)) return Effect.fail(new KeyRefused({ reason: "unknown" }))
-          const record = found.value
-          if (record.revokedAt !== undefined && record.revokedAt <= now) {
-            return Effect.fail(new KeyRefused({ reason: "revoked", keyId: record.id }))
-          }
-          if (record.expiresAt !== undefined && record.expiresAt <= now) {
-            return Effect.fail(new KeyRefused({ reason: "expired", keyId: record.id }))
-          }
-          return Effect.succeed(record)
-        }))
+        Effect.flatMap(store.get(hashSecret(secret)), (found) =>
+          Option.isNone(found)
+            ? Effect.fail(new KeyRefused({ reason: "unknown" }))
+            : check(found.value, now)))
   })
