@@ -16,6 +16,8 @@ import type { IdempotencyStore } from "./Idempotency.js"
 import type { BatchJobStore } from "./internal/batchJobStore.js"
 import * as BatchJobRedis from "./internal/redis/batchJob.js"
 import * as CircuitBreakerRedis from "./internal/redis/circuitBreaker.js"
+import type { KeyStore } from "./internal/gateway/keys.js"
+import * as GatewayKeysRedis from "./internal/redis/gatewayKeys.js"
 import * as internal from "./internal/redis/client.js"
 import * as IdempotencyRedis from "./internal/redis/idempotency.js"
 import * as RateLimitRedis from "./internal/redis/rateLimit.js"
@@ -354,6 +356,32 @@ export const layerRouterStore: Layer.Layer<RouterStore, never, RedisClient> = Ro
 export const layerBatchJobStore = (
   options: { readonly ttl?: Duration.DurationInput | undefined } = {}
 ): Layer.Layer<BatchJobStore, never, RedisClient> => BatchJobRedis.layer(options.ttl)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Gateway KeyStore
+
+/**
+ * The gateway's virtual-key store in Redis, over the {@link RedisClient} in context, so every replica authenticates
+ * against the same keys and a revocation reaches all of them. Three hashes in one slot,
+ * `<prefix>{gateway-keys}:records` (SHA-256 of the secret → the record as JSON; no secret is stored), `:ids` (key id →
+ * SHA-256) and `:revoked` (SHA-256 → revocation time). `put` is one Lua script that refuses an id or hash already
+ * present (of any number of concurrent puts of one id exactly one wins), `revoke` and `get` one script each, `list`
+ * one script answering every record oldest first. Unlike the other stores these keys have no TTL: they are
+ * configuration, and an expired key is refused by its `expiresAt`. A Redis failure is a `KeyStoreError`, on which
+ * authentication fails closed.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import * as Redis from "effect-llm-resilience/Redis"
+ * const KeyStoreLive = Redis.layerGatewayKeyStore.pipe(
+ *   Layer.provide(Redis.layer({ url: "redis://127.0.0.1:6379", prefix: "myapp:llm:" }))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerGatewayKeyStore: Layer.Layer<KeyStore, never, RedisClient> = GatewayKeysRedis.layer
 
 // ---------------------------------------------------------------------------------------------------------------
 // All stores
