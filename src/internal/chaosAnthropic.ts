@@ -136,14 +136,18 @@ const tokens = (turn: Turn) =>
     ? { input: turn.answer.promptTokens, output: turn.answer.completionTokens }
     : { input: turn.promptTokens, output: turn._tag === "tool" ? turn.completionTokens : 0 }
 
-// As Anthropic counts: `input_tokens` leaves out the prompt tokens read from the cache.
-const usage = (input: number, output: number, cached: number) => ({
-  input_tokens: input - Math.min(cached, input),
-  cache_creation_input_tokens: 0,
-  cache_read_input_tokens: Math.min(cached, input),
-  output_tokens: output,
-  service_tier: "standard"
-})
+// As Anthropic counts: `input_tokens` leaves out the prompt tokens read from the cache and those written to it.
+const usage = (input: number, output: number, cached: number, written: number) => {
+  const read = Math.min(cached, input)
+  const created = Math.min(written, input - read)
+  return {
+    input_tokens: input - read - created,
+    cache_creation_input_tokens: created,
+    cache_read_input_tokens: read,
+    output_tokens: output,
+    service_tier: "standard"
+  }
+}
 
 const content = (turn: Turn) =>
   turn._tag === "tool"
@@ -161,7 +165,7 @@ const message = (call: Call<MessagesBody>, done: boolean) => {
     stop_reason: done ? stopReason(call.turn) : null,
     stop_sequence: null,
     // Anthropic's message_start reports the input and a first output token; the message_delta the total.
-    usage: usage(input, done ? output : 1, call.cachedTokens)
+    usage: usage(input, done ? output : 1, call.cachedTokens, call.cacheWriteTokens)
   }
 }
 

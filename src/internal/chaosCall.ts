@@ -56,6 +56,8 @@ export interface Call<Body> {
   readonly turn: Turn
   /** The part of the prompt's tokens read from the server's prompt cache (see chaosPromptCache). */
   readonly cachedTokens: number
+  /** The part of the prompt's tokens this request wrote to the server's prompt cache. */
+  readonly cacheWriteTokens: number
   readonly cutDraw: number
   readonly tracker: Tracker
   readonly response: Http.ServerResponse
@@ -167,9 +169,9 @@ const respond = <Body, I>(state: ChaosState, handler: Handler<Body, I>, body: Bo
     const question = handler.question(body)
     const turn = turnOf(state, question, decision._tag === "filtered", `${handler.toolCallPrefix}chaos_${index}`)
     // Embedding inputs are not prompts: they neither fill nor read the prompt cache.
-    const cachedTokens = handler.dialect === "embeddings" ? 0 : state.promptCache.lookup(model, question.prompt)
+    const cache = handler.dialect === "embeddings" ? { cached: 0, written: 0 } : state.promptCache.lookup(model, question.prompt)
     const delivery: Delivery = decision._tag === "cut" || decision._tag === "malformed" ? decision._tag : "ok"
-    return handler.reply({ state, body, model, index, now, faults, delivery, turn, cachedTokens, cutDraw, tracker, response, headers })
+    return handler.reply({ state, body, model, index, now, faults, delivery, turn, cachedTokens: cache.cached, cacheWriteTokens: cache.written, cutDraw, tracker, response, headers })
   })
 
 /** The HTTP handler of one dialect's endpoint. */

@@ -97,6 +97,18 @@ describe("e2e: cached prompt tokens through the real SDKs against the ChaosServe
         const second = (yield* client.complete(request(1, model))).usage
         expect(first.cachedInputTokens).toBeUndefined()
         expect(second.cachedInputTokens).toBe(2048)
+        // Anthropic reports the blocks the first request stored as cache writes (1.25× the input price); OpenAI none.
+        expect(first.cacheWriteInputTokens).toBe(model === "claude-sonnet-4" ? 2048 : undefined)
+        expect(second.cacheWriteInputTokens).toBeUndefined()
+        if (model === "claude-sonnet-4") {
+          const claude = Option.getOrThrow(Pricing.find(Pricing.defaultTable, model))
+          const writes = 2048 * (claude.cacheWriteInputPerMillion ?? 0) / 1e6
+          expect(claude.cacheWriteInputPerMillion).toBeCloseTo(claude.inputPerMillion * 1.25, 12)
+          expect(Pricing.costOf(claude, first)).toBeCloseTo(
+            (first.inputTokens - 2048) * claude.inputPerMillion / 1e6 + writes + first.outputTokens * claude.outputPerMillion / 1e6,
+            12
+          )
+        }
         // Anthropic leaves cache reads out of input_tokens; the bridge makes the prompt whole, as OpenAI counts it.
         expect(second.inputTokens).toBe(first.inputTokens)
         expect(second.inputTokens).toBeGreaterThan(2048)
