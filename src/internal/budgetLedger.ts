@@ -13,7 +13,11 @@
  *   unreachable at the time), so the budget stays conservative. A commit or refund that arrives later settles the
  *   difference (the ledger then holds exactly the actual usage); entries live as long as the period or bucket
  *   they were charged to;
- * - `fired`: the alert thresholds already reported in this period.
+ * - `fired`: the alert thresholds already reported in this period;
+ * - `settled`: with a repeat window (a store whose steps can be delivered twice: a remote one, where a commit whose
+ *   reply was lost is retried while the first may still run), the reservation ids committed within the window, by
+ *   the `now` of their commit. A commit of an id committed less than the window before is a repeat: it charges
+ *   nothing and reports `found: false`. A key back to the fresh state forgets them with everything else.
  *
  * Invariant (what makes budgets exact): a reservation is admitted only if `used + reserved + amount <= limit`
  * for every limited unit, and a commit replaces a reservation by the actual usage. As long as the actual usage is
@@ -59,6 +63,8 @@ export interface KeyState {
   /** Expired reservations charged at their worst case: id → amount and the rolling bucket charged (calendar: -1). */
   converted: Map<string, { readonly amount: Amount; readonly bucket: number }> | undefined
   fired: Set<string> | undefined
+  /** Reservation ids committed within the repeat window → the `now` of their commit (oldest first). */
+  settled: Map<string, number> | undefined
   /** When the whole key can be forgotten (the TTL a Redis key gets). */
   expiresAt: number
 }
@@ -72,6 +78,7 @@ export const emptyState = (): KeyState => ({
   reservations: undefined,
   converted: undefined,
   fired: undefined,
+  settled: undefined,
   expiresAt: Number.NEGATIVE_INFINITY
 })
 
@@ -330,8 +337,12 @@ const evaluateAlerts = (state: KeyState, used: Amount, limits: Limits, alertAt: 
  * charge by `actual`, where it was made. An unknown reservation (never made, or converted in an earlier period)
  * still charges `actual`: the budget reflects what was spent.
  */
-export const commit = (state: KeyState, input: CommitInput): CommitResult => {
+export const commit = (state: KeyState, input: CommitInput, repeatWindowMs: number = 0): CommitResult => {
   prepare(state, input.window, input.now)
+  if (repeatWindowMs > 0 && isRepeat(state, input.reservationId, input.now, input.now - repeatWindowMs)) {
+    touch(state, input.window)
+    return { found: false, crossed: [], snapshot: snapshotOf(state, input.window, input.now) }
+  }
   const found = state.reservations?.delete(input.reservationId) === true
   rearm(state, usedOf(state, input.window), input.limits, input.alertAt)
   const converted = found ? undefined : state.converted?.get(input.reservationId)
@@ -344,6 +355,24 @@ export const commit = (state: KeyState, input: CommitInput): CommitResult => {
   const crossed = evaluateAlerts(state, usedOf(state, input.window), input.limits, input.alertAt)
   touch(state, input.window)
   return { found, crossed, snapshot: snapshotOf(state, input.window, input.now) }
+}
+
+/**
+ * Whether `id` was committed at or after `since`; if not, marks it committed at `now`. Marks older than `since` are
+ * dropped from the front (they are in commit order but for lagging clocks, so a few may stay a little longer: the
+ * check reads each mark's time, so the answer is exact either way).
+ */
+const isRepeat = (state: KeyState, id: string, now: number, since: number): boolean => {
+  const at = state.settled?.get(id)
+  if (at !== undefined && at >= since) return true
+  const settled = (state.settled ??= new Map())
+  for (const [old, time] of settled) {
+    if (time >= since) break
+    settled.delete(old)
+  }
+  settled.delete(id)
+  settled.set(id, now)
+  return false
 }
 
 /** Releases the reservation without charging. */

@@ -18,9 +18,10 @@ const SWEEP_EVERY = 1024
 /**
  * A memory store of at most `maxKeys` keys: every method runs the ledger's step synchronously on the key's state (so it
  * is atomic among fibers); a key back to the fresh state or past its period is dropped at once, the others are swept
- * every 1024 operations and bounded least recently used first.
+ * every 1024 operations and bounded least recently used first. `repeatWindowMs` is the ledger's repeat window: 0
+ * (none) for the memory store, whose steps are never delivered twice; the Redis store's window to compare the two.
  */
-export const make = (maxKeys: number): StoreService => {
+export const make = (maxKeys: number, repeatWindowMs: number = 0): StoreService => {
   const keys = new BoundedKeys.BoundedKeys<Ledger.KeyState>("token-budget", maxKeys)
   let operations = 0
   const run = <I extends { readonly key: string; readonly now: number }, A>(
@@ -40,7 +41,7 @@ export const make = (maxKeys: number): StoreService => {
     })
   return {
     reserve: run(Ledger.reserve),
-    commit: run(Ledger.commit),
+    commit: run((state, input: Ledger.CommitInput) => Ledger.commit(state, input, repeatWindowMs)),
     refund: run(Ledger.refund),
     usage: run(Ledger.usage)
   }

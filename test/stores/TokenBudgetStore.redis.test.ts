@@ -7,7 +7,8 @@ import { ChatRequest } from "../../src/Llm.js"
 import * as LlmClient from "../../src/LlmClient.js"
 import * as Redis from "../../src/Redis.js"
 import { type Period, windowAt } from "../../src/internal/budgetPeriod.js"
-import { TTL_MARGIN_MS } from "../../src/internal/redis/tokenBudget.js"
+import * as BudgetStore from "../../src/internal/budgetStore.js"
+import { SETTLED_MS, TTL_MARGIN_MS } from "../../src/internal/redis/tokenBudget.js"
 import * as TokenBudget from "../../src/TokenBudget.js"
 import * as Tokenizer from "../../src/Tokenizer.js"
 import { describeRedis, layerRedisTest, redisUrl, testPrefix } from "../support/redis.js"
@@ -160,6 +161,31 @@ describeRedis("TokenBudgetStore (Redis)", () => {
       })
     }))
 
+  it.scoped("a commit delivered twice (its reply lost, then retried) is charged once, also after its lease ended", () =>
+    Effect.gen(function* () {
+      const { store } = yield* storeOf(freshPrefix())
+      const now = T0 + 3_600_000
+      const limits = { tokens: 1_000 }
+      const reserve = (id: string, at: number) =>
+        store.reserve({ key: "k", reservationId: id, amount: tokens(100), limits, window: day(T0), now: at, expiresAt: at + 1_000 })
+      const commit = (id: string, at: number) =>
+        store.commit({ key: "k", reservationId: id, actual: tokens(40), limits, alertAt: [], window: day(T0), now: at })
+      yield* reserve("a", now)
+      const first = yield* commit("a", now + 10)
+      const repeat = yield* commit("a", now + 5_000) // the policy's retry, seconds later
+      expect([first.found, repeat.found]).toEqual([true, false])
+      expect(repeat.snapshot.used.tokens).toBe(40)
+      // a lease that ended is charged its worst case; its late commit corrects it once, and the repeat charges nothing
+      yield* reserve("b", now + 6_000)
+      expect((yield* store.usage({ key: "k", window: day(T0), now: now + 8_000 })).used.tokens).toBe(140)
+      yield* commit("b", now + 9_000)
+      const late = yield* commit("b", now + 12_000)
+      expect(late.snapshot.used.tokens).toBe(80)
+      // an id committed longer ago than the window is unknown again: its commit charges what it says was spent
+      const after = yield* commit("a", now + 10 + SETTLED_MS + 1)
+      expect(after.snapshot.used.tokens).toBe(120)
+    }))
+
   it.scoped("every key starts with the prefix and expires: period end / bucket expiry / lease, plus the margin", () =>
     Effect.gen(function* () {
       const prefix = freshPrefix()
@@ -198,9 +224,11 @@ describeRedis("TokenBudgetStore (Redis)", () => {
         `${prefix}budget:{cal}:f`,
         `${prefix}budget:{cal}:l`,
         `${prefix}budget:{cal}:r`,
+        `${prefix}budget:{cal}:s`,
         `${prefix}budget:{roll}`,
         `${prefix}budget:{roll}:b`,
-        `${prefix}budget:{roll}:f`
+        `${prefix}budget:{roll}:f`,
+        `${prefix}budget:{roll}:s`
       ])
       for (const key of keys) {
         const ttl = yield* redis.use("PTTL", (c) => c.pttl(key))
@@ -446,7 +474,8 @@ function differentialSuite() {
     await fc.assert(
       fc.asyncProperty(scenarioArbitrary, async (scenario) => {
         const key = `differential:${++differentialCounter}`
-        const memory = await Effect.runPromise(Effect.flatMap(TokenBudget.makeStoreMemory, (store) => apply(store, key, scenario)))
+        // the memory ledger with the scripts' repeat window (the memory store itself needs none)
+        const memory = await Effect.runPromise(apply(BudgetStore.make(100_000, SETTLED_MS), key, scenario))
         const redis = await Effect.runPromise(apply(redisStore, key, scenario))
         expect(redis).toEqual(memory)
       }),

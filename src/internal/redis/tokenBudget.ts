@@ -10,7 +10,13 @@
  * - `<prefix>budget:{K}:b`  hash: rolling bucket index → "tokens,nanoUsd";
  * - `<prefix>budget:{K}:f`  set: alert thresholds fired ("tokens@0.8");
  * - `<prefix>budget:{K}:c`  hash: reservation id → "tokens,nanoUsd,bucket" for leases that ended unsettled and were
- *                           charged at their worst case (bucket -1 in a calendar period).
+ *                           charged at their worst case (bucket -1 in a calendar period);
+ * - `<prefix>budget:{K}:s`  sorted set: reservation ids committed in the last {@link SETTLED_MS} ms, scored by the
+ *                           `now` of their commit. A commit of an id found there is a repeat and charges nothing: a
+ *                           commit whose reply was lost (a frozen or unreachable server, a timed-out connection) is
+ *                           retried by the policy, and the first one may still run when the server comes back. Both
+ *                           carry the caller's clock at the time they were sent, a few seconds apart at most, so
+ *                           however long they waited in a frozen server the repeat falls inside the window.
  *
  * Numbers: Lua numbers are doubles, like JS numbers, and every sum is computed in the same order of operations as
  * the ledger, so the two stores agree exactly; integers stay exact below 2^53 (9,007,199,254,740,992 nano-USD, about
@@ -46,11 +52,19 @@ import { bucketIndex, oldestLiveBucket, reportedBounds, thresholdAmount, type Wi
  */
 export const TTL_MARGIN_MS = 5 * 60_000
 
+/**
+ * How long (by the callers' clocks) a committed reservation id is remembered, so that a repeat of its commit charges
+ * nothing. The policy retries a commit for about 6 s; a minute covers those retries with room to spare. The memory
+ * store needs no window (its steps run in the caller's process and are never delivered twice); given this one, its
+ * ledger gives the same results as the scripts.
+ */
+export const SETTLED_MS = 60_000
+
 // ARGV[1] window kind ("C" calendar, "R" rolling), ARGV[2] now,
 // calendar: ARGV[3] start, ARGV[4] end; rolling: ARGV[3] oldest live bucket, ARGV[4] bucketMs, ARGV[5] durationMs,
 // ARGV[6] bucket of now. Method arguments start at ARGV[7].
 const prelude = `
-local H, R, L, B, F, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local H, R, L, B, F, C, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local cal = ARGV[1] == "C"
 local nowArg = ARGV[2]
 local now = tonumber(nowArg)
@@ -190,7 +204,7 @@ local function finish(head, extra, rejected)
   if last[2] then ends = math.max(ends, tonumber(last[2])) end
   if not rejected then ex = ends end
   if ex <= now or isFresh() then
-    redis.call("DEL", H, R, L, B, F, C)
+    redis.call("DEL", H, R, L, B, F, C, S)
   else
     local fields = { "rt", num(rt), "rn", num(rn), "ex", num(ex) }
     if ps ~= nil then
@@ -232,6 +246,11 @@ return finish("reserved", {}, false)
 // ARGV[7] id, ARGV[8] tokens, ARGV[9] nano-USD, ARGV[10] number of thresholds, then per threshold (in the order
 // they are reported): id, unit ("1" tokens, "2" nano-USD), amount that reaches it
 const commitLua = `${prelude}
+-- a commit of an id committed within the repeat window (by the callers' clocks) is a repeat: it charges nothing
+local settledAt = redis.call("ZSCORE", S, ARGV[7])
+if settledAt and tonumber(settledAt) >= now - ${SETTLED_MS} then return finish("repeated", {}, false) end
+redis.call("ZREMRANGEBYSCORE", S, "-inf", "(" .. num(now - ${SETTLED_MS}))
+redis.call("ZADD", S, nowArg, ARGV[7])
 local found = release(ARGV[7])
 local count = tonumber(ARGV[10])
 local function rearm(u)
@@ -355,7 +374,7 @@ const parse = (raw: unknown, window: Window, now: number): Reply => {
 export const make = (redis: RedisClient["Type"]): StoreService => {
   const keysOf = (key: string): ReadonlyArray<string> => {
     const base = `${redis.prefix}budget:{${key}}`
-    return [base, `${base}:r`, `${base}:l`, `${base}:b`, `${base}:f`, `${base}:c`]
+    return [base, `${base}:r`, `${base}:l`, `${base}:b`, `${base}:f`, `${base}:c`, `${base}:s`]
   }
   const run = <A>(
     pick: (scripts: Scripts) => Script,
