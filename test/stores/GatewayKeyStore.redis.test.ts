@@ -1,7 +1,7 @@
 import { expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Option } from "effect"
 import { Redis as IORedis } from "ioredis"
-import { KeyStore } from "../../src/internal/gateway/keys.js"
+import { KeyStore, type KeyStoreError } from "../../src/internal/gateway/keys.js"
 import { keysOf } from "../../src/internal/redis/gatewayKeys.js"
 import * as Redis from "../../src/Redis.js"
 import { describeRedis, keysUnder, layerRedisTest, layerRedisUnreachable, redisUrl, testPrefix } from "../support/redis.js"
@@ -85,7 +85,10 @@ describeRedis("GatewayKeyStore (Redis)", () => {
     Effect.gen(function*() {
       const store = yield* KeyStore
       const { record } = recordOf()
-      for (const effect of [store.get(record.hash), store.put(record), store.list, store.revoke(record.id, 1)]) {
+      const calls: ReadonlyArray<Effect.Effect<unknown, KeyStoreError>> = [
+        store.get(record.hash), store.put(record), store.list, store.revoke(record.id, 1)
+      ]
+      for (const effect of calls) {
         const error = yield* Effect.flip(effect)
         expect(error._tag).toBe("KeyStoreError")
         expect(error.message).not.toContain("redis://")

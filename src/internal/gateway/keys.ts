@@ -241,22 +241,13 @@ export interface GeneratedKey {
   readonly secret: Redacted.Redacted<string>
 }
 
-const GenerateSchema = Schema.Struct({
-  tenant: Schema.Unknown,
-  name: Schema.optional(Schema.Unknown),
-  models: Schema.optional(Schema.Unknown),
-  budgets: Schema.optional(Schema.Unknown),
-  rateLimit: Schema.optional(Schema.Unknown),
-  expiresAt: Schema.optional(Schema.Unknown),
-  ttl: Schema.optional(DurationInput.pipe(
-    Schema.filter((d) => (Duration.isFinite(d) && Duration.toMillis(d) >= 1) || "Expected a finite duration of at least 1 millisecond")
-  ))
-}).annotations(strict)
+const TtlSchema = DurationInput.pipe(
+  Schema.filter((d) => (Duration.isFinite(d) && Duration.toMillis(d) >= 1) || "Expected a finite duration of at least 1 millisecond")
+)
 
-const dropUndefined = (o: Record<string, unknown>): Record<string, unknown> =>
-  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
+const generateFields = ["tenant", "name", "models", "budgets", "rateLimit", "expiresAt", "ttl"]
 
-/** The record `generate` would store, or every bad path of the options. */
+/** The record `generate` would store, or every bad path of the options (misspelt ones, the record's, the expiry's). */
 const recordOf = (
   options: GenerateOptions,
   now: number,
@@ -264,24 +255,28 @@ const recordOf = (
   hash: string
 ): Either.Either<KeyRecord, InvalidOptions> => {
   const target = "Gateway key"
-  return Either.flatMap(decode(GenerateSchema, target, options), (o) => {
-    const issues: Array<InvalidOptions["issues"][number]> = []
-    if (o.ttl !== undefined && o.expiresAt !== undefined) {
-      issues.push({ path: "ttl", message: "Give expiresAt or ttl, not both" })
-    }
-    const expiresAt = o.ttl !== undefined ? now + Math.ceil(Duration.toMillis(o.ttl)) : o.expiresAt
-    if (typeof expiresAt === "number" && expiresAt <= now) {
-      issues.push({ path: o.ttl !== undefined ? "ttl" : "expiresAt", message: `Expected a time after now (${new Date(now).toISOString()})` })
-    }
-    const candidate = dropUndefined({
-      id, tenant: o.tenant, name: o.name, hash, createdAt: now, expiresAt,
-      models: o.models, budgets: o.budgets, rateLimit: o.rateLimit
-    })
-    const decoded = decode(KeyRecordSchema, target, candidate)
-    const all = [...(Either.isLeft(decoded) ? decoded.left.issues : []), ...issues]
-    const error = InvalidOptions.fromIssues(target, all)
-    return error !== undefined ? Either.left(error) : decoded
-  })
+  const given: Record<string, unknown> = typeof options === "object" && options !== null ? { ...options } : {}
+  const issues: Array<InvalidOptions["issues"][number]> = Object.keys(given)
+    .filter((key) => !generateFields.includes(key))
+    .map((key) => ({ path: key, message: `is unexpected, expected one of ${generateFields.join(", ")}` }))
+  let expiresAt = given.expiresAt
+  if (given.ttl !== undefined) {
+    const ttl = decode(TtlSchema, target, given.ttl)
+    if (Either.isLeft(ttl)) issues.push(...ttl.left.issues.map((i) => ({ ...i, path: "ttl" })))
+    else expiresAt = now + Math.ceil(Duration.toMillis(ttl.right))
+    if (given.expiresAt !== undefined) issues.push({ path: "ttl", message: "Give expiresAt or ttl, not both" })
+  }
+  if (typeof expiresAt === "number" && expiresAt <= now) {
+    const path = given.ttl !== undefined ? "ttl" : "expiresAt"
+    issues.push({ path, message: `Expected a time after now (${new Date(now).toISOString()})` })
+  }
+  const candidate = Object.fromEntries(Object.entries({
+    id, tenant: given.tenant, name: given.name, hash, createdAt: now, expiresAt,
+    models: given.models, budgets: given.budgets, rateLimit: given.rateLimit
+  }).filter(([, v]) => v !== undefined))
+  const decoded = decode(KeyRecordSchema, target, candidate)
+  const error = InvalidOptions.fromIssues(target, [...(Either.isLeft(decoded) ? decoded.left.issues : []), ...issues])
+  return error !== undefined ? Either.left(error) : decoded
 }
 
 /**
