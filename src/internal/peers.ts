@@ -15,7 +15,8 @@ export const optionalPeers: Readonly<Record<string, ReadonlyArray<string>>> = {
   Redis: ["ioredis"],
   Prometheus: ["@effect/opentelemetry", "@opentelemetry/exporter-prometheus", "@opentelemetry/sdk-metrics"],
   Otlp: ["@effect/opentelemetry"],
-  EffectAi: ["@effect/ai"]
+  EffectAi: ["@effect/ai"],
+  Gateway: ["openai", "ioredis", "@effect/opentelemetry", "@opentelemetry/exporter-prometheus", "@opentelemetry/sdk-metrics"]
 }
 
 const require = createRequire(import.meta.url)
