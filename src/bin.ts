@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs"
 import * as ChaosServer from "./ChaosServer.js"
 import * as Cli from "./internal/chaosCli.js"
 import { runMain } from "./internal/cliRuntime.js"
+import { load, optionalPeers } from "./internal/peers.js"
 
 const fail = (message: string) =>
   Effect.zipRight(Console.error(`${message}\n\n${Cli.usage}`), Effect.sync(() => void (process.exitCode = 2)))
@@ -39,8 +40,28 @@ const serve = (options: ChaosServer.Options) =>
     Effect.catchTag("ServeError", (error) => fail(`Cannot listen: ${String(error.cause)}`))
   )
 
+interface Command {
+  readonly main: (argv: ReadonlyArray<string>) => Effect.Effect<void>
+}
+
+// The gateway's commands load only when asked for (by a specifier the import graph does not follow): they need the
+// optional peers (openai, ioredis, OpenTelemetry) that chaos-server does not.
+const gatewayCommands = { serve: "./internal/gateway/cli.js", keys: "./internal/gateway/keysCli.js" } as const
+
+const gateway = (argv: ReadonlyArray<string>) => {
+  const [which, args] = argv[0] === "keys" ? ["keys", argv.slice(1)] as const : ["serve", argv] as const
+  const peers = Object.fromEntries((optionalPeers.Gateway ?? []).map((name) => [name, "*"]))
+  const specifier: string = gatewayCommands[which]
+  return Effect.tryPromise(() => load("effect-llm-resilience gateway", peers, () => import(specifier) as Promise<Command>)).pipe(
+    Effect.matchEffect({
+      onFailure: (error) => fail(error.cause instanceof Error ? error.cause.message : String(error.cause)),
+      onSuccess: (command) => command.main(args)
+    })
+  )
+}
+
 const main = (argv: ReadonlyArray<string>) =>
-  Either.match(Cli.parse(argv), {
+  argv[0] === "gateway" ? gateway(argv.slice(1)) : Either.match(Cli.parse(argv), {
     onLeft: fail,
     onRight: (command) => {
       if (command._tag === "help") return Console.log(Cli.usage)
