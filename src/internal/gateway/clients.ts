@@ -100,9 +100,17 @@ export const keyPolicies = (
     return [...budgets, ...rate]
   })
 
-/** The route's pipeline for one key: the key's policies after the replay steps, before everything that spends. */
+/** The route's policies for one key: the key's own after the replay steps, before everything that spends. */
+export const policiesFor = (route: Route, keyOwn: ReadonlyArray<LlmClient.Policy>): ReadonlyArray<LlmClient.Policy> => [
+  ...route.head,
+  ...keyOwn,
+  ...route.tail,
+  route.router
+]
+
+/** The route's client for one key. */
 export const clientFor = (route: Route, keyOwn: ReadonlyArray<LlmClient.Policy>): LlmClient.Service =>
-  LlmClient.decorate(noSuchModel, ...route.head, ...keyOwn, ...route.tail, route.router)
+  LlmClient.decorate(noSuchModel, ...policiesFor(route, keyOwn))
 
 /** The wait until the named budget's period ends, for a calendar period (a rolling window has no one end). */
 export const budgetResetIn = (

@@ -9,7 +9,7 @@
  * shutdown grace, interrupts the call below it (which refunds its budget reservation).
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Chunk, Clock, type Duration, Effect, Either, Option, Random, Schedule, Stream } from "effect"
+import { Chunk, Clock, type Duration, Effect, Either, Option, Random, Stream } from "effect"
 import type { ChatChunk, ChatRequest, ChatResponse } from "../../Llm.js"
 import type * as LlmClient from "../../LlmClient.js"
 import { type LlmError, StreamTruncated } from "../../LlmError.js"
@@ -22,15 +22,22 @@ import * as Wire from "./wire.js"
 /** Requests in flight, and whether new ones are refused. */
 export class Drain {
   closing = false
-  inFlight = 0
+  private count = 0
+  private readonly idle = Effect.unsafeMakeLatch(true)
+  get inFlight(): number {
+    return this.count
+  }
+  enter(): void {
+    if (this.count++ === 0) this.idle.unsafeClose()
+  }
+  leave(): void {
+    if (--this.count === 0) this.idle.unsafeOpen()
+  }
   /** Refuses new requests, then waits until those in flight are done or `grace` has passed. */
   close(grace: Duration.Duration): Effect.Effect<void> {
     return Effect.suspend(() => {
       this.closing = true
-      return Effect.repeat(Effect.sync(() => this.inFlight), {
-        schedule: Schedule.spaced("10 millis"),
-        until: (n) => n === 0
-      }).pipe(Effect.timeoutOption(grace), Effect.asVoid)
+      return this.idle.await.pipe(Effect.timeoutOption(grace), Effect.asVoid)
     })
   }
 }
@@ -167,9 +174,9 @@ const models = (app: App) =>
 const tracked = <R>(app: App, handler: Effect.Effect<HttpServerResponse.HttpServerResponse, Failure, R>) =>
   Effect.suspend(() => {
     if (app.drain.closing) return Effect.succeed(respond(Errors.shuttingDown))
-    app.drain.inFlight++
+    app.drain.enter()
     return Effect.zipRight(
-      Effect.addFinalizer(() => Effect.sync(() => void app.drain.inFlight--)),
+      Effect.addFinalizer(() => Effect.sync(() => app.drain.leave())),
       handler.pipe(
         Effect.catchAll((failure) => Effect.succeed(respond(failure))),
         Effect.catchAllDefect(() => Effect.succeed(respond(Errors.internal))),
