@@ -110,6 +110,9 @@ export const nanoUsdOf = (price: Pricing.ModelPrice, usage: Usage): number => {
   return Math.ceil(Math.round(raw * 1e6) / 1e6)
 }
 
+// A request's prompt tokens, counted once per request and tokenizer (several budgets over one call share the count).
+const promptTokenMemo = new WeakMap<ChatRequest, { readonly tokenizer: Tokenizer.Service; readonly tokens: number }>()
+
 // Scopes repeat (one user makes many calls): each is hashed once.
 const digest = memoized((value: string): string => sha256Hex(value).slice(0, 32))
 
@@ -178,9 +181,16 @@ const build = (config: Config, services: Services, idPrefix: string): Engine => 
     )
 
   const promptTokensOf = (request: ChatRequest): Effect.Effect<number> => {
+    const known = promptTokenMemo.get(request)
+    if (known !== undefined && known.tokenizer === tokenizer) return Effect.succeed(known.tokens)
     const messages = tokenizer.countMessages(request.messages, request.model)
-    if (request.tools === undefined || request.tools.length === 0) return messages
-    return Effect.zipWith(messages, tokenizer.count(JSON.stringify(request.tools), request.model), (a, b) => a + b)
+    const counted = request.tools === undefined || request.tools.length === 0
+      ? messages
+      : Effect.zipWith(messages, tokenizer.count(JSON.stringify(request.tools), request.model), (a, b) => a + b)
+    return Effect.map(counted, (tokens) => {
+      promptTokenMemo.set(request, { tokenizer, tokens })
+      return tokens
+    })
   }
 
   const worstCase = (request: ChatRequest) =>
@@ -227,12 +237,13 @@ const build = (config: Config, services: Services, idPrefix: string): Engine => 
     return Effect.succeed({ tokens: usage.inputTokens + usage.outputTokens, nanoUsd })
   }
 
+  // One step for the clock, one for the store: this runs on every call.
   const reserveAmount = (request: ChatRequest, promptTokens: number, amount: Amount): Effect.Effect<Held, LlmError> =>
-    Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
+    Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
       const scope = scopeOfRequest(config, request)
       const id = `${idPrefix}-${(++sequence).toString(36)}`
-      const result = yield* store.reserve({
+      return Effect.flatMap(store.reserve({
         key: scope.key,
         reservationId: id,
         amount,
@@ -240,17 +251,18 @@ const build = (config: Config, services: Services, idPrefix: string): Engine => 
         window: windowAt(config.period, now),
         now,
         expiresAt: now + config.leaseMs
+      }), (result): Effect.Effect<Held, LlmError> => {
+        if (result._tag === "Rejected") {
+          return refuse<Held>(new BudgetExceeded({
+            model: request.model,
+            scope: config.name,
+            requested: fromStoreUnit(result.unit, result.requested),
+            remaining: fromStoreUnit(result.unit, result.remaining),
+            unit: result.unit
+          }))
+        }
+        return Effect.succeed({ id, request, scope, promptTokens })
       })
-      if (result._tag === "Rejected") {
-        return yield* refuse<Held>(new BudgetExceeded({
-          model: request.model,
-          scope: config.name,
-          requested: fromStoreUnit(result.unit, result.requested),
-          remaining: fromStoreUnit(result.unit, result.remaining),
-          unit: result.unit
-        }))
-      }
-      return { id, request, scope, promptTokens }
     })
 
   const publish = (held: Held, crossed: ReadonlyArray<{ unit: Unit; threshold: number }>, snapshot: {
@@ -281,19 +293,16 @@ const build = (config: Config, services: Services, idPrefix: string): Engine => 
     Option.orElse(pricing.lookup(model), () => pricing.lookup(request.model))
 
   const settleOnce = (held: Held, outcome: Outcome): Effect.Effect<void> =>
-    Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
+    Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
       const window = windowAt(config.period, now)
       if (outcome._tag === "Refund") {
-        yield* store.refund({ key: held.scope.key, reservationId: held.id, window, now })
-        return
+        return Effect.asVoid(store.refund({ key: held.scope.key, reservationId: held.id, window, now }))
       }
-      const nanoUsd = Option.match(priceOf(outcome.model, held.request), {
-        onNone: () => 0,
-        onSome: (p) => nanoUsdOf(p, outcome.usage)
-      })
+      const price = priceOf(outcome.model, held.request)
+      const nanoUsd = Option.isSome(price) ? nanoUsdOf(price.value, outcome.usage) : 0
       const actual = { tokens: outcome.usage.inputTokens + outcome.usage.outputTokens, nanoUsd }
-      const result = yield* store.commit({
+      return Effect.flatMap(store.commit({
         key: held.scope.key,
         reservationId: held.id,
         actual,
@@ -301,8 +310,7 @@ const build = (config: Config, services: Services, idPrefix: string): Engine => 
         alertAt: config.alertAt,
         window,
         now
-      })
-      yield* publish(held, result.crossed, result.snapshot, now)
+      }), (result) => result.crossed.length === 0 ? Effect.void : publish(held, result.crossed, result.snapshot, now))
     })
 
   // A store failure is a defect of the store call (the store contract): sandboxed, so it can be retried.
