@@ -279,6 +279,10 @@ const recordOf = (
   return error !== undefined ? Either.left(error) : decoded
 }
 
+/** Every bad path of `generate`'s options at `now` (none when it would succeed), without drawing a secret. */
+export const validate = (options: GenerateOptions, now: number): ReadonlyArray<InvalidOptions["issues"][number]> =>
+  Either.match(recordOf(options, now, "key_000000000000", "0".repeat(64)), { onLeft: (e) => e.issues, onRight: () => [] })
+
 /**
  * A new virtual key: a secret `sk-gw-` + 32 bytes of crypto randomness (base64url), and its record with the id
  * `key_` + 12 random letters and digits, created at `now` (epoch ms). Only the SHA-256 of the secret is in the
