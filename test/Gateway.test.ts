@@ -291,6 +291,12 @@ describe("drain", () => {
       expect(bounded.unsafePoll()).toBeNull()
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(bounded)
+      // as a scope's finalizer (uninterruptible), the grace still bounds the wait
+      const asFinalizer = new Drain()
+      asFinalizer.enter()
+      const scoped = yield* Effect.fork(Effect.scoped(Effect.addFinalizer(() => asFinalizer.close(Duration.seconds(10)))))
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(scoped)
     }))
 })
 

@@ -37,7 +37,8 @@ export class Drain {
   close(grace: Duration.Duration): Effect.Effect<void> {
     return Effect.suspend(() => {
       this.closing = true
-      return this.idle.await.pipe(Effect.timeoutOption(grace), Effect.asVoid)
+      // Interruptible: it runs as a finalizer, where a timeout could not otherwise stop the wait.
+      return Effect.interruptible(this.idle.await).pipe(Effect.timeoutOption(grace), Effect.asVoid)
     })
   }
 }
