@@ -90,3 +90,20 @@ it.scoped("a key file that cannot be written is a KeyStoreError naming the path,
     expect(direct.message).toContain(`write ${path}`)
     expect(yield* Effect.promise(() => readdir(join(path, "..")))).toEqual(["keys.json"])
   }))
+
+it.scoped("two key-file stores over one file (the CLI and a running gateway) see each other's changes", () =>
+  Effect.gen(function*() {
+    const path = yield* tempFile
+    const gateway = yield* makeFile(path)
+    const cli = yield* makeFile(path)
+    const { record } = recordOf()
+    expect(yield* gateway.get(record.hash)).toEqual(Option.none())
+    yield* cli.put(record)
+    expect(yield* gateway.get(record.hash)).toEqual(Option.some(record))
+    expect(yield* gateway.get(record.hash)).toEqual(Option.some(record))
+    yield* cli.revoke(record.id, 77)
+    expect(yield* gateway.get(record.hash)).toEqual(Option.some({ ...record, revokedAt: 77 }))
+    // a hand edit that breaks the file is an error, not "no key"
+    yield* Effect.promise(() => writeFile(path, "[{}]"))
+    expect((yield* Effect.flip(gateway.get(record.hash)))._tag).toBe("KeyStoreError")
+  }))

@@ -4,7 +4,7 @@
  * CLI uses when no Redis is configured: each method reads the file, runs the same pure step and writes it back).
  */
 import { randomBytes } from "node:crypto"
-import { readFile, rename, rm, writeFile } from "node:fs/promises"
+import { readFile, rename, rm, stat, writeFile } from "node:fs/promises"
 import { Effect, Either, HashMap, Layer, Option, Ref, Schema } from "effect"
 import type { InvalidOptions } from "../../InvalidOptions.js"
 import {
@@ -121,18 +121,39 @@ export const writeKeyFile = (path: string, records: ReadonlyArray<KeyRecord>): E
     catch: (error) => new KeyStoreError({ operation: `write ${path}`, cause: error })
   })
 
+/** The identity of a file's current content: a rename gives a new inode, a write a new mtime or size. */
+const versionOf = (path: string): Promise<string | undefined> =>
+  stat(path).then(
+    (s) => `${s.ino}:${s.mtimeMs}:${s.size}`,
+    (error: unknown) => {
+      if (isMissing(error)) return undefined
+      throw error
+    }
+  )
+
 /**
- * The store over a key file, for the CLI of one machine: each method reads the file (a missing file holds no key),
- * runs the memory store's step and writes the file back when it changed. Steps of this process are serialized; two
- * processes writing one file at once may lose one's change (use the Redis store for that). A record in the file
- * that does not decode fails the method with `KeyStoreError` (its cause the `InvalidOptions`).
+ * The store over a key file: each method reads the file (a missing file holds no key), runs the memory store's step
+ * and writes the file back when it changed, so `gateway keys` and a running gateway (behind `keysCache.cached`) see
+ * each other's changes. A file whose inode, mtime and size are those of the last read is not parsed again. Steps of
+ * this process are serialized; two processes writing one file at once may lose one's change (use the Redis store for
+ * that). A record in the file that does not decode fails the method with `KeyStoreError` (its cause the
+ * `InvalidOptions`, every bad path listed).
  */
 export const makeFile = (path: string): Effect.Effect<KeyStoreService> =>
   Effect.map(Effect.makeSemaphore(1), (lock): KeyStoreService => {
-    const read = readKeyFile(path, { missing: "empty" }).pipe(
+    let last: { readonly version: string | undefined; readonly state: KeyState } | undefined
+    const parse = readKeyFile(path, { missing: "empty" }).pipe(
       Effect.catchTag("InvalidOptions", (error) => Effect.fail(new KeyStoreError({ operation: `read ${path}`, cause: error }))),
       Effect.map(stateOf)
     )
+    const read = Effect.tryPromise({
+      try: () => versionOf(path),
+      catch: (error) => new KeyStoreError({ operation: `read ${path}`, cause: error })
+    }).pipe(Effect.flatMap((version) =>
+      last !== undefined && version !== undefined && last.version === version
+        ? Effect.succeed(last.state)
+        : Effect.tap(parse, (state) => Effect.sync(() => void (last = { version, state })))
+    ))
     const step = <A>(f: (state: KeyState) => readonly [A, KeyState]) =>
       lock.withPermits(1)(Effect.flatMap(read, (state) => {
         const [answer, next] = f(state)
