@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Redacted, Scope } from "effect"
+import { Deferred, type Duration, Effect, Exit, Fiber, Redacted, Scope } from "effect"
 import { spawn } from "node:child_process"
-import OpenAI from "openai"
+import OpenAI, { type APIError } from "openai"
 import * as ChaosServer from "../../src/ChaosServer.js"
 import * as Gateway from "../../src/Gateway.js"
 import { hashSecret, type KeyRecord } from "../../src/internal/gateway/keys.js"
@@ -70,6 +70,15 @@ describe("e2e: the gateway through the official openai SDK over ChaosServer", ()
       const last = chunks.at(-1)!
       expect(last.choices).toEqual([])
       expect(last.usage?.completion_tokens).toBeGreaterThan(0)
+      // the library's metrics on the gateway's own port, and its health
+      const metrics = yield* Effect.promise(() => fetch(`${gateway.url}/metrics`).then((r) => r.text()))
+      expect(metrics).toMatch(/^llm_requests_total\{[^}]*model="gpt-4o-mini"[^}]*\} \d+/m)
+      expect(metrics).not.toContain("Say something short")
+      const health = yield* Effect.promise(() => fetch(`${gateway.url}/healthz`).then((r) => r.json()))
+      expect(health).toEqual({ status: "ok" })
+      const unknown = yield* Effect.promise(() => fetch(`${gateway.url}/v1/nothing`).then(async (r) => [r.status, await r.json()] as const))
+      expect(unknown[0]).toBe(404)
+      expect(unknown[1]).toMatchObject({ error: { code: "unknown_url" } })
     })))
 
   it.live("curl -N receives the events one by one and the closing data: [DONE]", () =>
@@ -102,15 +111,15 @@ describe("e2e: the gateway through the official openai SDK over ChaosServer", ()
         Effect.promise(() => sdk(gateway.baseURL, id).chat.completions.create({ model, messages }).then(() => undefined, (e: unknown) => e))
       const unknown = yield* failure("key_nobody")
       expect(unknown).toBeInstanceOf(OpenAI.AuthenticationError)
-      expect((unknown as OpenAI.APIError).code).toBe("invalid_api_key")
+      expect((unknown as APIError).code).toBe("invalid_api_key")
       expect(yield* failure("key_revoked")).toBeInstanceOf(OpenAI.PermissionDeniedError)
       const notAllowed = yield* failure("key_mini", "big")
       expect(notAllowed).toBeInstanceOf(OpenAI.PermissionDeniedError)
-      expect((notAllowed as OpenAI.APIError).code).toBe("model_not_allowed")
+      expect((notAllowed as APIError).code).toBe("model_not_allowed")
       expect(yield* failure("key_slow")).toBeUndefined() // the first request of the minute
       const limited = yield* failure("key_slow")
       expect(limited).toBeInstanceOf(OpenAI.RateLimitError)
-      expect(Number((limited as OpenAI.APIError).headers?.get("retry-after"))).toBeGreaterThan(0)
+      expect(Number((limited as APIError).headers?.get("retry-after"))).toBeGreaterThan(0)
       const models = yield* Effect.promise(() => sdk(gateway.baseURL, "key_mini").models.list())
       expect(models.data.map((m) => m.id)).toEqual(["mini"])
     })))
@@ -121,8 +130,8 @@ describe("e2e: the gateway through the official openai SDK over ChaosServer", ()
       const error = yield* Effect.promise(() =>
         sdk(gateway.baseURL, "key_ok").chat.completions.create({ model: "mini", messages }).then(() => undefined, (e: unknown) => e))
       expect(error).toBeInstanceOf(OpenAI.InternalServerError)
-      expect((error as OpenAI.APIError).status).toBe(502)
-      expect(JSON.stringify((error as OpenAI.APIError).error)).not.toContain("sk-upstream-secret")
+      expect((error as APIError).status).toBe(502)
+      expect(JSON.stringify((error as APIError).error)).not.toContain("sk-upstream-secret")
     })))
 
   it.live("shutdown: a stream in flight finishes, a new request gets an OpenAI-shaped 503, then the port is closed", () =>
@@ -144,8 +153,8 @@ describe("e2e: the gateway through the official openai SDK over ChaosServer", ()
       const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
       yield* Effect.sleep("50 millis")
       const late = yield* Effect.promise(() => client.chat.completions.create({ model: "mini", messages }).then(() => undefined, (e: unknown) => e))
-      expect((late as OpenAI.APIError).status).toBe(503)
-      expect((late as OpenAI.APIError).code).toBe("shutting_down")
+      expect((late as APIError).status).toBe(503)
+      expect((late as APIError).code).toBe("shutting_down")
       const chunks = yield* Fiber.join(streaming)
       expect(chunks.some((c) => c.choices[0]?.finish_reason === "stop")).toBe(true)
       yield* Fiber.join(closing)
@@ -161,7 +170,7 @@ describeRedis("e2e: a stream cut at the end of the grace refunds its budget rese
       const budgeted = key("key_budget", "acme", { budgets: [{ tokens: 200, period: "day" }] })
       const outer = yield* Scope.make()
       const upstream = yield* Scope.extend(ChaosServer.make({ seed: 4, words: 40, faults: { chunkDelay: "100 millis" } }), outer)
-      const config = (grace: string): Gateway.Config => ({
+      const config = (grace: Duration.DurationInput): Gateway.Config => ({
         upstreams: { chaos: { baseURL: upstream.baseURL, apiKey: Redacted.make("sk-upstream") } },
         models: { mini: { deployments: [{ id: "chaos-mini", upstream: "chaos", model: "gpt-4o-mini" }] } },
         redis: { url: redisUrl, prefix },
@@ -192,7 +201,7 @@ describeRedis("e2e: a stream cut at the end of the grace refunds its budget rese
       const answer = yield* Effect.promise(() =>
         sdk(again.baseURL, "key_budget").chat.completions.create({ model: "mini", messages, max_tokens: 150 }).then(
           (r) => r.choices[0].finish_reason,
-          (e: unknown) => `refused ${(e as OpenAI.APIError).status}`
+          (e: unknown) => `refused ${(e as APIError).status}`
         ))
       expect(answer).not.toBe("refused 429")
       yield* Scope.close(second, Exit.void)

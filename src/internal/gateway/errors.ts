@@ -138,6 +138,10 @@ export const modelNotAllowed = (model: string): ErrorAnswer =>
 export const unknownModel = (model: string): ErrorAnswer =>
   answer(404, "invalid_request_error", "model_not_found", `The model ${model} does not exist`, { param: "model" })
 
+/** No such route. */
+export const notFound = (method: string, path: string): ErrorAnswer =>
+  answer(404, "invalid_request_error", "unknown_url", `Unknown request URL: ${method} ${path}`)
+
 /** A body the gateway cannot read (never quoting its values: they may be prompt text). */
 export const invalidBody = (message: string, param: string | null = null): ErrorAnswer =>
   answer(400, "invalid_request_error", null, message, { param: param ?? undefined })

@@ -113,7 +113,7 @@ const stream = (
         onSome: onError
       }))
     }
-    const head = Chunk.unsafeHead(first.right)
+    const head = Option.getOrUndefined(Chunk.head(first.right))
     const now = yield* Clock.currentTimeMillis
     const sse = Wire.sseWriter({
       id: `chatcmpl-${now.toString(36)}${(yield* Random.nextIntBetween(0, 1e9)).toString(36)}`,
@@ -131,12 +131,12 @@ const stream = (
       Stream.mapConcat((chunk) => sse.chunk(chunk, () => extra)),
       Stream.concat(Stream.make(sse.done)),
       Stream.catchAll((error: LlmError) => Stream.make(sse.error(onError(error).body))),
-      (s) => Stream.concat(Stream.make(sse.opening(head.model)), s),
+      (s) => Stream.concat(Stream.make(sse.opening(head?.model ?? body.model)), s),
       Stream.encodeText
     )
     return HttpServerResponse.stream(events, {
       contentType: "text/event-stream",
-      headers: { "cache-control": "no-cache", ...llmHeaders({ model: head.model, servedFrom: head.servedFrom }) }
+      headers: { "cache-control": "no-cache", ...llmHeaders({ model: head?.model ?? body.model, servedFrom: head?.servedFrom }) }
     })
   })
 
@@ -196,5 +196,7 @@ export const router = (app: App) =>
         ? HttpServerResponse.unsafeJson({ status: "shutting_down" }, { status: 503 })
         : HttpServerResponse.unsafeJson({ status: "ok" }))),
     HttpRouter.get("/metrics", Effect.map(app.metrics, (text) =>
-      HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" })))
+      HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" }))),
+    HttpRouter.all("*", Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
+      respond(Errors.notFound(request.method, new URL(request.url, "http://gateway").pathname))))
   )
