@@ -208,6 +208,7 @@ export const make = (store: Store, config: Config): Engine => {
   }
 
   const evictBeyondCapacity: Effect.Effect<void> = Effect.suspend(() => {
+    if (owned.size <= config.capacity) return Effect.void
     const victims: Array<string> = []
     for (const key of owned.keys()) {
       if (owned.size - victims.length <= config.capacity) break
@@ -218,8 +219,8 @@ export const make = (store: Store, config: Config): Engine => {
   })
 
   const read = (key: string): Effect.Effect<Option.Option<ChatResponse>> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.flatMap(store.get(key, now), (stored) => {
+    Effect.clockWith((clock) =>
+      Effect.flatMap(store.get(key, clock.unsafeCurrentTimeMillis()), (stored) => {
         if (Option.isNone(stored)) return Effect.succeed(Option.none())
         const decoded = decodeStored(stored.value)
         // An entry that no longer decodes (written by another version) is a miss, and is dropped.
@@ -242,14 +243,16 @@ export const make = (store: Store, config: Config): Engine => {
       : Option.match(encodeResponse(response), {
         onNone: () => Effect.void,
         onSome: (encoded) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) =>
-            Effect.zipRight(
+          Effect.clockWith((clock) => {
+            const now = clock.unsafeCurrentTimeMillis()
+            return Effect.zipRight(
               store.set(key, encoded, now + lifetime, now),
               Effect.suspend(() => {
                 touch(key)
                 return evictBeyondCapacity
               })
-            ))
+            )
+          })
       })
   }
 
