@@ -52,6 +52,18 @@ export const gatewayKeyStoreContract = (name: string, layer: () => Layer.Layer<K
         expect(yield* store.list).toEqual([first])
       })))
 
+    it.effect("a record that breaks the Schema is refused with KeyStoreError and nothing is stored", () =>
+      run(Effect.gen(function*() {
+        const store = yield* KeyStore
+        const bad = { ...recordOf().record, createdAt: -5, rateLimit: { rpm: 0 } }
+        const error = yield* Effect.flip(store.put(bad))
+        expect(error._tag).toBe("KeyStoreError")
+        expect(error.message).toContain("createdAt")
+        expect(error.message).toContain("rateLimit.rpm")
+        expect(yield* store.get(bad.hash)).toEqual(Option.none())
+        expect(yield* store.list).toEqual([])
+      })))
+
     it.effect("revoke marks the key at now; an unknown id is false; a later revoke keeps the first time", () =>
       run(Effect.gen(function*() {
         const store = yield* KeyStore
@@ -63,6 +75,9 @@ export const gatewayKeyStoreContract = (name: string, layer: () => Layer.Layer<K
         expect(yield* store.revoke(record.id, 9_000)).toBe(true)
         expect(yield* store.get(record.hash)).toEqual(Option.some({ ...record, revokedAt: 5_000 }))
         expect(yield* store.list).toEqual([{ ...record, revokedAt: 5_000 }])
+        // a replica whose clock lags revokes "earlier": the earliest time wins
+        expect(yield* store.revoke(record.id, 4_000)).toBe(true)
+        expect(yield* store.get(record.hash)).toEqual(Option.some({ ...record, revokedAt: 4_000 }))
       })))
 
     it.effect("a revocation earlier than one planned in the record wins; a later one does not move it", () =>

@@ -1,7 +1,9 @@
 import { expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Option } from "effect"
+import * as fc from "fast-check"
 import { Redis as IORedis } from "ioredis"
-import { KeyStore, type KeyStoreError } from "../../src/internal/gateway/keys.js"
+import { hashSecret, type KeyRecord, KeyStore, type KeyStoreError, type KeyStoreService } from "../../src/internal/gateway/keys.js"
+import { makeMemory } from "../../src/internal/gateway/keysMemory.js"
 import { keysOf } from "../../src/internal/redis/gatewayKeys.js"
 import * as Redis from "../../src/Redis.js"
 import { describeRedis, keysUnder, layerRedisTest, layerRedisUnreachable, redisUrl, testPrefix } from "../support/redis.js"
@@ -14,7 +16,70 @@ const storeOn = (prefix: string) =>
     (context) => Context.get(context, KeyStore)
   )
 
+type Op =
+  | { readonly _tag: "put"; readonly id: number; readonly secret: number; readonly createdAt: number; readonly revokedAt?: number | undefined }
+  | { readonly _tag: "revoke"; readonly id: number; readonly now: number }
+  | { readonly _tag: "get"; readonly secret: number }
+  | { readonly _tag: "list" }
+
+// few ids and secrets, so that repeats (refused puts, revocations of known and unknown ids) are common
+const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({
+    _tag: fc.constant("put" as const),
+    id: fc.nat(2),
+    secret: fc.nat(2),
+    createdAt: fc.nat(5),
+    revokedAt: fc.option(fc.nat(20), { nil: undefined })
+  }, { requiredKeys: ["_tag", "id", "secret", "createdAt"] }),
+  fc.record({ _tag: fc.constant("revoke" as const), id: fc.nat(3), now: fc.nat(20) }),
+  fc.record({ _tag: fc.constant("get" as const), secret: fc.nat(3) }),
+  fc.constant({ _tag: "list" as const })
+)
+
+const recordFor = (op: Extract<Op, { _tag: "put" }>): KeyRecord => ({
+  id: `key_p${op.id}`,
+  tenant: `t${op.id}`,
+  hash: hashSecret(`sk-gw-p${op.secret}`),
+  createdAt: op.createdAt,
+  ...(op.revokedAt === undefined ? {} : { revokedAt: op.revokedAt })
+})
+
+const replay = (store: KeyStoreService, ops: ReadonlyArray<Op>) =>
+  Effect.forEach(ops, (op): Effect.Effect<unknown, KeyStoreError> => {
+    switch (op._tag) {
+      case "put":
+        return store.put(recordFor(op))
+      case "revoke":
+        return store.revoke(`key_p${op.id}`, op.now)
+      case "get":
+        return store.get(hashSecret(`sk-gw-p${op.secret}`))
+      case "list":
+        return store.list
+    }
+  })
+
 describeRedis("GatewayKeyStore (Redis)", () => {
+  it.scoped("random sequences of put, revoke, get and list answer the same from Redis as from memory", () =>
+    Effect.gen(function*() {
+      const runtime = yield* Effect.runtime<never>()
+      let runs = 0
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(fc.array(opArbitrary, { minLength: 1, maxLength: 40, size: "max" }), async (ops) => {
+            runs++
+            const answers = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+              const memory = yield* Effect.orDie(makeMemory([]))
+              const redis = yield* storeOn(testPrefix())
+              return [yield* replay(memory, ops), yield* replay(redis, ops)] as const
+            })).pipe(Effect.provide(runtime.context)))
+            expect(answers[1]).toEqual(answers[0])
+          }),
+          { numRuns: 150 }
+        )
+      )
+      expect(runs).toBeGreaterThanOrEqual(150)
+    }), 60_000)
+
   gatewayKeyStoreContract("redis", () => Redis.layerGatewayKeyStore.pipe(Layer.provide(layerRedisTest()), Layer.orDie))
 
   it.scoped("three hashes in one slot under the prefix, no TTL; neither the secret nor the tenant in a key name", () =>

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto"
 import { readFile, rename, rm, stat, writeFile } from "node:fs/promises"
 import { Effect, Either, HashMap, Layer, Option, Ref, Schema } from "effect"
-import type { InvalidOptions } from "../../InvalidOptions.js"
+import { InvalidOptions } from "../../InvalidOptions.js"
 import {
   byCreation,
   decodeRecords,
@@ -52,12 +52,19 @@ export const revokeStep = (state: KeyState, id: string, now: number): readonly [
 
 const target = "Gateway keys"
 
+/** A record that breaks the Schema is refused by every store (the Redis one could not encode it). */
+const checked = (record: KeyRecord): Effect.Effect<KeyRecord, KeyStoreError> =>
+  Effect.mapError(
+    Schema.validate(KeyRecordSchema, { errors: "all" })(record),
+    (error) => new KeyStoreError({ operation: "put", cause: InvalidOptions.fromParseError("Gateway key", error) })
+  )
+
 /** A store in memory holding `records` (each decoded by the Schema; no id or hash twice, else `InvalidOptions`). */
 export const makeMemory = (records: ReadonlyArray<KeyRecord>): Effect.Effect<KeyStoreService, InvalidOptions> =>
-  Effect.flatMap(decodeRecords(records, target), (checked) =>
-    Effect.map(Ref.make(stateOf(checked)), (ref): KeyStoreService => ({
+  Effect.flatMap(decodeRecords(records, target), (initial) =>
+    Effect.map(Ref.make(stateOf(initial)), (ref): KeyStoreService => ({
       get: (hash) => Ref.modify(ref, (state) => [HashMap.get(state.byHash, hash), state]),
-      put: (record) => Ref.modify(ref, (state) => putStep(state, record)),
+      put: (record) => Effect.flatMap(checked(record), (valid) => Ref.modify(ref, (state) => putStep(state, valid))),
       list: Ref.modify(ref, (state) => [recordsOf(state), state]),
       revoke: (id, now) => Ref.modify(ref, (state) => revokeStep(state, id, now))
     })))
@@ -161,7 +168,7 @@ export const makeFile = (path: string): Effect.Effect<KeyStoreService> =>
       }))
     return {
       get: (hash) => Effect.map(read, (state) => HashMap.get(state.byHash, hash)),
-      put: (record) => step((state) => putStep(state, record)),
+      put: (record) => Effect.flatMap(checked(record), (valid) => step((state) => putStep(state, valid))),
       list: Effect.map(read, recordsOf),
       revoke: (id, now) => step((state) => revokeStep(state, id, now))
     }

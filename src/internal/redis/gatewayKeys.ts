@@ -90,7 +90,7 @@ export const make = (redis: RedisClient["Type"]): KeyStoreService => {
         Effect.mapError(failed("get"))
       ),
     put: (record) =>
-      Schema.encode(Schema.parseJson(KeyRecordSchema))(record).pipe(
+      Schema.encode(Schema.parseJson(KeyRecordSchema), { errors: "all" })(record).pipe(
         Effect.mapError((error) => InvalidOptions.fromParseError("Gateway key", error)),
         Effect.flatMap((json) => redis.run(PUT, [keys.records, keys.ids], [record.hash, record.id, json])),
         Effect.map((reply) => reply === 1),
