@@ -5,6 +5,7 @@
  *
  * - `POST /v1/chat/completions`: JSON, or server-sent events with `stream: true` (a role delta, content deltas, a
  *   chunk with the finish reason, a usage chunk with `stream_options.include_usage`, then `data: [DONE]`).
+ * - `POST /v1/embeddings`: each embedding model over its deployments in order, behind the key's limits.
  * - `GET /v1/models` (the gateway's model names the key may call), `GET /healthz`, `GET /metrics` (Prometheus text
  *   of every metric the library records).
  *
@@ -79,9 +80,24 @@ export type Deployment = internalConfig.Deployment
 export type Route = internalConfig.Route
 
 /**
+ * One embedding model of `POST /v1/embeddings`: its deployments, tried in order (the next one takes over after an
+ * error another deployment may not have: a 5xx, a 429, a timeout, a refused key). A key's budgets and rate limit
+ * apply to embeddings under the same names as to its chat calls, so one budget covers both.
+ *
+ * @example
+ * ```ts
+ * import type * as Gateway from "effect-llm-resilience/Gateway"
+ * const small: Gateway.EmbeddingRoute = { deployments: [{ id: "openai-small", upstream: "openai", model: "text-embedding-3-small" }] }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type EmbeddingRoute = internalConfig.EmbeddingRoute
+
+/**
  * The gateway's configuration. `host` defaults to "127.0.0.1" (expose it deliberately) and `port` to 0 (any free
  * port). `models` maps each gateway model name to its route; `pipeline` is the default pipeline of every route
- * without its own. `redis` (`{ url, prefix }`, prefix default "llm:") keeps every store in Redis, shared by every
+ * without its own; `embeddings` maps each embedding model name to its deployments (tried in order). `redis` (`{ url, prefix }`, prefix default "llm:") keeps every store in Redis, shared by every
  * replica; absent, they are in memory. Keys come from `keys` (records, one process), `keysFile` (the key file the
  * `gateway keys` command writes), the Redis key store when `redis` is given, or a `KeyStore` in context.
  * `shutdown.grace` (default 10 seconds) is how long requests in flight may take when the gateway stops;

@@ -1,6 +1,7 @@
 import { HttpApp } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Either, Exit, Fiber, Layer, Option, Redacted, Scope, TestClock } from "effect"
+import * as Embeddings from "../src/Embeddings.js"
 import * as FakeLlm from "../src/FakeLlm.js"
 import * as Gateway from "../src/Gateway.js"
 import type { InvalidOptions } from "../src/InvalidOptions.js"
@@ -9,6 +10,7 @@ import * as LlmError from "../src/LlmError.js"
 import * as Pipeline from "../src/Pipeline.js"
 import * as Clients from "../src/internal/gateway/clients.js"
 import * as GatewayConfig from "../src/internal/gateway/config.js"
+import * as EmbeddingsRoute from "../src/internal/gateway/embeddings.js"
 import * as Errors from "../src/internal/gateway/errors.js"
 import { hashSecret, KeyRecord, KeyRefused, KeyStore } from "../src/internal/gateway/keys.js"
 import { Drain, router } from "../src/internal/gateway/server.js"
@@ -269,6 +271,41 @@ describe("per-key policies", () => {
       Clients.clientKey(record("key_a", "t", { rateLimit: { rpm: 5 } }), "mini")
     )
   })
+})
+
+describe("embeddings", () => {
+  const service = (outcome: "ok" | LlmError.LlmError): Embeddings.Service => ({
+    embed: (request) =>
+      outcome === "ok"
+        ? Effect.succeed(new Embeddings.EmbedResponse({ model: request.model, embeddings: request.input.map(() => [1, 0]), usage: { inputTokens: 3 } }))
+        : Effect.fail(outcome)
+  })
+  const request = new Embeddings.EmbedRequest({ model: "small", input: ["a"] })
+  const none: Embeddings.Policy = (next) => next
+
+  it.effect("the next deployment takes over after an error it may not have; a caller's error is returned as is", () =>
+    Effect.gen(function* () {
+      const run = (first: LlmError.LlmError) =>
+        EmbeddingsRoute.failover([
+          { id: "one", model: "m1", service: service(first) },
+          { id: "two", model: "m2", service: service("ok") }
+        ])(request, none)
+      const answered = yield* run(new LlmError.ServerError({ status: 503 }))
+      expect([answered.deployment, answered.response.model]).toEqual(["two", "m2"])
+      const refused = yield* Effect.flip(run(new LlmError.BadRequest({})))
+      expect(refused._tag).toBe("BadRequest")
+    }))
+
+  it.effect("a key's budget refuses embeddings that do not fit, under the name its chat calls are charged to", () =>
+    Effect.gen(function* () {
+      const key = record("key_a", "acme", { budgets: [{ tokens: 5, period: "day" }] })
+      const limits = yield* EmbeddingsRoute.keyLimits(key)
+      const long = new Embeddings.EmbedRequest({ model: "small", input: ["a sentence that is longer than five tokens for sure"] })
+      const error = yield* Effect.flip(limits(service("ok").embed)(long))
+      expect(error._tag === "BudgetExceeded" && error.scope).toBe(Clients.keyBudgetName(key, 0))
+      expect(EmbeddingsRoute.toRequest(Either.getOrThrow(EmbeddingsRoute.decodeBody({ model: "small", input: "x", user: "u" })), "acme").user)
+        .toBe("acme:u")
+    }).pipe(Effect.provide(Pipeline.layerStoresMemory)))
 })
 
 describe("drain", () => {

@@ -134,6 +134,35 @@ describe("e2e: the gateway through the official openai SDK over ChaosServer", ()
       expect(JSON.stringify((error as APIError).error)).not.toContain("sk-upstream-secret")
     })))
 
+  it.live("embeddings through the SDK (its base64 transfer): failover past a failing deployment, the key's model list applies", () =>
+    Effect.scoped(Effect.gen(function* () {
+      const down = yield* ChaosServer.make({ seed: 5, faults: { outage: { status: 503 } } })
+      const { gateway } = yield* gatewayOver({}, {
+        upstreams: {
+          chaos: { baseURL: (yield* ChaosServer.make({ seed: 6 })).baseURL, apiKey: Redacted.make("sk-upstream") },
+          down: { baseURL: down.baseURL, apiKey: Redacted.make("sk-upstream") }
+        },
+        models: { mini: { deployments: [{ id: "chaos-mini", upstream: "chaos", model: "gpt-4o-mini" }] } },
+        embeddings: {
+          small: {
+            deployments: [
+              { id: "down-small", upstream: "down", model: "text-embedding-3-small" },
+              { id: "chaos-small", upstream: "chaos", model: "text-embedding-3-small" }
+            ]
+          }
+        }
+      })
+      const { data, response } = yield* Effect.promise(() =>
+        sdk(gateway.baseURL, "key_ok").embeddings.create({ model: "small", input: ["refund policy", "shipping times"], dimensions: 8 }).withResponse())
+      expect(data.data.map((d) => d.embedding.length)).toEqual([8, 8])
+      expect(data.usage.prompt_tokens).toBeGreaterThan(0)
+      expect(response.headers.get("x-llm-deployment")).toBe("chaos-small")
+      expect((yield* down.stats).requests).toBe(1)
+      const refused = yield* Effect.promise(() =>
+        sdk(gateway.baseURL, "key_mini").embeddings.create({ model: "small", input: "x" }).then(() => undefined, (e: unknown) => e))
+      expect(refused).toBeInstanceOf(OpenAI.PermissionDeniedError)
+    })))
+
   it.live("shutdown: a stream in flight finishes, a new request gets an OpenAI-shaped 503, then the port is closed", () =>
     Effect.gen(function* () {
       const scope = yield* Scope.make()

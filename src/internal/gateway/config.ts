@@ -34,12 +34,18 @@ export interface Route {
   readonly pipeline?: Pipeline.Options | undefined
 }
 
+/** One embedding model: its deployments, tried in order. */
+export interface EmbeddingRoute {
+  readonly deployments: ReadonlyArray<Deployment>
+}
+
 /** The gateway's configuration (see `Gateway.Config`). */
 export interface Config {
   readonly host?: string | undefined
   readonly port?: number | undefined
   readonly upstreams: Readonly<Record<string, Upstream>>
   readonly models: Readonly<Record<string, Route>>
+  readonly embeddings?: Readonly<Record<string, EmbeddingRoute>> | undefined
   readonly pipeline?: Pipeline.Options | undefined
   readonly redis?: { readonly url: string; readonly prefix?: string | undefined } | undefined
   readonly keys?: ReadonlyArray<KeyRecord> | undefined
@@ -54,6 +60,7 @@ export interface Resolved {
   readonly port: number
   readonly upstreams: ReadonlyMap<string, { readonly baseURL: string; readonly apiKey: Redacted.Redacted<string> }>
   readonly models: ReadonlyMap<string, Route & { readonly pipeline: Pipeline.Options }>
+  readonly embeddings: ReadonlyMap<string, EmbeddingRoute>
   readonly redis: { readonly url: string; readonly prefix: string } | undefined
   readonly keys: ReadonlyArray<KeyRecord> | undefined
   readonly keysFile: string | undefined
@@ -76,8 +83,10 @@ const UpstreamSchema = Schema.Struct({
   apiKeyEnv: optional(Schema.NonEmptyString)
 }).annotations(strict)
 
+const DeploymentSchema = Schema.Struct({ id: Name, upstream: Schema.String, model: Schema.NonEmptyString }).annotations(strict)
+
 const RouteSchema = Schema.Struct({
-  deployments: Schema.NonEmptyArray(Schema.Struct({ id: Name, upstream: Schema.String, model: Schema.NonEmptyString }).annotations(strict)),
+  deployments: Schema.NonEmptyArray(DeploymentSchema),
   strategy: optional(Schema.Literal("weighted", "least-busy", "latency", "usage", "cost")),
   pipeline: optional(Options)
 }).annotations(strict)
@@ -87,6 +96,10 @@ const ConfigSchema = Schema.Struct({
   port: optional(Schema.Int.pipe(Schema.between(0, 65_535))),
   upstreams: Schema.Record({ key: Name, value: UpstreamSchema }),
   models: Schema.Record({ key: Schema.NonEmptyString, value: RouteSchema }),
+  embeddings: optional(Schema.Record({
+    key: Schema.NonEmptyString,
+    value: Schema.Struct({ deployments: Schema.NonEmptyArray(DeploymentSchema) }).annotations(strict)
+  })),
   pipeline: optional(Options),
   redis: optional(Schema.Struct({ url: AbsoluteUrl, prefix: optional(Schema.String) }).annotations(strict)),
   keys: optional(Schema.Array(KeyRecordSchema)),
@@ -112,9 +125,13 @@ const routeIssues = (config: Decoded): ReadonlyArray<Issue> => {
   const seen = new Set<string>()
   const issues: Array<Issue> = []
   if (Object.keys(config.models).length === 0) issues.push({ path: "models", message: "Expected at least one model" })
-  for (const [model, route] of Object.entries(config.models)) {
+  const routes = [
+    ...Object.entries(config.models).map(([model, route]) => [`models.${model}`, route] as const),
+    ...Object.entries(config.embeddings ?? {}).map(([model, route]) => [`embeddings.${model}`, route] as const)
+  ]
+  for (const [at, route] of routes) {
     route.deployments.forEach((d, i) => {
-      const path = `models.${model}.deployments.${i}`
+      const path = `${at}.deployments.${i}`
       if (!Object.hasOwn(config.upstreams, d.upstream)) {
         issues.push({ path: `${path}.upstream`, message: `No upstream named "${d.upstream}"` })
       }
@@ -172,6 +189,7 @@ export const resolve = (input: Config, env: NodeJS.ProcessEnv = process.env): Ef
         ...route,
         pipeline: route.pipeline ?? defaultPipeline
       }])),
+      embeddings: new Map(Object.entries(config.embeddings ?? {})),
       redis: config.redis === undefined ? undefined : { url: config.redis.url, prefix: config.redis.prefix ?? "llm:" },
       keys: config.keys,
       keysFile: config.keysFile,

@@ -15,6 +15,9 @@ import type * as LlmClient from "../../LlmClient.js"
 import { type LlmError, StreamTruncated } from "../../LlmError.js"
 import * as Pricing from "../../Pricing.js"
 import { type Route, budgetResetIn } from "./clients.js"
+import type { EmbedRequest, Policy as EmbeddingsPolicy } from "../../Embeddings.js"
+import * as Embed from "./embeddings.js"
+import type { Answered } from "./embeddings.js"
 import * as Errors from "./errors.js"
 import { authenticate, type KeyRecord } from "./keys.js"
 import * as Wire from "./wire.js"
@@ -48,6 +51,11 @@ export interface App {
   readonly models: ReadonlyArray<string>
   readonly routes: ReadonlyMap<string, Route>
   readonly client: (key: KeyRecord, model: string) => Effect.Effect<LlmClient.Service, unknown>
+  /** The embedding models, each over its deployments (none when the configuration has no `embeddings`). */
+  readonly embeddings?: {
+    readonly routes: ReadonlyMap<string, (request: EmbedRequest, limits: EmbeddingsPolicy) => Effect.Effect<Answered, LlmError>>
+    readonly limits: (key: KeyRecord) => Effect.Effect<EmbeddingsPolicy, unknown>
+  } | undefined
   readonly drain: Drain
   readonly metrics: Effect.Effect<string>
 }
@@ -162,12 +170,30 @@ const chat = (app: App) =>
     return yield* (body.stream === true ? stream(client, request, body, onError) : complete(client, request, onError))
   })
 
+const embeddings = (app: App) =>
+  Effect.gen(function* () {
+    const now = yield* Clock.currentTimeMillis
+    const record = yield* key(now)
+    const body = yield* Effect.flatMap(readBody, (raw) =>
+      Either.mapLeft(Embed.decodeBody(raw), (message): Failure => Errors.invalidBody(message)))
+    if (!allowed(record, body.model)) return yield* Effect.fail(Errors.modelNotAllowed(body.model))
+    const route = app.embeddings?.routes.get(body.model)
+    if (route === undefined || app.embeddings === undefined) return yield* Effect.fail(Errors.unknownModel(body.model))
+    const limits = yield* Effect.mapError(app.embeddings.limits(record), (): Failure => Errors.internal)
+    const answered = yield* Effect.mapError(route(Embed.toRequest(body, record.tenant), limits), (error) =>
+      Errors.fromLlmError(error, body.model))
+    const cost = yield* Embed.costOf(answered.response)
+    return HttpServerResponse.unsafeJson(Embed.responseBody(answered.response, body.encoding_format), {
+      headers: llmHeaders({ model: answered.response.model, deployment: answered.deployment, servedFrom: "provider", cost })
+    })
+  })
+
 const models = (app: App) =>
   Effect.gen(function* () {
     const record = yield* key(yield* Clock.currentTimeMillis)
     return HttpServerResponse.unsafeJson({
       object: "list",
-      data: app.models.filter((m) => allowed(record, m)).map((id) => ({ id, object: "model", created: 0, owned_by: "gateway" }))
+      data: [...app.models, ...(app.embeddings?.routes.keys() ?? [])].filter((m) => allowed(record, m)).map((id) => ({ id, object: "model", created: 0, owned_by: "gateway" }))
     })
   })
 
@@ -190,6 +216,7 @@ const tracked = <R>(app: App, handler: Effect.Effect<HttpServerResponse.HttpServ
 export const router = (app: App) =>
   HttpRouter.empty.pipe(
     HttpRouter.post("/v1/chat/completions", tracked(app, chat(app))),
+    HttpRouter.post("/v1/embeddings", tracked(app, embeddings(app))),
     HttpRouter.get("/v1/models", tracked(app, models(app))),
     HttpRouter.get("/healthz", Effect.sync(() =>
       app.drain.closing

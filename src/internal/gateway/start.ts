@@ -18,9 +18,11 @@ import * as Redis from "../../Redis.js"
 import * as Tokenizer from "../../Tokenizer.js"
 import * as NodeHttpServer from "../nodeHttpServer.js"
 import * as GatewayKeysRedis from "../redis/gatewayKeys.js"
-import { buildRoute, makeClients, type Route, type Stores } from "./clients.js"
+import type * as Embeddings from "../../Embeddings.js"
+import { buildRoute, clientKey, Lru, makeClients, type Route, type Stores } from "./clients.js"
+import * as EmbeddingsRoute from "./embeddings.js"
 import type { Resolved } from "./config.js"
-import { KeyStore, type KeyStoreService } from "./keys.js"
+import { type KeyRecord, KeyStore, type KeyStoreService } from "./keys.js"
 import * as KeysCache from "./keysCache.js"
 import * as KeysMemory from "./keysMemory.js"
 import { Drain, router } from "./server.js"
@@ -74,6 +76,34 @@ const metricsText = Effect.gen(function* () {
   return Effect.promise(() => exporter.collect()).pipe(Effect.map((result) => serializer.serialize(result.resourceMetrics)))
 })
 
+/** The embedding routes: one service per upstream they use, each model over its deployments; the keys' limits cached. */
+const embeddingRoutes = (config: Resolved, context: Context.Context<Stores>) =>
+  Effect.gen(function* () {
+    if (config.embeddings.size === 0) return undefined
+    const services = new Map<string, Embeddings.Service>()
+    for (const route of config.embeddings.values()) {
+      for (const d of route.deployments) {
+        const upstream = config.upstreams.get(d.upstream)!
+        if (!services.has(d.upstream)) {
+          services.set(d.upstream, yield* OpenAi.makeEmbeddings({ apiKey: upstream.apiKey, baseURL: upstream.baseURL }))
+        }
+      }
+    }
+    const routes = new Map([...config.embeddings].map(([model, route]) => [
+      model,
+      EmbeddingsRoute.failover(route.deployments.map((d) => ({ id: d.id, model: d.model, service: services.get(d.upstream)! })))
+    ]))
+    const cache = new Lru<Embeddings.Policy>(config.maxClients)
+    const limits = (key: KeyRecord) =>
+      Effect.suspend(() => {
+        const id = clientKey(key, "/v1/embeddings")
+        const found = cache.get(id)
+        if (found !== undefined) return Effect.succeed(found)
+        return Effect.tap(Effect.provide(EmbeddingsRoute.keyLimits(key), context), (built) => Effect.sync(() => cache.set(id, built)))
+      })
+    return { routes, limits }
+  })
+
 /** Starts the gateway for the life of the scope. */
 export const start = (
   config: Resolved
@@ -90,10 +120,11 @@ export const start = (
       routes.set(model, yield* Effect.provide(buildRoute(config, model, upstreams), context))
     }
     const clients = makeClients(routes, config.maxClients, context)
+    const embeddings = yield* embeddingRoutes(config, context)
     const drain = new Drain()
     const metrics = yield* metricsText
     const server = yield* NodeHttpServer.make(() => Http.createServer(), { port: config.port, host: config.host })
-    const app = { models: [...config.models.keys()], routes, client: clients.get, drain, metrics }
+    const app = { models: [...config.models.keys()], routes, client: clients.get, embeddings, drain, metrics }
     yield* server.serve(router(app)).pipe(Effect.provideService(KeyStore, keys), Effect.provide(context))
     // Added last, so it runs first when the scope closes: before the handlers are interrupted and the server closes.
     yield* Effect.addFinalizer(() => drain.close(config.grace))
