@@ -79,8 +79,8 @@ interface Plan {
   readonly order: ReadonlyArray<Deployment>
   /** Tokens charged up front: prompt + max output. */
   readonly estimate: number
-  /** The error when nothing is eligible. */
-  readonly none: LlmError.LlmError
+  /** The error when nothing is eligible (built only then: an error captures a stack, ~10 µs). */
+  readonly none: () => LlmError.LlmError
 }
 
 const promptTokens = (request: ChatRequest, needed: boolean): Effect.Effect<number> =>
@@ -157,7 +157,7 @@ const plan = (config: Config, store: Store, request: ChatRequest, group: Readonl
     for (let i = 0; i <= candidates.length; i++) randoms.push(yield* Random.next)
     const rule = { staleBefore: now - config.staleMs, exploration: config.exploration }
     const order = Strategy.order(config.strategy, candidates, randoms, rule).map((i) => group[i])
-    return { order, estimate, none: noneError(request, group, waits, tooSmall, estimate) } satisfies Plan
+    return { order, estimate, none: () => noneError(request, group, waits, tooSmall, estimate) } satisfies Plan
   })
 
 const admission = (config: Config, d: Deployment, estimate: number): Admission => ({
@@ -261,7 +261,7 @@ export const complete = (config: Config, store: Store, next: LlmClient.Complete)
   if (group === undefined) return next(request)
   return Effect.flatMap(plan(config, store, request, group), (p) => {
     const attempt = (i: number, last: LlmError.LlmError | undefined): Effect.Effect<ChatResponse, LlmError.LlmError> => {
-      if (i >= p.order.length) return Effect.fail(last ?? p.none)
+      if (i >= p.order.length) return Effect.fail(last ?? p.none())
       const d = p.order[i]
       return Effect.flatMap(begin(config, store, d, p.estimate), (admitted) => {
         if (!admitted) return attempt(i + 1, last)
@@ -296,7 +296,7 @@ export const stream = (config: Config, store: Store, next: LlmClient.StreamFn): 
   if (group === undefined) return next(request)
   return Stream.unwrap(Effect.map(plan(config, store, request, group), (p) => {
     const attempt = (i: number, last: LlmError.LlmError | undefined): Stream.Stream<ChatChunk, LlmError.LlmError> => {
-      if (i >= p.order.length) return Stream.fail(last ?? p.none)
+      if (i >= p.order.length) return Stream.fail(last ?? p.none())
       const d = p.order[i]
       return Stream.unwrap(Effect.flatMap(begin(config, store, d, p.estimate), (admitted) => {
         if (!admitted) return Effect.succeed(attempt(i + 1, last))

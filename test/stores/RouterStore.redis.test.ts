@@ -51,6 +51,38 @@ describeRedis("RouterStore over Redis", () => {
     })
   })
 
+  it.live("a busy key: 1,000 concurrent begins and settles over two connections stay exact with far fewer writes than steps", () => {
+    const prefix = testPrefix()
+    let writes = 0
+    // A process whose connection counts the scripts it runs (every write is one compare-and-set script).
+    const counted = Layer.effect(
+      Redis.RedisClient,
+      Effect.map(Redis.RedisClient, (redis) => ({
+        ...redis,
+        run: (...args: Parameters<typeof redis.run>) => (writes++, redis.run(...args))
+      }))
+    ).pipe(Layer.provide(Redis.layer({ url: redisUrl, prefix })))
+    const processA = Redis.layerRouterStore.pipe(Layer.provide(counted))
+    const processB = Redis.layerRouterStore.pipe(Layer.provide(counted))
+    const key = `router:busy-${randomUUID()}`
+    const success = { kind: "success", tokensDelta: 0, latencyMs: 5, alpha: 0.3, staleBefore: 0, allowedFails: 3, defaultCooldownMs: 10_000 } as const
+    const calls = (n: number) =>
+      Effect.flatMap(Router.RouterStore, (store) =>
+        Effect.forEach(Array.from({ length: n }, (_, i) => i), () =>
+          Effect.zipRight(store.begin(key, open, 0), store.settle(key, success, 0)), { concurrency: "unbounded" }))
+    return Effect.gen(function* () {
+      yield* Effect.all([calls(500).pipe(Effect.provide(processA)), calls(500).pipe(Effect.provide(processB))], {
+        concurrency: "unbounded"
+      })
+      const [state] = yield* Effect.flatMap(Router.RouterStore, (store) => store.read([key], 0)).pipe(Effect.provide(processA))
+      expect(state.requests).toBe(1000)
+      expect(state.inFlight).toBe(0)
+      expect(state.samples).toBe(1000)
+      // 2,000 steps; combined, each process writes once per round (plus a retry per conflict with the other)
+      expect(writes).toBeLessThan(1000)
+    })
+  })
+
   it.effect("a Redis failure is a RouterStoreError that names no key", () =>
     Effect.gen(function* () {
       const store = yield* Router.RouterStore

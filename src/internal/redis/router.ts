@@ -5,16 +5,17 @@
  *
  *   GET key → step(state, now) → one Lua script: "SET key next PX ttl if key still holds what was read"
  *
- * Within one process the steps on one key are serialized by a per-key mutex (read included), so a process never
- * conflicts with itself; conflicts with other processes are retried after a tiny jittered pause, at most
- * {@link MAX_ATTEMPTS} attempts. Every key has a TTL: the cooldown's end plus {@link IDLE_RETENTION_MS}, refreshed on
+ * Within one process the steps on one key are combined (`makeCombiner`): while a round trip for a key is in flight
+ * the steps that arrive for it wait, and the next round applies them all to one read and writes once, so a process
+ * never conflicts with itself and a busy deployment costs one round trip per round, not one per call. Conflicts with
+ * other processes re-read and re-apply the round after a tiny jittered pause, at most {@link MAX_ATTEMPTS} attempts. Every key has a TTL: the cooldown's end plus {@link IDLE_RETENTION_MS}, refreshed on
  * each write. Keys are `<prefix>router:<sha-256 of the router key>`: no deployment id in Redis.
  */
 import { Effect, Layer, Random } from "effect"
 import { createHash } from "node:crypto"
 import { RouterStore, RouterStoreError, type Store } from "../../Router.js"
 import { reasonOf, RedisClient, type RedisError } from "./client.js"
-import { compareAndSetLua, makeKeyLocks } from "./compareAndSet.js"
+import { compareAndSetLua, makeCombiner } from "./compareAndSet.js"
 import { beginStep, type DeploymentState, emptyState, observeStep, rolled, settleStep } from "../routerStore.js"
 
 /** Attempts of one write before giving up with a RouterStoreError. */
@@ -42,40 +43,43 @@ const parse = (raw: string | null): DeploymentState => {
 
 /** The store over one RedisClient (its shared connection). */
 export const make = (redis: RedisClient["Type"]): Store => {
-  const withKeyLock = makeKeyLocks()
   const fail = (operation: string, reason: string) => new RouterStoreError({ operation, reason })
 
   const get = (operation: string, key: string) =>
     Effect.tryPromise({ try: () => redis.client.get(key), catch: (error) => fail(operation, reasonOf(error)) })
+
+  // Every call steps its deployment's key twice (begin, settle): one key behind every call of a busy deployment.
+  // The steps of one process on a key are combined into one read and one compare-and-set per round.
+  const combined = makeCombiner<DeploymentState, RouterStoreError>({
+    read: (stored) => get("step", stored),
+    parse,
+    write: (stored, raw, next, now) =>
+      redis.run(compareAndSetLua, [stored], [
+        raw === null ? "0" : "1",
+        raw ?? "",
+        JSON.stringify(next),
+        Math.max(0, next.cooldownUntil - now) + IDLE_RETENTION_MS
+      ]).pipe(
+        Effect.mapError((error: RedisError) => fail("step", error.reason)),
+        Effect.map((reply) => reply === 1)
+      ),
+    failed: (error) => fail("step", reasonOf(error)),
+    gaveUp: (attempts) => fail("step", `gave up after ${attempts} attempts conflicting with other writers`),
+    maxAttempts: MAX_ATTEMPTS,
+    // Conflicts come from other processes: pause 0 to 2^(n-2) ms (at most 8 ms) to fall out of step with them.
+    pause: (n) => Effect.flatMap(Random.nextIntBetween(0, Math.min(8, 2 ** (n - 2)) + 1), (ms) => Effect.sleep(ms))
+  })
 
   const step = <A>(
     operation: string,
     key: string,
     now: number,
     f: (state: DeploymentState) => readonly [A, DeploymentState]
-  ): Effect.Effect<A, RouterStoreError> => {
-    const stored = redisKey(redis.prefix, key)
-    const attempt = (n: number): Effect.Effect<A, RouterStoreError> =>
-      Effect.flatMap(get(operation, stored), (raw) => {
-        const decided = Effect.try({ try: () => f(parse(raw)), catch: (error) => fail(operation, reasonOf(error)) })
-        return Effect.flatMap(decided, ([result, next]) => {
-          const ttl = Math.max(0, next.cooldownUntil - now) + IDLE_RETENTION_MS
-          // A write in flight is uninterruptible, so a step that changed the state reports its result.
-          const write = Effect.uninterruptible(
-            redis.run(compareAndSetLua, [stored], [raw === null ? "0" : "1", raw ?? "", JSON.stringify(next), ttl])
-          ).pipe(Effect.mapError((error: RedisError) => fail(operation, error.reason)))
-          return Effect.flatMap(write, (reply) => {
-            if (reply === 1) return Effect.succeed(result)
-            if (n >= MAX_ATTEMPTS) {
-              return Effect.fail(fail(operation, `gave up after ${MAX_ATTEMPTS} attempts conflicting with other writers`))
-            }
-            const pause = Effect.flatMap(Random.nextIntBetween(0, Math.min(8, 2 ** (n - 1)) + 1), (ms) => Effect.sleep(ms))
-            return Effect.zipRight(pause, attempt(n + 1))
-          })
-        })
-      })
-    return withKeyLock(stored, attempt(1))
-  }
+  ): Effect.Effect<A, RouterStoreError> =>
+    Effect.mapError(
+      combined(redisKey(redis.prefix, key), now, f),
+      (error) => (error.operation === "step" ? fail(operation, error.reason) : error)
+    )
 
   return {
     read: (keys, now) =>
