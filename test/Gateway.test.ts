@@ -9,6 +9,7 @@ import type * as LlmClient from "../src/LlmClient.js"
 import * as LlmError from "../src/LlmError.js"
 import * as Pipeline from "../src/Pipeline.js"
 import * as Clients from "../src/internal/gateway/clients.js"
+import * as GatewayCli from "../src/internal/gateway/cli.js"
 import * as GatewayConfig from "../src/internal/gateway/config.js"
 import * as EmbeddingsRoute from "../src/internal/gateway/embeddings.js"
 import * as Errors from "../src/internal/gateway/errors.js"
@@ -308,6 +309,16 @@ describe("embeddings", () => {
     }).pipe(Effect.provide(Pipeline.layerStoresMemory)))
 })
 
+describe("the serve command line", () => {
+  it("reads --config, --host and --port; anything else is refused", () => {
+    expect(GatewayCli.parse(["--config", "gw.json", "--port=8080"])).toEqual(Either.right({ _tag: "serve", configFile: "gw.json", host: undefined, port: 8080 }))
+    expect(GatewayCli.parse([])).toEqual(Either.right({ _tag: "help" }))
+    expect(Either.isLeft(GatewayCli.parse(["--port", "80"]))).toBe(true) // no --config
+    expect(Either.isLeft(GatewayCli.parse(["--config", "gw.json", "--port", "x"]))).toBe(true)
+    expect(Either.isLeft(GatewayCli.parse(["--config", "gw.json", "--colour", "blue"]))).toBe(true)
+  })
+})
+
 describe("drain", () => {
   it.effect("refuses new requests at once and waits for those in flight up to the grace", () =>
     Effect.gen(function* () {
@@ -440,6 +451,18 @@ describe("the routes (in process)", () => {
       gw.drain.closing = true
       const refused = yield* gw.post("sk-gw-key_a", ask("late"))
       expect([refused.status, refused.json.error.code]).toEqual([503, "shutting_down"])
+      yield* gw.close
+    }))
+
+  it.live("the Idempotency-Key header: the second request with the key is a replay of the first (one upstream call)", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeLlm.make(FakeLlm.reply("exactly once"))
+      const gw = yield* appOf({ idempotency: {} }, [record("key_a", "acme")], fake.client)
+      const headers = { "idempotency-key": "order-42" }
+      const first = yield* gw.post("sk-gw-key_a", ask("charge the card"), headers)
+      const second = yield* gw.post("sk-gw-key_a", ask("charge the card"), headers)
+      expect([first.headers.get("x-llm-served-from"), second.headers.get("x-llm-served-from")]).toEqual(["provider", "idempotency"])
+      expect((yield* fake.recorder.calls).length).toBe(1)
       yield* gw.close
     }))
 
