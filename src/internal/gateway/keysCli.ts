@@ -138,6 +138,26 @@ const splitEquals = (args: ReadonlyArray<string>): ReadonlyArray<string> =>
     return arg.startsWith("--") && at > 0 ? [arg.slice(0, at), arg.slice(at + 1)] : [arg]
   })
 
+/** The flags (each with its value) and the positional arguments; a problem for each unknown or valueless flag. */
+const readArgs = (args: ReadonlyArray<string>, problems: Array<string>) => {
+  const flags = new Map<Flag, string>()
+  const positional: Array<string> = []
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]
+    const flag = valueFlags.find((f) => f === arg)
+    const value = args[i + 1]
+    if (!arg.startsWith("--")) positional.push(arg)
+    else if (flag === undefined) problems.push(`Unknown option "${arg}"`)
+    else if (value === undefined || value.startsWith("--")) problems.push(`${flag} needs a value`)
+    else {
+      if (flags.has(flag)) problems.push(`${flag} is given twice`)
+      flags.set(flag, value)
+      i++
+    }
+  }
+  return { flags, positional }
+}
+
 /**
  * Parses the arguments after `gateway keys`; every problem is listed (one a line), not only the first. `env` gives
  * `REDIS_URL` and `REDIS_PREFIX`. The values of create are checked by `generate` when it runs (`run` maps its paths
@@ -152,28 +172,7 @@ export const parse = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}):
     return Either.left({ problems: [`Unknown command "${command}" (expected create, list or revoke)`] })
   }
   const problems: Array<string> = []
-  const flags = new Map<Flag, string>()
-  const positional: Array<string> = []
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]
-    if (!arg.startsWith("--")) {
-      positional.push(arg)
-      continue
-    }
-    const flag = valueFlags.find((f) => f === arg)
-    if (flag === undefined) {
-      problems.push(`Unknown option "${arg}"`)
-      continue
-    }
-    const value = rest[i + 1]
-    if (value === undefined || value.startsWith("--")) {
-      problems.push(`${flag} needs a value`)
-      continue
-    }
-    if (flags.has(flag)) problems.push(`${flag} is given twice`)
-    flags.set(flag, value)
-    i++
-  }
+  const { flags, positional } = readArgs(rest, problems)
   if (command !== "create") {
     for (const flag of createOnly) if (flags.has(flag)) problems.push(`${flag} applies to create only`)
   }
@@ -222,7 +221,7 @@ const storeLayer = (target: Target): Layer.Layer<KeyStore, RedisError> =>
     )
 
 const describeTarget = (target: Target): string =>
-  target._tag === "file" ? `key file ${target.path}` : `Redis (prefix "${target.prefix}")`
+  target._tag === "file" ? `the key file ${target.path}` : `Redis (prefix "${target.prefix}")`
 
 const iso = (ms: number): string => `${new Date(ms).toISOString().slice(0, 19)}Z`
 
@@ -271,7 +270,7 @@ const create = (options: GenerateOptions, target: Target) =>
     const { record, secret } = yield* generate(options, now)
     if (!(yield* store.put(record))) return yield* failed("a key with this id or secret already exists; run create again")
     yield* Console.log(
-      `Created ${record.id} for tenant ${record.tenant} in the ${describeTarget(target)}.\n\n` +
+      `Created ${record.id} for tenant ${record.tenant} in ${describeTarget(target)}.\n\n` +
         `  ${Redacted.value(secret)}\n\n` +
         "This secret is shown once and cannot be shown again: only its SHA-256 is stored. Hand it to the client now\n" +
         "(Authorization: Bearer <secret>); if it is lost, revoke the key and create another."
