@@ -9,9 +9,8 @@ import { Effect, Redacted } from "effect"
 import OpenAI from "openai"
 import { ChaosServer } from "../src/index.js"
 import * as Gateway from "../src/Gateway.js"
-import { hashSecret } from "../src/internal/gateway/keys.js"
 
-const key = (id: string, secret: string, extra: object = {}) => ({ id, tenant: "acme", hash: hashSecret(secret), createdAt: 0, ...extra })
+const key = (id: string, secret: string, extra: object = {}) => ({ id, tenant: "acme", hash: Gateway.hashSecret(secret), createdAt: 0, ...extra })
 
 const program = Effect.scoped(Effect.gen(function* () {
   const healthy = yield* ChaosServer.make({ seed: 1, words: 8 })

@@ -28,6 +28,7 @@ import type { HttpServerError } from "@effect/platform"
 import { Context, Effect, Layer, type Scope } from "effect"
 import type { InvalidOptions } from "./InvalidOptions.js"
 import * as internalConfig from "./internal/gateway/config.js"
+import * as Keys from "./internal/gateway/keys.js"
 import * as internal from "./internal/gateway/start.js"
 import type { RedisError } from "./Redis.js"
 
@@ -119,6 +120,68 @@ export type EmbeddingRoute = internalConfig.EmbeddingRoute
  * @category Models
  */
 export type Config = internalConfig.Config
+
+/**
+ * A virtual key's record: its public `id` (`key_…`), its `tenant`, the SHA-256 `hash` of its secret (never the
+ * secret), `createdAt`, and optionally `models` it may call, `budgets`, a `rateLimit` (`{ rpm, tpm }`), `expiresAt`
+ * and `revokedAt` (epoch milliseconds).
+ *
+ * @example
+ * ```ts
+ * import * as Gateway from "effect-llm-resilience/Gateway"
+ * const intern: Gateway.KeyRecord = {
+ *   id: "key_intern",
+ *   tenant: "support",
+ *   hash: Gateway.hashSecret("sk-gw-intern-secret"),
+ *   createdAt: Date.now(),
+ *   models: ["gpt-4o-mini"],
+ *   budgets: [{ usd: 5, period: "day" }],
+ *   rateLimit: { rpm: 60 }
+ * }
+ * ```
+ * @since 0.1.0
+ * @category Models
+ */
+export type KeyRecord = Keys.KeyRecord
+
+/**
+ * The SHA-256 hex of a key's secret, as a {@link KeyRecord} holds it.
+ *
+ * @example
+ * ```ts
+ * import * as Gateway from "effect-llm-resilience/Gateway"
+ * const hash = Gateway.hashSecret("sk-gw-example") // 64 hex digits
+ * ```
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const hashSecret: (secret: string) => string = Keys.hashSecret
+
+/**
+ * Where the gateway looks keys up. Provide one in context to use a store of your own; otherwise the gateway uses
+ * its configuration's `keys`, `keysFile` or (with `redis`) the Redis key store.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import * as Gateway from "effect-llm-resilience/Gateway"
+ * const none = Gateway.KeyStore.of({
+ *   get: () => Effect.succeed(Option.none()),
+ *   put: () => Effect.succeed(false),
+ *   list: Effect.succeed([]),
+ *   revoke: () => Effect.succeed(false)
+ * })
+ * ```
+ * @since 0.1.0
+ * @category Tags
+ */
+export const KeyStore: typeof Keys.KeyStore = Keys.KeyStore
+
+/**
+ * @since 0.1.0
+ * @category Tags
+ */
+export type KeyStore = Keys.KeyStore
 
 /**
  * A running gateway: `url` (`http://host:port`), `baseURL` (`url` + "/v1", for OpenAI clients) and `port`.

@@ -206,7 +206,12 @@ const tracked = <R>(app: App, handler: Effect.Effect<HttpServerResponse.HttpServ
       Effect.addFinalizer(() => Effect.sync(() => app.drain.leave())),
       handler.pipe(
         Effect.catchAll((failure) => Effect.succeed(respond(failure))),
-        Effect.catchAllDefect(() => Effect.succeed(respond(Errors.internal))),
+        // Logged by kind only: a defect's message could quote a request.
+        Effect.catchAllDefect((defect) =>
+          Effect.as(
+            Effect.logError(`gateway: a request failed unexpectedly (${defect instanceof Error ? defect.name : typeof defect})`),
+            respond(Errors.internal)
+          )),
         Effect.interruptible
       )
     )
