@@ -81,7 +81,6 @@ describeRedis("e2e: two gateway replicas sharing one Redis", () => {
       const configFile = join(folder, "gateway.json")
       writeFileSync(configFile, JSON.stringify({
         port: 0,
-        pipeline: {},
         upstreams: {
           chaos: { baseURL: upstream.baseURL, apiKeyEnv: "CHAOS_KEY" },
           down: { baseURL: down.baseURL, apiKeyEnv: "CHAOS_KEY" }

@@ -233,7 +233,8 @@ export const fromJson = (json: unknown, env: NodeJS.ProcessEnv = process.env): E
           : Effect.succeed([name, route] as const))
     )
     const defaultPipeline = isObject(json.pipeline) ? yield* pipeline("pipeline", json.pipeline) : json.pipeline
-    const config = { ...json, models: readModels, pipeline: defaultPipeline } as unknown as Config
+    // An absent pipeline stays absent (an exact optional field refuses an explicit undefined).
+    const config = { ...json, models: readModels, ...(json.pipeline === undefined ? {} : { pipeline: defaultPipeline }) } as unknown as Config
     const resolved = yield* Effect.either(resolve(config, env))
     // A pipeline that could not be read is checked as empty: the other paths are still listed.
     if (Either.isLeft(resolved)) issues.push(...resolved.left.issues)
