@@ -104,7 +104,7 @@ describe.concurrent("gateway keys (the command line)", () => {
       expect(yield* check(first.secret)).toMatchObject({ _tag: "KeyRefused", reason: "revoked", keyId: first.id })
       const ok = yield* authenticate(`Bearer ${second.secret}`, now).pipe(Effect.provide(layerKeyFile(file)))
       expect(ok).toMatchObject({ id: second.id, tenant: "beta" })
-    })), 120_000)
+    })), 300_000)
 
   it.live("bad arguments: every problem listed, in the flags' own terms, and exit code 2", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -138,14 +138,14 @@ describe.concurrent("gateway keys (the command line)", () => {
       // nothing was written by a refused command
       const listed = yield* keys("list", "--file", file)
       expect([listed.code, listed.stdout.trim()]).toEqual([0, "No keys."])
-    })), 120_000)
+    })), 300_000)
 
   it.live("a Redis that cannot be reached: the reason, exit code 1", () =>
     Effect.gen(function*() {
       const down = yield* keys("list", "--redis", "redis://127.0.0.1:1")
       expect(down.code).toBe(1)
       expect(down.stderr).toContain("cannot reach Redis")
-    }), 60_000)
+    }), 120_000)
 })
 
 describeRedis("gateway keys (the command line) against Redis", () => {
@@ -159,5 +159,5 @@ describeRedis("gateway keys (the command line) against Redis", () => {
       expect(refused).toMatchObject({ _tag: "KeyRefused", reason: "revoked", keyId: first.id })
       const ok = yield* authenticate(`Bearer ${second.secret}`, now).pipe(Effect.provide(store))
       expect(ok.tenant).toBe("beta")
-    }), 120_000)
+    }), 300_000)
 })
