@@ -1,10 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, type Duration, Effect, Exit, Fiber, Redacted, Scope } from "effect"
+import { Deferred, type Duration, Effect, Exit, Fiber, Layer, Redacted, Scope } from "effect"
 import { spawn } from "node:child_process"
 import OpenAI, { type APIError } from "openai"
 import * as ChaosServer from "../../src/ChaosServer.js"
 import * as Gateway from "../../src/Gateway.js"
-import { hashSecret, type KeyRecord } from "../../src/internal/gateway/keys.js"
+import { hashSecret, type KeyRecord, KeyStore } from "../../src/internal/gateway/keys.js"
+import * as Redis from "../../src/Redis.js"
 import { describeRedis, redisUrl, testPrefix } from "../support/redis.js"
 
 // Real HTTP on loopback (ChaosServer upstreams, the gateway, the official openai SDK and curl): the live clock.
@@ -192,8 +193,8 @@ describe("e2e: the gateway through the official openai SDK over ChaosServer", ()
     }))
 })
 
-describeRedis("e2e: a stream cut at the end of the grace refunds its budget reservation (two gateways, one Redis)", () => {
-  it.live("the cut stream's reservation is released: the next gateway on the same Redis admits a request the reservation would have refused", () =>
+describeRedis("e2e: gateways on one Redis", () => {
+  it.live("a stream cut at the end of the grace refunds its reservation: the next gateway on the same Redis admits a request the reservation would have refused", () =>
     Effect.gen(function* () {
       const prefix = testPrefix()
       const budgeted = key("key_budget", "acme", { budgets: [{ tokens: 200, period: "day" }] })
@@ -236,4 +237,24 @@ describeRedis("e2e: a stream cut at the end of the grace refunds its budget rese
       yield* Scope.close(second, Exit.void)
       yield* Scope.close(outer, Exit.void)
     }))
+
+  it.live("with redis and no keys, the gateway reads the Redis key store (a key put there by another process)", () =>
+    Effect.scoped(Effect.gen(function* () {
+      const prefix = testPrefix()
+      const added = yield* Effect.flatMap(KeyStore, (store) => store.put(key("key_shared", "acme"))).pipe(
+        Effect.provide(Redis.layerGatewayKeyStore.pipe(Layer.provide(Redis.layer({ url: redisUrl, prefix }))))
+      )
+      expect(added).toBe(true)
+      const upstream = yield* ChaosServer.make({ seed: 7 })
+      const gateway = yield* Gateway.make({
+        upstreams: { chaos: { baseURL: upstream.baseURL, apiKey: Redacted.make("sk-upstream") } },
+        models: { mini: { deployments: [{ id: "chaos-mini", upstream: "chaos", model: "gpt-4o-mini" }] } },
+        redis: { url: redisUrl, prefix }
+      })
+      const answer = yield* Effect.promise(() => sdk(gateway.baseURL, "key_shared").chat.completions.create({ model: "mini", messages }))
+      expect(answer.choices[0].finish_reason).toBe("stop")
+      const unknown = yield* Effect.promise(() =>
+        sdk(gateway.baseURL, "key_other").chat.completions.create({ model: "mini", messages }).then(() => undefined, (e: unknown) => e))
+      expect(unknown).toBeInstanceOf(OpenAI.AuthenticationError)
+    })))
 })

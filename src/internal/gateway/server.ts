@@ -80,7 +80,8 @@ const costOf = (model: string, usage: ChatResponse["usage"] | undefined, servedF
     : Pricing.cost(model, usage)
 
 const costHeader = (cost: Option.Option<number>): string =>
-  Option.match(cost, { onNone: () => "unknown", onSome: (usd) => String(Number(usd.toFixed(9))) })
+  // Fixed-point (never "6.3e-7"), to the nano-dollar.
+  Option.match(cost, { onNone: () => "unknown", onSome: (usd) => usd.toFixed(9).replace(/\.?0+$/, "") || "0" })
 
 const llmHeaders = (answer: {
   readonly model: string
