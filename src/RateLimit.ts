@@ -359,7 +359,7 @@ const makeAdmission = (
   const rejected = (request: ChatRequest, limit: Limit, retryAfter: Duration.Duration) =>
     Effect.zipRight(
       record(limit, "rejected"),
-      Effect.fail(new RateLimited({ model: request.model, source: "client", retryAfter }))
+      Effect.fail(new RateLimited({ model: request.model, source: "client", retryAfter }, true))
     )
 
   // The slots are taken uninterruptibly and `taken` lists them, so a caller interrupted at any point before its

@@ -150,7 +150,7 @@ const statsOf = (key: string, limits: Limits, compartment: Compartment | undefin
 const refuse = (key: string, limits: Limits, model: string | undefined) => (_: Refusal) =>
   Effect.zipRight(
     Effect.zipRight(LlmMetrics.count(LlmMetrics.bulkheadRejections, { key }), Telemetry.bulkheadRejected(key)),
-    Effect.fail(new BulkheadRejected({ key, maxConcurrent: limits.maxConcurrent, maxQueue: limits.maxQueue, model }))
+    Effect.fail(new BulkheadRejected({ key, maxConcurrent: limits.maxConcurrent, maxQueue: limits.maxQueue, model }, true))
   )
 
 const guardEffect = <A, E, R>(

@@ -54,7 +54,7 @@ export const makeGate = (options: GateOptions) => {
         if (tooLong) {
           yield* options.record("rejected")
           return yield* Effect.fail(
-            new RateLimited({ model: request.model, source: "client", retryAfter: Duration.millis(wait) })
+            new RateLimited({ model: request.model, source: "client", retryAfter: Duration.millis(wait) }, true)
           )
         }
         if (!waited) yield* options.record("waited")

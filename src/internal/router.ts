@@ -117,7 +117,7 @@ const noneError = (
     return new LlmError.ContextTooLong({ model: request.model, contextWindow: Math.max(...tooSmall), requestedTokens: needed })
   }
   const retryAfter = Duration.millis(waits.length === 0 ? 0 : Math.max(0, Math.min(...waits)))
-  return new LlmError.CircuitOpen({ key: `router:${request.model}`, model: request.model, retryAfter })
+  return new LlmError.CircuitOpen({ key: `router:${request.model}`, model: request.model, retryAfter }, true)
 }
 
 const MINUTE = 60_000
