@@ -76,9 +76,12 @@ describe("Gateway.Config", () => {
             pipeline: { retry: { maxRetries: -1 }, router: { deployments: [] } }
           }
         },
-        pipeline: { timeout: { attempt: "soon" } }
+        pipeline: { timeout: { attempt: "soon" } },
+        keys: [],
+        keysFile: "keys.json"
       } as unknown as Gateway.Config, {}))
       expect(more).toEqual(expect.arrayContaining([
+        "keysFile",
         "upstreams.up.apiKeyEnv",
         "models.mini.deployments.1.upstream",
         "models.mini.deployments.1.id",

@@ -1,10 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, type Duration, Effect, Exit, Fiber, Layer, Redacted, Scope } from "effect"
 import { spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import OpenAI, { type APIError } from "openai"
 import * as ChaosServer from "../../src/ChaosServer.js"
 import * as Gateway from "../../src/Gateway.js"
 import { hashSecret, type KeyRecord, KeyStore } from "../../src/internal/gateway/keys.js"
+import { writeKeyFile } from "../../src/internal/gateway/keysMemory.js"
 import * as Redis from "../../src/Redis.js"
 import { describeRedis, redisUrl, testPrefix } from "../support/redis.js"
 
@@ -163,6 +167,24 @@ describe("e2e: the gateway through the official openai SDK over ChaosServer", ()
         sdk(gateway.baseURL, "key_mini").embeddings.create({ model: "small", input: "x" }).then(() => undefined, (e: unknown) => e))
       expect(refused).toBeInstanceOf(OpenAI.PermissionDeniedError)
     })))
+
+  it.live("Gateway.layer with a keysFile (the file `gateway keys` writes): its keys authenticate", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(tmpdir(), "gateway-keys-"))
+      const file = join(dir, "keys.json")
+      yield* writeKeyFile(file, [key("key_file", "acme")])
+      const upstream = yield* ChaosServer.make({ seed: 8 })
+      const answer = yield* Effect.gen(function* () {
+        const gateway = yield* Gateway.Gateway
+        return yield* Effect.promise(() => sdk(gateway.baseURL, "key_file").chat.completions.create({ model: "mini", messages }))
+      }).pipe(Effect.provide(Gateway.layer({
+        upstreams: { chaos: { baseURL: upstream.baseURL, apiKey: Redacted.make("sk-upstream") } },
+        models: { mini: { deployments: [{ id: "chaos-mini", upstream: "chaos", model: "gpt-4o-mini" }] } },
+        keysFile: file
+      })))
+      expect(answer.choices[0].finish_reason).toBe("stop")
+      rmSync(dir, { recursive: true, force: true })
+    }).pipe(Effect.scoped))
 
   it.live("shutdown: a stream in flight finishes, a new request gets an OpenAI-shaped 503, then the port is closed", () =>
     Effect.gen(function* () {
