@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, type Duration, Effect, Exit, Fiber, Layer, Redacted, Scope } from "effect"
+import { Deferred, type Duration, Effect, Exit, Fiber, Layer, Redacted, Schedule, Scope } from "effect"
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -203,7 +203,11 @@ describe("e2e: the gateway through the official openai SDK over ChaosServer", ()
       }))
       yield* Deferred.await(started)
       const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
-      yield* Effect.sleep("50 millis")
+      // draining: /healthz says so (a load balancer's cue), then new requests are refused
+      yield* Effect.promise(() => fetch(`${gateway.url}/healthz`).then((r) => r.status)).pipe(
+        Effect.repeat({ schedule: Schedule.spaced("10 millis"), until: (status) => status === 503 }),
+        Effect.timeout("5 seconds")
+      )
       const late = yield* Effect.promise(() => client.chat.completions.create({ model: "mini", messages }).then(() => undefined, (e: unknown) => e))
       expect((late as APIError).status).toBe(503)
       expect((late as APIError).code).toBe("shutting_down")
