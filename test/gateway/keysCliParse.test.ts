@@ -48,6 +48,10 @@ describe("gateway keys: the parser", () => {
       `--tpm: "x" is not a number`
     ])
     expect(problemsOf(["revoke", "a", "b", "--prefix", "p"])).toEqual(["--prefix applies to Redis: add --redis URL", "revoke takes one id, got 2"])
+    expect(problemsOf(["create", "--tenant", "t", "--ttl", "1 day", "--expires", "2099-01-01T00:00:00Z"])).toContain(
+      "--ttl and --expires exclude each other: give one"
+    )
+    expect(problemsOf(["revoke"])).toEqual(["revoke needs the key's id: gateway keys revoke key_…"])
     expect(problemsOf(["create", "--tenant", "t", "--expires", "2027-13-45"])).toEqual([
       `--expires: "2027-13-45" is not an ISO 8601 time (e.g. 2027-01-01T00:00:00Z)`
     ])
