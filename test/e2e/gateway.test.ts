@@ -86,6 +86,23 @@ describe("e2e: the gateway through the official openai SDK over ChaosServer", ()
       expect(unknown[1]).toMatchObject({ error: { code: "unknown_url" } })
     })))
 
+  it.live("a stream the upstream cuts after its first tokens ends with an error event, which the SDK raises", () =>
+    Effect.scoped(Effect.gen(function* () {
+      const { gateway } = yield* gatewayOver({ faults: { cutRate: 1 } })
+      const outcome = yield* Effect.promise(async () => {
+        const stream = await sdk(gateway.baseURL, "key_ok").chat.completions.create({ model: "mini", messages, stream: true })
+        let text = ""
+        try {
+          for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? ""
+          return { text, error: undefined }
+        } catch (error) {
+          return { text, error }
+        }
+      })
+      expect(outcome.error).toBeInstanceOf(OpenAI.APIError)
+      expect(String((outcome.error as APIError).message)).toContain("upstream")
+    })))
+
   it.live("curl -N receives the events one by one and the closing data: [DONE]", () =>
     Effect.scoped(Effect.gen(function* () {
       const { gateway } = yield* gatewayOver({ faults: { chunkDelay: "5 millis" } })
