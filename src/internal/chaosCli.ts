@@ -6,6 +6,8 @@ import { Either } from "effect"
 
 /** The usage text. */
 export const usage = `Usage: effect-llm-resilience chaos-server [options]
+       effect-llm-resilience gateway --config FILE     (an OpenAI-compatible gateway: gateway --help)
+       effect-llm-resilience gateway keys create|list|revoke …   (its virtual keys: gateway keys --help)
 
 Starts a fault-injecting OpenAI-compatible server on 127.0.0.1 (Ctrl-C stops it).
 
