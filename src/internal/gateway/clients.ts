@@ -81,24 +81,34 @@ export const buildRoute = (
 export const keyBudgetName = (key: KeyRecord, i: number): string => `key:${key.id}:${i}`
 export const keyRateLimitName = (key: KeyRecord): string => `key:${key.id}`
 
+/** The options of a key's budgets (as `TokenBudget.policy` and `Embeddings.tokenBudget` take them), in order. */
+export const keyBudgetOptions = (key: KeyRecord): ReadonlyArray<TokenBudget.Options> =>
+  (key.budgets ?? []).map((b, i) => ({
+    scope: "global",
+    name: keyBudgetName(key, i),
+    period: b.period as TokenBudget.PeriodInput,
+    limit: { ...(b.tokens === undefined ? {} : { tokens: b.tokens }), ...(b.usd === undefined ? {} : { usd: b.usd }) }
+  }))
+
+/** The options of a key's rate limit (refusing at once), or none when it has no limit. */
+export const keyRateLimitOptions = (key: KeyRecord): ReadonlyArray<RateLimit.Options> => {
+  const limit = key.rateLimit
+  return limit === undefined || (limit.rpm === undefined && limit.tpm === undefined)
+    ? []
+    : [{ rpm: limit.rpm, tpm: limit.tpm, per: "global", onLimit: "fail", name: keyRateLimitName(key) }]
+}
+
 /** The key's own policies: each budget a `TokenBudget` and the rate limit a `RateLimit`, all shared by every replica. */
 export const keyPolicies = (
   key: KeyRecord
 ): Effect.Effect<ReadonlyArray<LlmClient.Policy>, InvalidOptions, Stores> =>
-  Effect.gen(function* () {
-    const budgets = yield* Effect.forEach(key.budgets ?? [], (b, i) =>
-      TokenBudget.policy({
-        scope: "global",
-        name: keyBudgetName(key, i),
-        period: b.period as TokenBudget.PeriodInput,
-        limit: { ...(b.tokens === undefined ? {} : { tokens: b.tokens }), ...(b.usd === undefined ? {} : { usd: b.usd }) }
-      }))
-    const limit = key.rateLimit
-    const rate = limit === undefined || (limit.rpm === undefined && limit.tpm === undefined)
-      ? []
-      : [yield* RateLimit.policy({ rpm: limit.rpm, tpm: limit.tpm, per: "global", onLimit: "fail", name: keyRateLimitName(key) })]
-    return [...budgets, ...rate]
-  })
+  Effect.map(
+    Effect.all([
+      Effect.forEach(keyBudgetOptions(key), (options) => TokenBudget.policy(options)),
+      Effect.forEach(keyRateLimitOptions(key), (options) => RateLimit.policy(options))
+    ]),
+    ([budgets, rate]) => [...budgets, ...rate]
+  )
 
 /** The route's policies for one key: the key's own after the replay steps, before everything that spends. */
 export const policiesFor = (route: Route, keyOwn: ReadonlyArray<LlmClient.Policy>): ReadonlyArray<LlmClient.Policy> => [

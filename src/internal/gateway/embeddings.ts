@@ -9,8 +9,7 @@ import * as Embeddings from "../../Embeddings.js"
 import type { InvalidOptions } from "../../InvalidOptions.js"
 import type { LlmError } from "../../LlmError.js"
 import * as Pricing from "../../Pricing.js"
-import type * as TokenBudget from "../../TokenBudget.js"
-import { keyBudgetName, keyRateLimitName, type Stores } from "./clients.js"
+import { keyBudgetOptions, keyRateLimitOptions, type Stores } from "./clients.js"
 import type { KeyRecord } from "./keys.js"
 import { scopedUser } from "./wire.js"
 
@@ -57,21 +56,16 @@ export const failover = (deployments: ReadonlyArray<EmbeddingDeployment>) =>
 
 /** The key's limits on embeddings: its budgets and rate limit, under the names its chat calls use. */
 export const keyLimits = (key: KeyRecord): Effect.Effect<Embeddings.Policy, InvalidOptions, Stores> =>
-  Effect.gen(function* () {
-    const budgets = yield* Effect.forEach(key.budgets ?? [], (b, i) =>
-      Embeddings.tokenBudget({
-        scope: "global",
-        name: keyBudgetName(key, i),
-        period: b.period as TokenBudget.PeriodInput,
-        limit: { ...(b.tokens === undefined ? {} : { tokens: b.tokens }), ...(b.usd === undefined ? {} : { usd: b.usd }) }
-      }))
-    const limit = key.rateLimit
-    const rate = limit === undefined || (limit.rpm === undefined && limit.tpm === undefined)
-      ? []
-      : [yield* Embeddings.rateLimit({ rpm: limit.rpm, tpm: limit.tpm, per: "global", onLimit: "fail", name: keyRateLimitName(key) })]
-    const policies = [...budgets, ...rate]
-    return (next: Embeddings.EmbedFn) => policies.reduceRight<Embeddings.EmbedFn>((inner, policy) => policy(inner), next)
-  })
+  Effect.map(
+    Effect.all([
+      Effect.forEach(keyBudgetOptions(key), (options) => Embeddings.tokenBudget(options)),
+      Effect.forEach(keyRateLimitOptions(key), (options) => Embeddings.rateLimit(options))
+    ]),
+    ([budgets, rate]) => {
+      const policies = [...budgets, ...rate]
+      return (next: Embeddings.EmbedFn) => policies.reduceRight<Embeddings.EmbedFn>((inner, policy) => policy(inner), next)
+    }
+  )
 
 /** The body of `POST /v1/embeddings` the gateway reads. */
 export const Body = Schema.Struct({
