@@ -25,7 +25,7 @@ import { measureSpread, printTable, type Row } from "./harness.js"
 
 const OPS = 20_000
 // The full Pipeline's miss path costs far more a call: 5 runs instead of 7 keep the benchmark short. (Runs of 20,000
-// calls, as for the other rows: with runs of 5,000 the cache never reaches its steady state and a call costs twice.)
+// calls, as for the other rows: runs of 5,000 measured about twice the cost a call, cause not isolated.)
 const MISS_OPS = 20_000
 const request = new Llm.ChatRequest({
   model: "gpt-4o-mini",
