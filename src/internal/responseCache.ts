@@ -2,7 +2,7 @@
  * The response cache engine: key → in-flight coalescing → store, plus the LRU memory store.
  * The public module (ResponseCache.ts) holds the types, docs and Tags.
  */
-import { Clock, Duration, Effect, Exit, Metric, Option, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Exit, FiberRef, Metric, Option, Schema, Stream } from "effect"
 import { ChatChunk, ChatResponse, type ChatRequest, type Usage } from "../Llm.js"
 import type { Complete, StreamFn } from "../LlmClient.js"
 import type { LlmError } from "../LlmError.js"
@@ -117,15 +117,17 @@ const decodeStored = (stored: Stored): Option.Option<ChatResponse> => {
   })
 }
 
-const taggedCounters = new Map<string, Metric.Metric.Counter<number>>()
-const countFor = (hit: boolean, model: string): Effect.Effect<void> => {
-  const name = `${hit ? "hit" : "miss"}\u0000${model}`
-  let counter = taggedCounters.get(name)
+// The hit and miss counters of each model, tagged once (tagging hashes a key: too slow for every call).
+const hitCounters = new Map<string, Metric.Metric.Counter<number>>()
+const missCounters = new Map<string, Metric.Metric.Counter<number>>()
+const counterFor = (hit: boolean, model: string): Metric.Metric.Counter<number> => {
+  const counters = hit ? hitCounters : missCounters
+  let counter = counters.get(model)
   if (counter === undefined) {
     counter = Metric.tagged(hit ? LlmMetrics.cacheHits : LlmMetrics.cacheMisses, "model", model)
-    if (taggedCounters.size < 10_000) taggedCounters.set(name, counter)
+    if (counters.size < 10_000) counters.set(model, counter)
   }
-  return Metric.increment(counter)
+  return counter
 }
 
 const wordsOf = (content: string): ReadonlyArray<string> => content.match(/\S+\s*|\s+/g) ?? []
@@ -265,14 +267,16 @@ export const make = (store: Store, config: Config): Engine => {
           (exit): Outcome => ({ exit, fromStore: false })
         ))
 
+  // One step: the counter is updated with the fiber's metric labels, as Metric.increment does.
   const record = (model: string, hit: boolean): Effect.Effect<void> =>
-    Effect.suspend(() => {
+    Effect.withFiberRuntime((fiber) => {
+      counterFor(hit, model).unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
       if (!hit) {
         misses++
-        return countFor(false, model)
+        return Effect.void
       }
       hits++
-      return Effect.zipRight(countFor(true, model), Telemetry.cacheHit(model))
+      return Telemetry.cacheHit(model)
     })
 
   /** Joins or starts the flight for `key`; joiners that get an answer count as hits (they cost no call). */
