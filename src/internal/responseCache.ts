@@ -8,7 +8,7 @@ import type { Complete, StreamFn } from "../LlmClient.js"
 import type { LlmError } from "../LlmError.js"
 import * as LlmMetrics from "../LlmMetrics.js"
 import * as Telemetry from "./telemetry.js"
-import { answeredByRequestedModel, requestHash, type ScopeFn, scopedKey } from "./requestKey.js"
+import { answeredByRequestedModel, defaultScope, requestHash, type ScopeFn, scopedKey } from "./requestKey.js"
 import * as SingleFlight from "./singleFlight.js"
 
 /** The namespace of response cache keys. */
@@ -199,7 +199,19 @@ export const make = (store: Store, config: Config): Engine => {
   let hits = 0
   let misses = 0
 
-  const keyOf = (request: ChatRequest): string => scopedKey(NAMESPACE, config.scope(request), requestHash(request))
+  // A request is immutable, and so is its key under the default scope (its `user`): built once per request object. A
+  // scope function of the user's may read more than the request, so its key is built on every call.
+  const keys = new WeakMap<ChatRequest, string>()
+  const keyOf = config.scope === defaultScope
+    ? (request: ChatRequest): string => {
+      let key = keys.get(request)
+      if (key === undefined) {
+        key = scopedKey(NAMESPACE, defaultScope(request), requestHash(request))
+        keys.set(request, key)
+      }
+      return key
+    }
+    : (request: ChatRequest): string => scopedKey(NAMESPACE, config.scope(request), requestHash(request))
 
   const touch = (key: string): void => {
     owned.delete(key)
