@@ -12,10 +12,11 @@
 import { Deferred, Effect, Fiber, FiberId, Option } from "effect"
 
 interface Flight<A, M> {
-  readonly deferred: Deferred.Deferred<A>
+  /** Made when the first caller joins the leader: a flight nobody joins needs none (the leader awaits the fiber). */
+  deferred: Deferred.Deferred<A> | undefined
   readonly meta: M
   waiters: number
-  fiber: Fiber.RuntimeFiber<void> | undefined
+  fiber: Fiber.RuntimeFiber<A> | undefined
   done: boolean
 }
 
@@ -60,18 +61,32 @@ export const make = <A, M>(): SingleFlight<A, M> => {
     flight: Flight<A, M>,
     restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>,
     leader: boolean
-  ): Effect.Effect<Joined<A>> =>
-    Effect.map(
+  ): Effect.Effect<Joined<A>> => {
+    flight.deferred ??= Deferred.unsafeMake<A>(FiberId.none)
+    return Effect.map(
       Effect.onInterrupt(restore(Deferred.await(flight.deferred)), () => leave(key, flight)),
       (value) => ({ value, leader })
     )
+  }
 
-  const start = (key: string, flight: Flight<A, M>, work: Effect.Effect<A>): Effect.Effect<void> =>
+  // The leader awaits the flight's fiber itself: its exit is the work's.
+  const awaitLeader = (
+    key: string,
+    flight: Flight<A, M>,
+    fiber: Fiber.RuntimeFiber<A>,
+    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+  ): Effect.Effect<Joined<A>> =>
+    Effect.flatMap(
+      Effect.onInterrupt(restore(Fiber.await(fiber)), () => leave(key, flight)),
+      (exit) => Effect.map(exit, (value) => ({ value, leader: true }))
+    )
+
+  const start = (key: string, flight: Flight<A, M>, work: Effect.Effect<A>): Effect.Effect<A> =>
     Effect.flatMap(Effect.exit(Effect.interruptible(work)), (exit) =>
       Effect.suspend(() => {
         flight.done = true
         if (flights.get(key) === flight) flights.delete(key)
-        return Deferred.done(flight.deferred, exit)
+        return flight.deferred === undefined ? exit : Effect.zipRight(Deferred.done(flight.deferred, exit), exit)
       }))
 
   const run = <E>(
@@ -89,17 +104,11 @@ export const make = <A, M>(): SingleFlight<A, M> => {
           running.waiters++
           return wait(key, running, restore, false)
         }
-        const flight: Flight<A, M> = {
-          deferred: Deferred.unsafeMake<A>(FiberId.none),
-          meta,
-          waiters: 1,
-          fiber: undefined,
-          done: false
-        }
+        const flight: Flight<A, M> = { deferred: undefined, meta, waiters: 1, fiber: undefined, done: false }
         flights.set(key, flight)
         return Effect.flatMap(Effect.forkDaemon(start(key, flight, work)), (fiber) => {
           flight.fiber = fiber
-          return wait(key, flight, restore, true)
+          return awaitLeader(key, flight, fiber, restore)
         })
       })
     )
