@@ -156,7 +156,10 @@ export const make = (
     // does not pay for it (tens of milliseconds, which a client with a short deadline would see as a slow server).
     yield* Effect.sync(() => new Request("http://127.0.0.1/", { headers: new Headers() }))
     const server = yield* Effect.acquireRelease(Effect.sync(evaluate), close)
-    yield* listen(server, options)
+    // Node's default accept backlog is 511: a burst of more new connections than that (1,000 clients connecting at
+    // once to a gateway) overflows it, and the kernel makes the rest retry their SYN after 1, 3, 7, 15 s. 4096 (the
+    // kernel caps it at net.core.somaxconn) takes such a burst.
+    yield* listen(server, { backlog: 4096, ...options })
     const address = server.address()
     return HttpServer.make({
       address: typeof address === "object" && address !== null
