@@ -118,7 +118,8 @@ describeRedis("e2e: two gateway replicas sharing one Redis", () => {
       expect(refused.every((o) => o.code === "budget_exceeded")).toBe(true)
       expect(answered.length).toBeGreaterThan(0)
       expect(refused.length).toBeGreaterThan(0) // the budget was binding
-      expect(new Set(answered.map((o) => o.replica)).size).toBe(2) // both replicas answered
+      // each replica decided its half (which one admits the last calls the budget fits is a race, rightly)
+      for (const r of [0, 1]) expect(outcomes.filter((o) => o.replica === r && (o.status === 200 || o.status === 429))).toHaveLength(500)
       const spent = answered.reduce((sum, o) => sum + (o.totalTokens ?? 0), 0)
       expect(spent).toBeLessThanOrEqual(LIMIT) // never overshot, across processes and replicas
       expect((yield* upstream.stats).requests - before).toBe(answered.length) // a refusal never reached the upstream

@@ -1,16 +1,17 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Console, Effect, Layer } from "effect"
 import { execFile } from "node:child_process"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { authenticate, hashSecret } from "../../src/internal/gateway/keys.js"
+import { main } from "../../src/internal/gateway/keysCli.js"
 import { layerKeyFile } from "../../src/internal/gateway/keysMemory.js"
 import * as Redis from "../../src/Redis.js"
 import { describeRedis, redisUrl, testPrefix } from "../support/redis.js"
 
-// The real command line: node --import tsx src/bin.ts gateway keys …, one process a command.
+// The command line: most commands run through its entry in this process; a few through the real `bin.ts` in a process.
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..")
 
@@ -20,7 +21,8 @@ interface Ran {
   readonly stderr: string
 }
 
-const keys = (...args: ReadonlyArray<string>): Effect.Effect<Ran> =>
+/** `gateway keys …` in a process of its own: the real command line (`bin.ts`, its loader and its exit code). */
+const keysProcess = (...args: ReadonlyArray<string>): Effect.Effect<Ran> =>
   Effect.async<Ran>((resume) => {
     const env = { ...process.env }
     delete env.REDIS_URL
@@ -36,6 +38,34 @@ const keys = (...args: ReadonlyArray<string>): Effect.Effect<Ran> =>
     )
     return Effect.sync(() => void child.kill("SIGKILL"))
   })
+
+/**
+ * `gateway keys …` in this process: the command's own entry (`main`, what `bin.ts` runs) with its console output and
+ * exit code captured. A process costs about a second and a half of start-up; the few tests that need the real
+ * command line use {@link keysProcess}.
+ */
+// The exit code is the process's: one command in this process at a time (the tests of this file run concurrently).
+const oneAtATime = Effect.unsafeMakeSemaphore(1)
+
+const keys = (...args: ReadonlyArray<string>): Effect.Effect<Ran> =>
+  oneAtATime.withPermits(1)(Effect.consoleWith((base) =>
+    Effect.suspend(() => {
+      const out: Array<string> = []
+      const err: Array<string> = []
+      const text = (parts: ReadonlyArray<unknown>) => parts.map(String).join(" ")
+      const captured: Console.Console = {
+        ...base,
+        log: (...parts) => Effect.sync(() => void out.push(text(parts))),
+        error: (...parts) => Effect.sync(() => void err.push(text(parts)))
+      }
+      const before = process.exitCode
+      process.exitCode = undefined
+      return main(args).pipe(
+        Console.withConsole(captured),
+        Effect.map((): Ran => ({ code: Number(process.exitCode ?? 0), stdout: out.join("\n") + "\n", stderr: err.join("\n") + "\n" })),
+        Effect.ensuring(Effect.sync(() => void (process.exitCode = before)))
+      )
+    })))
 
 const tempDir = Effect.acquireRelease(
   Effect.promise(() => mkdtemp(join(tmpdir(), "gateway-keys-cli-"))),
@@ -55,16 +85,19 @@ const created = (ran: Ran) => {
 /** The row of `id` in a `list` table. */
 const rowOf = (table: string, id: string) => table.split("\n").find((line) => line.startsWith(id)) ?? ""
 
-/** create → list shows it (no secret, no hash) → revoke → list shows it revoked, against one store's flags. */
+/**
+ * create → list shows it (no secret, no hash) → revoke → list shows it revoked, against one store's flags. In the
+ * full run the first create and the first list are real processes.
+ */
 const lifecycle = (where: ReadonlyArray<string>, full: boolean) =>
   Effect.gen(function*() {
-    const first = created(yield* keys(
+    const first = created(yield* (full ? keysProcess : keys)(
       "create", "--tenant", "acme", "--name", "ci runner", "--models", "gpt-4o,gpt-4o-mini",
       "--budget-tokens", "100000", "--period", "day", "--budget-usd", "5", "--rpm", "60", "--tpm", "20000",
       "--expires", "2099-01-01T00:00:00Z", ...where
     ))
     const second = created(yield* keys("create", "--tenant=beta", "--ttl", "30 days", ...where))
-    const listed = yield* keys("list", ...where)
+    const listed = yield* (full ? keysProcess : keys)("list", ...where)
     expect(listed.code, listed.stderr).toBe(0)
     expect(listed.stdout.split("\n")[0]).toMatch(/^ID\s+TENANT\s+NAME\s+MODELS\s+LIMITS\s+CREATED\s+EXPIRES\s+STATUS$/)
     const row = rowOf(listed.stdout, first.id)
@@ -83,9 +116,8 @@ const lifecycle = (where: ReadonlyArray<string>, full: boolean) =>
     expect(rowOf(after.stdout, first.id)).toMatch(/revoked \d{4}-\d{2}-\d{2}T\S+Z$/)
     expect(rowOf(after.stdout, second.id)).toMatch(/active$/)
     if (full) {
-      const [again, unknown] = yield* Effect.all([keys("revoke", first.id, ...where), keys("revoke", "key_nosuchkey000", ...where)], {
-        concurrency: 2
-      })
+      const again = yield* keys("revoke", first.id, ...where)
+      const unknown = yield* keys("revoke", "key_nosuchkey000", ...where)
       expect(again.code).toBe(0)
       expect(again.stdout).toContain("already revoked")
       expect(unknown.code).toBe(1)
@@ -112,7 +144,7 @@ describe.concurrent("gateway keys (the command line)", () => {
   it.live("bad arguments: every problem listed, in the flags' own terms, and exit code 2", () =>
     Effect.scoped(Effect.gen(function*() {
       const file = join(yield* tempDir, "keys.json")
-      const bad = yield* keys("create", "--rpm", "0", "--models", "a,,b", "--period", "fortnightly", "--budget-tokens", "x", "--colour", "red", "--file", file)
+      const bad = yield* keysProcess("create", "--rpm", "0", "--models", "a,,b", "--period", "fortnightly", "--budget-tokens", "x", "--colour", "red", "--file", file)
       expect(bad.code).toBe(2)
       for (const problem of [
         `Unknown option "--colour"`,
