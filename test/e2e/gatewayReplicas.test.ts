@@ -11,7 +11,6 @@ import OpenAI from "openai"
 import * as ChaosServer from "../../src/ChaosServer.js"
 import { hashSecret, type KeyRecord, KeyStore } from "../../src/internal/gateway/keys.js"
 import * as Redis from "../../src/Redis.js"
-import type { Outcome } from "../support/gatewayClient.js"
 import { describeRedis, redisUrl, testPrefix } from "../support/redis.js"
 
 // Two gateway processes (the real CLI, `gateway --config`) on their own ports share one Redis; client processes send
@@ -50,13 +49,22 @@ const listening = (child: ChildProcess): Effect.Effect<string, Error> =>
     child.once("close", (code) => resume(Effect.fail(new Error(`the gateway exited (${code}) before listening: ${text}`))))
   }).pipe(Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new Error("the gateway never listened") }))
 
-/** One client process: `requests` concurrent requests spread over the replicas. */
+/** What a client process reports of one request. */
+interface Outcome {
+  readonly status: number
+  readonly id?: string
+  readonly replica: number
+  readonly totalTokens?: number
+  readonly code?: string | null
+}
+
+/** One client process (`test/support/gatewayClient.mjs`): `requests` concurrent requests spread over the replicas. */
 const clientProcess = (plan: Record<string, unknown>): Effect.Effect<ReadonlyArray<Outcome>, Error> =>
   Effect.tryPromise({
     try: async () => {
       const { stdout } = await promisify(execFile)(
         process.execPath,
-        ["--import", "tsx", "test/support/gatewayClient.ts", JSON.stringify(plan)],
+        ["test/support/gatewayClient.mjs", JSON.stringify(plan)],
         { cwd: root, timeout: 90_000, maxBuffer: 16 * 1024 * 1024 }
       )
       return JSON.parse(stdout) as ReadonlyArray<Outcome>
