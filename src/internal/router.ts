@@ -263,12 +263,14 @@ export const complete = (config: Config, store: Store, next: LlmClient.Complete)
     const attempt = (i: number, last: LlmError.LlmError | undefined): Effect.Effect<ChatResponse, LlmError.LlmError> => {
       if (i >= p.order.length) return Effect.fail(last ?? p.none())
       const d = p.order[i]
-      return Effect.flatMap(begin(config, store, d, p.estimate), (admitted) => {
-        if (!admitted) return attempt(i + 1, last)
-        const headers = headersOf(config, p.estimate)
-        const call = headers.watch(d.client === undefined ? next(requestFor(request, d)) : d.client.complete(requestFor(request, d)))
-        return Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(Effect.zip(Clock.currentTimeMillis, Effect.exit(restore(Effect.zipRight(routed(d), call)))), ([start, exit]) => {
+      // begin and its settle are one uninterruptible region (the call itself stays interruptible): a caller
+      // interrupted while its begin is on its way to the store still settles what the store counted.
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(begin(config, store, d, p.estimate), (admitted) => {
+          if (!admitted) return restore(attempt(i + 1, last))
+          const headers = headersOf(config, p.estimate)
+          const call = headers.watch(d.client === undefined ? next(requestFor(request, d)) : d.client.complete(requestFor(request, d)))
+          return Effect.flatMap(Effect.zip(Clock.currentTimeMillis, Effect.exit(restore(Effect.zipRight(routed(d), call)))), ([start, exit]) => {
             const seen = headers.seen()
             if (Exit.isSuccess(exit)) {
               return Effect.flatMap(Clock.currentTimeMillis, (end) => {
@@ -283,8 +285,8 @@ export const complete = (config: Config, store: Store, next: LlmClient.Complete)
             return Effect.flatMap(settleFailure(config, store, d, failure.value, seen), (more) =>
               more ? restore(attempt(i + 1, failure.value)) : Effect.fail(failure.value))
           })
-        )
-      })
+        })
+      )
     }
     return attempt(0, undefined)
   })
