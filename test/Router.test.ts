@@ -320,6 +320,32 @@ describe("Router", () => {
       expect((yield* router.status)[0].state.inFlight).toBe(0)
     }).pipe(Effect.provide(Layer.merge(FakeLlm.layer(FakeLlm.hang), Tokenizer.layerApproximate))))
 
+  it.effect("a stream whose consumer is interrupted while its begin is on its way back still settles its slot", () =>
+    Effect.gen(function* () {
+      const memory = yield* Router.makeStoreMemory
+      const slow: Router.Store = { ...memory, begin: (key, admission, now) => Effect.zipLeft(memory.begin(key, admission, now), Effect.sleep("1 second")) }
+      const router = yield* Router.policy({ deployments: [{ id: "a", model: "gpt-4o", maxConcurrent: 1 }] }).pipe(
+        Effect.provideService(Router.RouterStore, slow)
+      )
+      const client = LlmClient.decorate(yield* LlmClient.LlmClient, router)
+      const fiber = yield* Effect.fork(Stream.runDrain(client.stream(request())))
+      yield* TestClock.adjust("500 millis")
+      expect((yield* router.status)[0].state.inFlight).toBe(1)
+      const interrupting = yield* Effect.fork(Fiber.interrupt(fiber))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(interrupting)
+      expect((yield* router.status)[0].state.inFlight).toBe(0)
+      // a stream that runs to its end is settled once: its slot is free and it counts one request
+      const done = yield* Effect.fork(Stream.runDrain(client.stream(request())))
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(done)
+      const state = (yield* router.status)[0].state
+      expect([state.inFlight, state.requests, state.samples]).toEqual([0, 2, 1])
+    }).pipe(Effect.provide(Layer.merge(
+      FakeLlm.layer(FakeLlm.stream(["a", "b"])), // the interrupted stream never reaches the provider
+      Tokenizer.layerApproximate
+    ))))
+
   it.effect("usage: the deployment with the most of its minute left", () =>
     Effect.gen(function* () {
       const ids: Array<string | undefined> = []

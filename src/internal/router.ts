@@ -300,11 +300,21 @@ export const stream = (config: Config, store: Store, next: LlmClient.StreamFn): 
     const attempt = (i: number, last: LlmError.LlmError | undefined): Stream.Stream<ChatChunk, LlmError.LlmError> => {
       if (i >= p.order.length) return Stream.fail(last ?? p.none())
       const d = p.order[i]
-      return Stream.unwrap(Effect.flatMap(begin(config, store, d, p.estimate), (admitted) => {
+      // As for a completion, a begin is always settled: if the stream never runs (its consumer interrupted while
+      // the begin was on its way back), the scope's finalizer settles it as nothing.
+      return Stream.unwrapScoped(Effect.uninterruptible(Effect.flatMap(begin(config, store, d, p.estimate), (admitted) => {
         if (!admitted) return Effect.succeed(attempt(i + 1, last))
-        return Effect.map(Clock.currentTimeMillis, (start) => deploymentStream(config, store, p, d, request, next, start, (error) =>
-          attempt(i + 1, error)))
-      }))
+        const once = { settled: false }
+        return Effect.zipRight(
+          Effect.addFinalizer(() => {
+            if (once.settled) return Effect.void
+            once.settled = true
+            return settle(config, store, d, "neutral", { tokensDelta: 0 }, "interrupted")
+          }),
+          Effect.map(Clock.currentTimeMillis, (start) =>
+            deploymentStream(config, store, p, d, request, next, start, once, (error) => attempt(i + 1, error)))
+        )
+      })))
     }
     return attempt(0, undefined)
   }))
@@ -318,11 +328,11 @@ const deploymentStream = (
   request: ChatRequest,
   next: LlmClient.StreamFn,
   start: number,
+  once: { settled: boolean },
   failover: (error: LlmError.LlmError) => Stream.Stream<ChatChunk, LlmError.LlmError>
 ): Stream.Stream<ChatChunk, LlmError.LlmError> => {
   let firstTokenMs: number | undefined
   let used: number | undefined
-  let settled = false
   const raw = d.client === undefined ? next(requestFor(request, d)) : d.client.stream(requestFor(request, d))
   // A stream's headers arrive before its first chunk: recorded then (in the background), and again at its settle.
   let seen: Seen | undefined
@@ -344,8 +354,8 @@ const deploymentStream = (
       return chunk.finishReason === undefined ? chunk : new ChatChunk({ ...chunk, deployment: d.id }, true)
     }))
   const finished = Stream.ensuringWith(Stream.concat(Stream.fromEffect(routed(d)).pipe(Stream.drain), tagged), (exit) => {
-    if (settled) return Effect.void
-    settled = true
+    if (once.settled) return Effect.void
+    once.settled = true
     if (Exit.isSuccess(exit)) {
       return settle(config, store, d, "success", { tokensDelta: (used ?? p.estimate) - p.estimate, latencyMs: firstTokenMs, seen }, "success")
     }
