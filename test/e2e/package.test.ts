@@ -93,6 +93,7 @@ const report = {
   prometheus: await importError(["effect-llm-resilience", "Prometheus"].join("/")),
   otlp: await importError(["effect-llm-resilience", "Otlp"].join("/")),
   effectAi: await importError(["effect-llm-resilience", "EffectAi"].join("/")),
+  gateway: await importError(["effect-llm-resilience", "Gateway"].join("/")),
   rootKeys: Object.keys(Root).sort()
 }
 console.log(JSON.stringify(report))
@@ -161,6 +162,13 @@ describe("e2e: the packed tarball in a new project", () => {
     )
     expect(report.otlp).toMatch(/^effect-llm-resilience\/Otlp needs the optional peer dependency @effect\/opentelemetry: npm i/)
     expect(report.effectAi).toMatch(/^effect-llm-resilience\/EffectAi needs the optional peer dependency @effect\/ai: npm i/)
+    // openai and ioredis are installed here, the OpenTelemetry packages are not: the gateway names what it still needs
+    expect(report.gateway).toBe(
+      "effect-llm-resilience/Gateway needs the optional peer dependencies openai, ioredis, @effect/opentelemetry, " +
+        "@opentelemetry/exporter-prometheus, @opentelemetry/sdk-metrics (not installed: @effect/opentelemetry, " +
+        "@opentelemetry/exporter-prometheus, @opentelemetry/sdk-metrics): npm i \"@effect/opentelemetry@^0.64.1\" " +
+        "\"@opentelemetry/exporter-prometheus@>=0.223.0 <1\" \"@opentelemetry/sdk-metrics@^2.12.0\""
+    )
     expect(report.rootKeys).toEqual(expect.arrayContaining(["ChaosServer", "FakeLlm", "Pipeline", "Retry"]))
   }, 120_000)
 
