@@ -29,6 +29,11 @@ export const toServerResponse = (request: HttpServerRequest.HttpServerRequest): 
 /** The most a request body may hold (as with `@effect/platform-node`'s server): beyond it the answer is a 413. */
 const maxBodyBytes = 10 * 1024 * 1024
 
+/** The 413's body, in OpenAI's error shape. */
+const tooLarge = JSON.stringify({
+  error: { message: "The request body is larger than 10 MiB", type: "invalid_request_error", code: "request_too_large", param: null }
+})
+
 const webRequest = (incoming: Http.IncomingMessage, body: Uint8Array | undefined): Request => {
   const headers = new Headers()
   for (const [name, value] of Object.entries(incoming.headers)) {
@@ -57,7 +62,10 @@ const withBody = (
     if (size <= maxBodyBytes) chunks.push(chunk)
   })
   incoming.once("end", () => {
-    if (size > maxBodyBytes) return void node.writeHead(413).end()
+    if (size > maxBodyBytes) {
+      // OpenAI's error shape, which every server here speaks and the SDKs parse (an APIError with status 413).
+      return void node.writeHead(413, { "content-type": "application/json" }).end(tooLarge)
+    }
     onBody(Buffer.concat(chunks))
   })
 }

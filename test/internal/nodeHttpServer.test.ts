@@ -49,9 +49,10 @@ describe("internal/nodeHttpServer", () => {
   it.live("a body over 10 MiB is refused with 413; a 404 for an unknown route", () =>
     Effect.scoped(Effect.gen(function* () {
       const url = yield* serve(HttpRouter.empty.pipe(HttpRouter.post("/echo", Effect.succeed(HttpServerResponse.empty()))))
-      const status = yield* Effect.promise(() =>
-        fetch(`${url}/echo`, { method: "POST", body: new Uint8Array(10 * 1024 * 1024 + 1) }).then((r) => r.status))
+      const [status, body] = yield* Effect.promise(() =>
+        fetch(`${url}/echo`, { method: "POST", body: new Uint8Array(10 * 1024 * 1024 + 1) }).then(async (r) => [r.status, await r.json()] as const))
       expect(status).toBe(413)
+      expect(body).toEqual({ error: { message: "The request body is larger than 10 MiB", type: "invalid_request_error", code: "request_too_large", param: null } })
       expect(yield* Effect.promise(() => fetch(`${url}/nope`).then((r) => r.status))).toBe(404)
     })))
 
