@@ -8,20 +8,11 @@
  * `npm run bench -- overhead`
  */
 import { CircuitBreaker as OpossumBreaker } from "./opossum.js"
-import {
-  ConsecutiveBreaker,
-  ExponentialBackoff,
-  circuitBreaker,
-  handleAll,
-  retry,
-  timeout,
-  TimeoutStrategy,
-  wrap
-} from "cockatiel"
 import { Session } from "node:inspector/promises"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { CircuitBreaker, Llm, LlmClient, Pipeline, ResponseCache, Retry, Timeout } from "../src/index.js"
 import { measureSpread, printTable, type Row } from "./harness.js"
+import { cockatielStack, notUsed, pipelineOptions, response } from "./stacks.js"
 
 const OPS = 20_000
 // The full Pipeline's miss path costs far more a call: 5 runs instead of 7 keep the benchmark short. (Runs of 20,000
@@ -32,19 +23,8 @@ const request = new Llm.ChatRequest({
   messages: [{ role: "user", content: "What is the capital of France? Answer in one word." }],
   temperature: 0
 })
-const response = new Llm.ChatResponse({
-  id: "1",
-  model: "gpt-4o-mini",
-  content: "ok",
-  finishReason: "stop",
-  usage: { inputTokens: 1, outputTokens: 1 },
-  servedFrom: "provider"
-})
 const provider = async () => response
 
-const notUsed = () => {
-  throw new Error("not used")
-}
 // The same zero-latency async function every contender wraps: a Timeout above it races it in a fiber of its own.
 const base: LlmClient.Service = { complete: () => Effect.promise(provider), stream: notUsed }
 // A provider that enforces a Timeout's deadline itself by aborting its request, as the OpenAI adapter does: the
@@ -65,16 +45,7 @@ const stackOver = (service: LlmClient.Service) => (...policies: ReadonlyArray<Ll
 const stackLayer = stackOver(base)
 const enforcingStack = stackOver(enforcing)
 
-// The full Pipeline, every pattern that applies to one completion in memory: a cache miss on every call (each
-// request distinct), a per-user daily token budget, a fallback model, retries, a breaker and an attempt timeout.
-const pipelineOptions = {
-  cache: { ttl: "1 hour" },
-  budgets: [{ scope: "user", limit: { tokens: 1e12 }, period: "day" }],
-  fallback: { models: [{ model: "gpt-4o" }] },
-  retry: { maxRetries: 3 },
-  breaker: { per: "model" },
-  timeout: { attempt: "30 seconds" }
-} as const satisfies Pipeline.Options
+// The full Pipeline (`stacks.ts`): a cache miss on every call (each request distinct).
 const pipelineLayer = Pipeline.layerMemory(pipelineOptions).pipe(Layer.provide(LlmClient.layer(base)))
 
 // Distinct requests (a miss each), built before each run outside the timed region: 20 users, maxTokens set.
@@ -169,11 +140,7 @@ async function main() {
   const miss = effectLoop(pipelineLayer, () => fresh)
   rows.push({ name: "effect: full Pipeline.layerMemory, cache miss", ...await measureSpread(miss.run, MISS_OPS, 5, 2, prepareFresh) })
 
-  const cockatiel = wrap(
-    retry(handleAll, { maxAttempts: 3, backoff: new ExponentialBackoff() }),
-    circuitBreaker(handleAll, { halfOpenAfter: 30_000, breaker: new ConsecutiveBreaker(5) }),
-    timeout(30_000, TimeoutStrategy.Cooperative)
-  )
+  const cockatiel = cockatielStack()
   rows.push({
     name: "cockatiel wrap(retry,breaker,timeout)",
     ...await measureSpread(async () => {

@@ -8,32 +8,15 @@
  */
 import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import {
-  ConsecutiveBreaker,
-  ExponentialBackoff,
-  circuitBreaker,
-  handleAll,
-  retry,
-  timeout,
-  TimeoutStrategy,
-  wrap
-} from "cockatiel"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { CircuitBreaker, Llm, LlmClient, Pipeline, Retry, Timeout } from "../src/index.js"
+import { cockatielStack, notUsed, pipelineOptions, response } from "./stacks.js"
 
 const CALLS = 50_000
 const WARMUP = 5_000
 const IN_FLIGHT = 1000
 const RUNS = 3
 
-const response = new Llm.ChatResponse({
-  id: "1",
-  model: "gpt-4o-mini",
-  content: "ok",
-  finishReason: "stop",
-  usage: { inputTokens: 1, outputTokens: 1 },
-  servedFrom: "provider"
-})
 const provider = () => new Promise<Llm.ChatResponse>((resolve) => setTimeout(() => resolve(response), 1))
 
 const requests = (from: number, n: number) =>
@@ -48,9 +31,6 @@ const requests = (from: number, n: number) =>
 
 type Run = (batch: ReadonlyArray<Llm.ChatRequest>) => Promise<void>
 
-const notUsed = () => {
-  throw new Error("not used")
-}
 const base: LlmClient.Service = { complete: () => Effect.promise(provider), stream: notUsed }
 
 const effectRunner = (layer: Layer.Layer<LlmClient.LlmClient, unknown>): Run => {
@@ -69,11 +49,7 @@ const effectRunner = (layer: Layer.Layer<LlmClient.LlmClient, unknown>): Run => 
 
 const contenders: Record<string, () => Run> = {
   "cockatiel wrap(retry,breaker,timeout)": () => {
-    const policy = wrap(
-      retry(handleAll, { maxAttempts: 3, backoff: new ExponentialBackoff() }),
-      circuitBreaker(handleAll, { halfOpenAfter: 30_000, breaker: new ConsecutiveBreaker(5) }),
-      timeout(30_000, TimeoutStrategy.Cooperative)
-    )
+    const policy = cockatielStack()
     return async (batch) => {
       let next = 0
       const worker = async () => {
@@ -95,14 +71,7 @@ const contenders: Record<string, () => Run> = {
     ),
   "effect: full Pipeline.layerMemory, cache miss": () =>
     effectRunner(
-      Pipeline.layerMemory({
-        cache: { ttl: "1 hour" },
-        budgets: [{ scope: "user", limit: { tokens: 1e12 }, period: "day" }],
-        fallback: { models: [{ model: "gpt-4o" }] },
-        retry: { maxRetries: 3 },
-        breaker: { per: "model" },
-        timeout: { attempt: "30 seconds" }
-      }).pipe(Layer.provide(LlmClient.layer(base)))
+      Pipeline.layerMemory(pipelineOptions).pipe(Layer.provide(LlmClient.layer(base)))
     )
 }
 

@@ -302,15 +302,19 @@ describe("Router", () => {
       expect([state.inFlight, state.failures, state.cooldownUntil]).toEqual([0, 0, 0])
     }).pipe(Effect.provide(Layer.merge(Router.layerStoreMemory, FakeLlm.layer(FakeLlm.hang)))))
 
+  /** A router over a remote-like store: each begin is applied at once, its answer arrives 1 s later. */
+  const slowBeginRouter = Effect.gen(function* () {
+    const memory = yield* Router.makeStoreMemory
+    const slow: Router.Store = { ...memory, begin: (key, admission, now) => Effect.zipLeft(memory.begin(key, admission, now), Effect.sleep("1 second")) }
+    const router = yield* Router.policy({ deployments: [{ id: "a", model: "gpt-4o", maxConcurrent: 1 }] }).pipe(
+      Effect.provideService(Router.RouterStore, slow)
+    )
+    return { router, client: LlmClient.decorate(yield* LlmClient.LlmClient, router) }
+  })
+
   it.effect("a caller interrupted while its begin is on its way back from the store still settles its slot", () =>
     Effect.gen(function* () {
-      // A remote store: the step is applied at once, its answer arrives 1 s later (a reply in flight over the network).
-      const memory = yield* Router.makeStoreMemory
-      const slow: Router.Store = { ...memory, begin: (key, admission, now) => Effect.zipLeft(memory.begin(key, admission, now), Effect.sleep("1 second")) }
-      const router = yield* Router.policy({ deployments: [{ id: "a", model: "gpt-4o", maxConcurrent: 1 }] }).pipe(
-        Effect.provideService(Router.RouterStore, slow)
-      )
-      const client = LlmClient.decorate(yield* LlmClient.LlmClient, router)
+      const { client, router } = yield* slowBeginRouter
       const fiber = yield* Effect.fork(client.complete(request()))
       yield* TestClock.adjust("500 millis")
       expect((yield* router.status)[0].state.inFlight).toBe(1) // counted by the store, its answer not back yet
@@ -322,12 +326,7 @@ describe("Router", () => {
 
   it.effect("a stream whose consumer is interrupted while its begin is on its way back still settles its slot", () =>
     Effect.gen(function* () {
-      const memory = yield* Router.makeStoreMemory
-      const slow: Router.Store = { ...memory, begin: (key, admission, now) => Effect.zipLeft(memory.begin(key, admission, now), Effect.sleep("1 second")) }
-      const router = yield* Router.policy({ deployments: [{ id: "a", model: "gpt-4o", maxConcurrent: 1 }] }).pipe(
-        Effect.provideService(Router.RouterStore, slow)
-      )
-      const client = LlmClient.decorate(yield* LlmClient.LlmClient, router)
+      const { client, router } = yield* slowBeginRouter
       const fiber = yield* Effect.fork(Stream.runDrain(client.stream(request())))
       yield* TestClock.adjust("500 millis")
       expect((yield* router.status)[0].state.inFlight).toBe(1)

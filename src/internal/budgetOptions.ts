@@ -2,11 +2,11 @@
  * TokenBudget's options: the Schema that validates them (misspelt keys refused, every bad path listed through
  * `InvalidOptions`) and their resolution to the engine's configuration, each default applied here.
  */
-import { Duration, type Effect, Either, ParseResult, Schema } from "effect"
+import { Duration, Either, Schema } from "effect"
 import { DurationInput, decode, type InvalidOptions } from "../InvalidOptions.js"
 import type { Options } from "../TokenBudget.js"
 import type { Period } from "./budgetPeriod.js"
-import { strict } from "./optionSchemas.js"
+import { periodSchema, strict } from "./optionSchemas.js"
 import { type Config, scopeKindOf } from "./tokenBudget.js"
 
 const optional = <A, I>(schema: Schema.Schema<A, I>) => Schema.optionalWith(schema, { exact: true })
@@ -28,30 +28,12 @@ const PositiveDuration = DurationInput.pipe(
   Schema.filter((d) => Duration.toMillis(d) >= 1 || "Expected a duration of at least 1 millisecond")
 )
 
-const calendarUnits = ["minute", "hour", "day", "month"] as const
-const CalendarPeriod = Schema.Literal(...calendarUnits)
 const RollingPeriod = Schema.Struct({
   rolling: PositiveDuration,
   buckets: optional(Schema.Int.pipe(Schema.between(1, 10_000)))
 }).annotations(strict)
 
-// One clear message for a bad period kind, and nested paths (period.rolling) for a bad rolling window.
-type PeriodValue = typeof CalendarPeriod.Type | typeof RollingPeriod.Type
-const PeriodSchema = Schema.declare<PeriodValue, PeriodValue, readonly []>(
-  [],
-  {
-    decode: () => (input, options, ast): Effect.Effect<PeriodValue, ParseResult.ParseIssue> => {
-      if (typeof input === "object" && input !== null) return ParseResult.decodeUnknown(RollingPeriod)(input, options)
-      if (Schema.is(CalendarPeriod)(input)) return ParseResult.succeed(input)
-      return ParseResult.fail(new ParseResult.Type(
-        ast,
-        input,
-        `Expected "minute", "hour", "day", "month" or { rolling: duration }, actual ${JSON.stringify(input)}`
-      ))
-    },
-    encode: () => (input) => ParseResult.succeed(input as PeriodValue)
-  }
-)
+const PeriodSchema = periodSchema(RollingPeriod, "{ rolling: duration }")
 
 const ScopeSchema = Schema.declare(
   (u: unknown): u is Options["scope"] => u === "global" || u === "user" || typeof u === "function",

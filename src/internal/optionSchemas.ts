@@ -1,5 +1,5 @@
-/** Small Schemas shared by the option validators of Retry, Timeout and Fallback. */
-import { Duration, Schema } from "effect"
+/** Small Schemas shared by the option validators (Retry, Timeout, Fallback, budget periods). */
+import { Duration, type Effect, ParseResult, Schema } from "effect"
 import { DurationInput } from "./durationInput.js"
 
 /** A function (its signature is checked by TypeScript, only its presence at run time). */
@@ -20,3 +20,28 @@ export const PositiveDuration = DurationInput.pipe(
 
 /** Excess (misspelt) keys are reported, not ignored. */
 export const strict = { parseOptions: { onExcessProperty: "error" } } as const
+
+/** The calendar periods of a budget (UTC). */
+export const CalendarPeriod = Schema.Literal("minute", "hour", "day", "month")
+
+/**
+ * A budget period: a calendar name, or an object decoded by `rolling` (`{ rolling: duration, … }`). One clear message
+ * for a value of neither kind (naming the rolling form as `rollingHint`), and the nested paths (`period.rolling`) for
+ * a bad rolling window.
+ */
+export const periodSchema = <R, I>(
+  rolling: Schema.Schema<R, I>,
+  rollingHint: string
+): Schema.Schema<typeof CalendarPeriod.Type | R, typeof CalendarPeriod.Type | R> =>
+  Schema.declare<typeof CalendarPeriod.Type | R, typeof CalendarPeriod.Type | R, readonly []>([], {
+    decode: () => (input, options, ast): Effect.Effect<typeof CalendarPeriod.Type | R, ParseResult.ParseIssue> => {
+      if (typeof input === "object" && input !== null) return ParseResult.decodeUnknown(rolling)(input, options)
+      if (Schema.is(CalendarPeriod)(input)) return ParseResult.succeed(input)
+      return ParseResult.fail(new ParseResult.Type(
+        ast,
+        input,
+        `Expected "minute", "hour", "day", "month" or ${rollingHint}, actual ${JSON.stringify(input)}`
+      ))
+    },
+    encode: () => (input) => ParseResult.succeed(input as typeof CalendarPeriod.Type | R)
+  })

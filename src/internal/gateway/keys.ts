@@ -8,11 +8,11 @@
  * `keysCache.ts` (a short in-process cache in front of either).
  */
 import { randomBytes } from "node:crypto"
-import { Context, Data, Duration, Effect, Either, Option, ParseResult, Redacted, Schema } from "effect"
+import { Context, Data, Duration, Effect, Either, Option, Redacted, Schema } from "effect"
 import { decode, InvalidOptions } from "../../InvalidOptions.js"
 import { sha256Hex } from "../hash.js"
 import { DurationInput } from "../durationInput.js"
-import { strict } from "../optionSchemas.js"
+import { periodSchema, strict } from "../optionSchemas.js"
 
 /** A budget of one key: tokens and/or USD per period, as `TokenBudget.policy` takes them. */
 export interface KeyBudget {
@@ -85,24 +85,8 @@ const RollingWindow = Schema.Union(Schema.String, Schema.Number).pipe(
   })
 )
 
-const calendarUnits = ["minute", "hour", "day", "month"] as const
-const CalendarPeriod = Schema.Literal(...calendarUnits)
 const RollingPeriod = Schema.Struct({ rolling: RollingWindow }).annotations(strict)
-
-// One clear message for a bad period kind, and the nested path (period.rolling) for a bad rolling window.
-type PeriodValue = KeyBudget["period"]
-const PeriodSchema = Schema.declare<PeriodValue, PeriodValue, readonly []>([], {
-  decode: () => (input, options, ast): Effect.Effect<PeriodValue, ParseResult.ParseIssue> => {
-    if (typeof input === "object" && input !== null) return ParseResult.decodeUnknown(RollingPeriod)(input, options)
-    if (Schema.is(CalendarPeriod)(input)) return ParseResult.succeed(input)
-    return ParseResult.fail(new ParseResult.Type(
-      ast,
-      input,
-      `Expected "minute", "hour", "day", "month" or { "rolling": duration }, actual ${JSON.stringify(input)}`
-    ))
-  },
-  encode: () => (input) => ParseResult.succeed(input as PeriodValue)
-})
+const PeriodSchema = periodSchema(RollingPeriod, `{ "rolling": duration }`)
 
 /** The Schema of a {@link KeyBudget}: `tokens` (an integer ≥ 1) and/or `usd` (> 0), and a period. */
 export const KeyBudgetSchema: Schema.Schema<KeyBudget, KeyBudget> = Schema.Struct({
