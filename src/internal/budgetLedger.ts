@@ -60,6 +60,15 @@ export interface KeyState {
   /** The collections below are allocated on first use and dropped once empty (most keys hold one small amount). */
   buckets: Map<number, Amount> | undefined
   reservations: Map<string, { readonly amount: Amount; readonly expiresAt: number }> | undefined
+  /**
+   * Kept beside `reservations` so no step walks them (a key of a busy user holds one a call in flight): their sum,
+   * a lower bound of their earliest lease end (no lease can have ended before it: `convertExpired` walks only once
+   * `now` reaches it, and the walk makes it exact) and their latest lease end, exact (recomputed only when the
+   * reservation holding it goes). Both bounds are ±Infinity when there are none.
+   */
+  reserved: Amount
+  leaseMin: number
+  leaseMax: number
   /** Expired reservations charged at their worst case: id → amount and the rolling bucket charged (calendar: -1). */
   converted: Map<string, { readonly amount: Amount; readonly bucket: number }> | undefined
   fired: Set<string> | undefined
@@ -76,6 +85,9 @@ export const emptyState = (): KeyState => ({
   used: zero,
   buckets: undefined,
   reservations: undefined,
+  reserved: zero,
+  leaseMin: Number.POSITIVE_INFINITY,
+  leaseMax: Number.NEGATIVE_INFINITY,
   converted: undefined,
   fired: undefined,
   settled: undefined,
@@ -162,12 +174,54 @@ export interface UsageInput {
   readonly now: number
 }
 
+const addReservation = (state: KeyState, id: string, amount: Amount, expiresAt: number): void => {
+  state.reservations ??= new Map()
+  state.reservations.set(id, { amount, expiresAt })
+  state.reserved = add(state.reserved, amount)
+  if (expiresAt < state.leaseMin) state.leaseMin = expiresAt
+  if (expiresAt > state.leaseMax) state.leaseMax = expiresAt
+}
+
+/** Removes reservation `id`; true when it was there. */
+const removeReservation = (state: KeyState, id: string): boolean => {
+  const reservation = state.reservations?.get(id)
+  if (reservation === undefined) return false
+  state.reservations?.delete(id)
+  if (state.reservations?.size === 0) {
+    state.reserved = zero
+    state.leaseMin = Number.POSITIVE_INFINITY
+    state.leaseMax = Number.NEGATIVE_INFINITY
+    return true
+  }
+  state.reserved = minus(state.reserved, reservation.amount)
+  // The latest lease end is what the key's expiry is made of: kept exact. (With one lease length a reservation is
+  // usually settled before the newer ones, so this walk is rare.)
+  if (reservation.expiresAt === state.leaseMax) {
+    let max = Number.NEGATIVE_INFINITY
+    for (const other of (state.reservations ?? none).values()) if (other.expiresAt > max) max = other.expiresAt
+    state.leaseMax = max
+  }
+  return true
+}
+
 // A lease that ended unsettled is charged at its worst case: to the stored period (calendar), or to the bucket of
-// the lease's end (rolling).
+// the lease's end (rolling). Walks the reservations only once `now` reaches the earliest lease end's lower bound.
 const convertExpired = (state: KeyState, window: Window, now: number): void => {
-  for (const [id, reservation] of state.reservations ?? none) {
-    if (reservation.expiresAt > now) continue
-    state.reservations?.delete(id)
+  if (state.reservations === undefined || now < state.leaseMin) return
+  let earliest = Number.POSITIVE_INFINITY
+  const expired: Array<string> = []
+  for (const [id, reservation] of state.reservations) {
+    if (reservation.expiresAt > now) {
+      if (reservation.expiresAt < earliest) earliest = reservation.expiresAt
+      continue
+    }
+    expired.push(id)
+  }
+  state.leaseMin = earliest
+  for (const id of expired) {
+    const reservation = state.reservations?.get(id)
+    if (reservation === undefined) continue
+    removeReservation(state, id)
     if (window._tag === "Calendar") {
       state.used = add(state.used, reservation.amount)
       state.converted ??= new Map()
@@ -231,11 +285,7 @@ const usedOf = (state: KeyState, window: Window): Amount => {
   return total
 }
 
-const reservedOf = (state: KeyState): Amount => {
-  let total = zero
-  for (const reservation of (state.reservations ?? none).values()) total = add(total, reservation.amount)
-  return total
-}
+const reservedOf = (state: KeyState): Amount => state.reserved
 
 const snapshotOf = (state: KeyState, window: Window, now: number): Snapshot => {
   const bounds = window._tag === "Calendar" && Number.isFinite(state.periodStart)
@@ -252,7 +302,7 @@ const touch = (state: KeyState, window: Window): void => {
       expiresAt = Math.max(expiresAt, (index + 1) * window.bucketMs + window.durationMs)
     }
   }
-  for (const reservation of (state.reservations ?? none).values()) expiresAt = Math.max(expiresAt, reservation.expiresAt)
+  if (state.leaseMax > expiresAt) expiresAt = state.leaseMax
   state.expiresAt = expiresAt
 }
 
@@ -276,8 +326,7 @@ export const reserve = (state: KeyState, input: ReserveInput): ReserveResult => 
         }
       }
     }
-    state.reservations ??= new Map()
-    state.reservations.set(input.reservationId, { amount: input.amount, expiresAt: input.expiresAt })
+    addReservation(state, input.reservationId, input.amount, input.expiresAt)
   }
   touch(state, input.window)
   return { _tag: "Reserved", snapshot: snapshotOf(state, input.window, input.now) }
@@ -302,33 +351,64 @@ const rearm = (state: KeyState, used: Amount, limits: Limits, alertAt: ReadonlyA
   for (const [unit, field] of units) {
     const limit = limits[field]
     if (limit === undefined) continue
+    if (state.fired === undefined) return
     for (const threshold of alertAt) {
-      if (used[field] < thresholdAmount(limit, threshold)) state.fired?.delete(`${unit}@${threshold}`)
+      if (used[field] < thresholdAmount(limit, threshold)) state.fired.delete(alertId(unit, threshold))
     }
   }
 }
 
-const evaluateAlerts = (state: KeyState, used: Amount, limits: Limits, alertAt: ReadonlyArray<number>) => {
-  const crossed: Array<Crossing> = []
-  const thresholds = [...alertAt].sort((a, b) => a - b)
+// The id of a threshold in `fired` ("tokens@0.8"), built once per unit and threshold.
+const alertIds = new Map<number, string>()
+const alertId = (unit: Unit, threshold: number): string => {
+  const code = unit === "tokens" ? threshold : -1 - threshold
+  let id = alertIds.get(code)
+  if (id === undefined) {
+    id = `${unit}@${threshold}`
+    if (alertIds.size < 10_000) alertIds.set(code, id)
+  }
+  return id
+}
+
+const noCrossings: ReadonlyArray<Crossing> = []
+
+// Thresholds in ascending order (crossings are reported lowest first); sorted once per list a caller keeps.
+const sortedLists = new WeakMap<ReadonlyArray<number>, ReadonlyArray<number>>()
+const ascending = (alertAt: ReadonlyArray<number>): ReadonlyArray<number> => {
+  let sorted = sortedLists.get(alertAt)
+  if (sorted === undefined) {
+    sorted = [...alertAt].sort((a, b) => a - b)
+    sortedLists.set(alertAt, sorted)
+  }
+  return sorted
+}
+
+const evaluateAlerts = (
+  state: KeyState,
+  used: Amount,
+  limits: Limits,
+  alertAt: ReadonlyArray<number>
+): ReadonlyArray<Crossing> => {
+  let crossed: Array<Crossing> | undefined
+  const thresholds = alertAt.length < 2 ? alertAt : ascending(alertAt)
   for (const [unit, field] of units) {
     const limit = limits[field]
     if (limit === undefined) continue
     for (const threshold of thresholds) {
-      const id = `${unit}@${threshold}`
       if (used[field] >= thresholdAmount(limit, threshold)) {
+        const id = alertId(unit, threshold)
         if (state.fired?.has(id) !== true) {
           state.fired ??= new Set()
           state.fired.add(id)
-          crossed.push({ unit, threshold })
+          ;(crossed ??= []).push({ unit, threshold })
         }
-      } else {
+      } else if (state.fired !== undefined) {
         // Usage fell back below (a rolling window expired it): the threshold can fire again.
-        state.fired?.delete(id)
+        state.fired.delete(alertId(unit, threshold))
       }
     }
   }
-  return crossed
+  return crossed ?? noCrossings
 }
 
 /**
@@ -343,7 +423,7 @@ export const commit = (state: KeyState, input: CommitInput, repeatWindowMs: numb
     touch(state, input.window)
     return { found: false, crossed: [], snapshot: snapshotOf(state, input.window, input.now) }
   }
-  const found = state.reservations?.delete(input.reservationId) === true
+  const found = removeReservation(state, input.reservationId)
   rearm(state, usedOf(state, input.window), input.limits, input.alertAt)
   const converted = found ? undefined : state.converted?.get(input.reservationId)
   if (converted === undefined) {
@@ -378,7 +458,7 @@ const isRepeat = (state: KeyState, id: string, now: number, since: number): bool
 /** Releases the reservation without charging. */
 export const refund = (state: KeyState, input: RefundInput): RefundResult => {
   prepare(state, input.window, input.now)
-  const found = state.reservations?.delete(input.reservationId) === true
+  const found = removeReservation(state, input.reservationId)
   const converted = found ? undefined : state.converted?.get(input.reservationId)
   if (converted !== undefined) {
     // A late refund of a lease that ended: nothing was spent after all, the worst-case charge is taken back.
