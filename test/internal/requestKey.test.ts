@@ -66,6 +66,37 @@ describe("requestKey", () => {
     expect(canonicalJson({ b: 1, a: { d: [1, { f: 2, e: 3 }], c: undefined } })).toBe('{"a":{"d":[1,{"e":3,"f":2}]},"b":1}')
   })
 
+  it("canonical JSON is exactly JSON.stringify with every object's keys sorted (the keys of stored entries never move)", () => {
+    // The former definition, through a replacer: a stored cache or idempotency key must stay the same.
+    const sortedKeys = (_key: string, value: unknown): unknown => {
+      if (typeof value !== "object" || value === null || Array.isArray(value)) return value
+      const sorted: Record<string, unknown> = Object.create(null)
+      for (const key of Object.keys(value).sort()) sorted[key] = (value as Record<string, unknown>)[key]
+      return sorted
+    }
+    const reference = (value: unknown) => JSON.stringify(value, sortedKeys) ?? "null"
+    const leaf = fc.oneof(
+      fc.string(),
+      fc.double(),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constant(undefined),
+      fc.constant(-0),
+      fc.constant(() => 1),
+      fc.date({ noInvalidDate: true }),
+      fc.constant({ toJSON: (key: string) => ({ z: key, a: [undefined] }) })
+    )
+    const { tree } = fc.letrec((tie) => ({
+      tree: fc.oneof({ depthSize: "small" }, leaf, fc.array(tie("tree")), fc.dictionary(fc.oneof(fc.string(), fc.nat().map(String), fc.constantFrom("4294967294", "4294967295", "01", "-1")), tie("tree")))
+    }))
+    fc.assert(fc.property(tree, (value) => {
+      expect(canonicalJson(value)).toBe(reference(value))
+    }), { numRuns: 2000 })
+    expect(canonicalJson({ ["__proto__"]: 1, b: [Number.NaN, Infinity] })).toBe(reference({ ["__proto__"]: 1, b: [Number.NaN, Infinity] }))
+    expect(canonicalJson(JSON.parse('{"__proto__":{"x":1},"a":2}'))).toBe('{"__proto__":{"x":1},"a":2}')
+  })
+
   it("reordering JSON keys (request, messages, tool schemas) never changes the hash", () => {
     const reference = requestHash(decodeRequest(base))
     fc.assert(
