@@ -13,7 +13,7 @@
  * that holds too when the caller is interrupted while a timed-out effect is still stopping. On success the
  * effect's FiberRef changes are kept, as if it had run in the caller's fiber.
  */
-import { Clock, Context, Duration, Effect, Exit, Fiber, FiberRef } from "effect"
+import { Clock, Context, Duration, Effect, Equal, Exit, Fiber, FiberRef, RuntimeFlags } from "effect"
 import type { Timeout } from "../LlmError.js"
 
 type CancelTimer = () => void
@@ -51,11 +51,27 @@ const startTimer = (clock: Clock.Clock, duration: Duration.Duration, onFire: () 
     ? hostTimer(Duration.toMillis(duration), onFire)
     : clockTimer(clock, duration, onFire)
 
-// Like `Fiber.join`: a success brings the child's FiberRef changes into the caller. (Always inherited:
-// `getFiberRefs()` stamps the runtime flags and so returns a fresh object on every call, so an identity check
-// against the refs the child was forked with can never tell an untouched child.)
+// The runtime flags `inheritAll` never brings back (a finished fiber has WindDown set).
+const NOT_INHERITED = RuntimeFlags.Interruption | RuntimeFlags.WindDown
+
+// Whether the child set any FiberRef or changed its runtime flags: each FiberRef's stack of values starts with the
+// fiber that set it last, so a child that set nothing heads no stack (but the runtime flags', which
+// `getFiberRefs()` stamps with the child's current flags: compared with the flags it was forked with, but for those
+// `inheritAll` leaves out).
+const changedAnything = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean => {
+  const id = fiber.id()
+  for (const [ref, stack] of fiber.getFiberRefs().locals) {
+    if (!Equal.equals(stack[0][0], id)) continue
+    if (ref !== FiberRef.currentRuntimeFlags) return true
+    if (stack.length < 2 || ((stack[0][1] ^ stack[1][1]) & ~NOT_INHERITED) !== 0) return true
+  }
+  return false
+}
+
+// Like `Fiber.join`: a success brings the child's FiberRef changes into the caller; a child that changed nothing
+// (a provider call, nearly always) has nothing to bring, and the merge is skipped.
 const joined = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, exit: Exit.Exit<A, E>): Effect.Effect<A, E> =>
-  Exit.isSuccess(exit) ? Effect.zipRight(fiber.inheritAll, exit) : exit
+  Exit.isSuccess(exit) && changedAnything(fiber) ? Effect.zipRight(fiber.inheritAll, exit) : exit
 
 /**
  * Runs `self` with a deadline of `duration`; on expiry interrupts it, waits for it to stop, and fails with

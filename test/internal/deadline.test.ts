@@ -97,6 +97,29 @@ describe("withDeadline", () => {
       expect(yield* FiberRef.get(ref)).toBe(7)
     }))
 
+  it.effect("keeps the FiberRef changes of an effect that suspends, over values the caller set; untouched ones stay", () =>
+    Effect.gen(function* () {
+      const changed = FiberRef.unsafeMake(0)
+      const untouched = FiberRef.unsafeMake("a")
+      yield* FiberRef.set(changed, 3)
+      yield* FiberRef.set(untouched, "b")
+      const slow = Effect.zipRight(Effect.sleep("10 millis"), FiberRef.update(changed, (n) => n + 4))
+      const fiber = yield* Effect.fork(withDeadline(slow, Duration.seconds(1), timedOut))
+      yield* TestClock.adjust("10 millis")
+      yield* Fiber.join(fiber)
+      const after = yield* Effect.all([FiberRef.get(changed), FiberRef.get(untouched)])
+      expect(after).toEqual([7, "b"])
+      yield* withDeadline(slow, Duration.seconds(1), timedOut).pipe(
+        Effect.zipLeft(TestClock.adjust("10 millis"), { concurrent: true })
+      )
+      expect(yield* Effect.all([FiberRef.get(changed), FiberRef.get(untouched)])).toEqual([11, "b"])
+      // an effect that sets nothing leaves every value as it was
+      yield* withDeadline(Effect.sleep("10 millis"), Duration.seconds(1), timedOut).pipe(
+        Effect.zipLeft(TestClock.adjust("10 millis"), { concurrent: true })
+      )
+      expect(yield* Effect.all([FiberRef.get(changed), FiberRef.get(untouched)])).toEqual([11, "b"])
+    }))
+
   it.effect("an infinite duration runs the effect as is", () =>
     Effect.gen(function* () {
       expect(yield* withDeadline(Effect.succeed(1), Duration.infinity, timedOut)).toBe(1)
