@@ -210,13 +210,63 @@ const exactText = (encoding: Encoding, text: string): number => {
   return (loaded[encoding] as EncodingApi).countTokens(text, asPlainText)
 }
 
+// Model names and roles repeat on every call: their encoding and token count are looked up, not recomputed.
+const encodings = new Map<string, Encoding>()
+const cachedEncodingFor = (model: string): Encoding => {
+  let encoding = encodings.get(model)
+  if (encoding === undefined) {
+    encoding = encodingFor(model)
+    if (encodings.size >= 1_000) encodings.clear()
+    encodings.set(model, encoding)
+  }
+  return encoding
+}
+const roleTokens = { o200k_base: new Map<string, number>(), cl100k_base: new Map<string, number>() }
+const exactRole = (encoding: Encoding, role: string): number => {
+  const known = roleTokens[encoding].get(role)
+  if (known !== undefined) return known
+  const tokens = exactText(encoding, role)
+  if (roleTokens[encoding].size < 100) roleTokens[encoding].set(role, tokens)
+  return tokens
+}
+
+// Long texts repeat too: a conversation sends its system prompt and every earlier turn again on each call. Their
+// counts are kept (per encoding, least recently used first out) while the texts kept add up to at most
+// TEXT_MEMO_CHARS characters; short texts are counted each time (a lookup would cost about as much).
+const TEXT_MEMO_MIN_CHARS = 256
+const TEXT_MEMO_CHARS = 4_000_000
+const textTokens = { o200k_base: new Map<string, number>(), cl100k_base: new Map<string, number>() }
+let textMemoChars = 0
+const exactLongText = (encoding: Encoding, text: string): number => {
+  if (text.length < TEXT_MEMO_MIN_CHARS || text.length > TEXT_MEMO_CHARS / 16) return exactText(encoding, text)
+  const memo = textTokens[encoding]
+  const known = memo.get(text)
+  if (known !== undefined) {
+    memo.delete(text)
+    memo.set(text, known)
+    return known
+  }
+  const tokens = exactText(encoding, text)
+  memo.set(text, tokens)
+  textMemoChars += text.length
+  while (textMemoChars > TEXT_MEMO_CHARS) {
+    const other = encoding === "o200k_base" ? textTokens.cl100k_base : textTokens.o200k_base
+    const from = memo.size > 0 ? memo : other
+    const oldest = from.keys().next()
+    if (oldest.done === true) break
+    from.delete(oldest.value)
+    textMemoChars -= oldest.value.length
+  }
+  return tokens
+}
+
 const exactService: Service = (() => {
   const inner = makeService(
-    (text, model) => exactText(encodingFor(model), text),
-    (role, model) => exactText(encodingFor(model), role)
+    (text, model) => exactLongText(cachedEncodingFor(model), text),
+    (role, model) => exactRole(cachedEncodingFor(model), role)
   )
   const ensure = <A>(model: string, effect: Effect.Effect<A>): Effect.Effect<A> => {
-    const encoding = encodingFor(model)
+    const encoding = cachedEncodingFor(model)
     return loaded[encoding] !== undefined ? effect : Effect.zipRight(preload(encoding), effect)
   }
   return {

@@ -60,6 +60,26 @@ describe("Tokenizer", () => {
       }
     }).pipe(Effect.provide(Tokenizer.layer)))
 
+  it.effect("long texts counted again (a conversation's earlier turns) give the same counts, per encoding", () =>
+    Effect.gen(function* () {
+      // long enough to be remembered, and tokenised differently by the two encodings
+      const long = Array.from({ length: 40 }, (_, i) => `Turn ${i}: 你好，世界 — naïve café déjà vu ${"ab".repeat(i)}`)
+      for (let round = 0; round < 3; round++) {
+        for (const text of long) {
+          expect(yield* Tokenizer.count(text, "gpt-4o")).toBe(o200k.countTokens(text))
+          expect(yield* Tokenizer.count(text, "gpt-4")).toBe(cl100k.countTokens(text))
+          const message: ChatMessage = { role: "user", content: text }
+          expect(yield* Tokenizer.countMessage(message, "gpt-4")).toBe(
+            yield* Tokenizer.countMessage(message, "gpt-4").pipe(Effect.provide(Tokenizer.layer))
+          )
+        }
+      }
+      // past the memo's bound the counts stay exact: 4 MB of distinct long texts, then the first ones again
+      const many = Array.from({ length: 1100 }, (_, i) => `${i} `.repeat(1000))
+      for (const text of many) yield* Tokenizer.count(text, "gpt-4o")
+      for (const text of many.slice(0, 5)) expect(yield* Tokenizer.count(text, "gpt-4o")).toBe(o200k.countTokens(text))
+    }).pipe(Effect.provide(Tokenizer.layer)))
+
   it.effect("chat transcripts count exactly as gpt-tokenizer's encodeChat", () =>
     Effect.gen(function* () {
       for (const chat of transcripts) {
