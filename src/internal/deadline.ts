@@ -13,7 +13,7 @@
  * that holds too when the caller is interrupted while a timed-out effect is still stopping. On success the
  * effect's FiberRef changes are kept, as if it had run in the caller's fiber.
  */
-import { Clock, Context, Duration, Effect, Equal, Exit, Fiber, FiberRef, RuntimeFlags } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Fiber, FiberRef, RuntimeFlags } from "effect"
 import type { Timeout } from "../LlmError.js"
 
 type CancelTimer = () => void
@@ -59,9 +59,11 @@ const NOT_INHERITED = RuntimeFlags.Interruption | RuntimeFlags.WindDown
 // `getFiberRefs()` stamps with the child's current flags: compared with the flags it was forked with, but for those
 // `inheritAll` leaves out).
 const changedAnything = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean => {
-  const id = fiber.id()
+  // Fiber ids are unique in a process: the number tells a fiber apart without a structural comparison.
+  const id = fiber.id().id
   for (const [ref, stack] of fiber.getFiberRefs().locals) {
-    if (!Equal.equals(stack[0][0], id)) continue
+    const head = stack[0][0]
+    if (head._tag !== "Runtime" || head.id !== id) continue
     if (ref !== FiberRef.currentRuntimeFlags) return true
     if (stack.length < 2 || ((stack[0][1] ^ stack[1][1]) & ~NOT_INHERITED) !== 0) return true
   }
