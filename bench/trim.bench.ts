@@ -70,6 +70,8 @@ const time = (fn: () => void, runs = 5): number => {
   return median(samples)
 }
 
+let nextUnseen = 0
+
 const run = <A, E>(effect: Effect.Effect<A, E, Tokenizer.Tokenizer>, layer = Tokenizer.layer): A =>
   Effect.runSync(Effect.provide(effect, layer))
 
@@ -97,7 +99,21 @@ const main = async () => {
     megabytes * MB,
     time(() => run(Tokenizer.count(text, "x"), Tokenizer.layerApproximate))
   )
-  add("Tokenizer.countMessages o200k", megabytes * MB, time(() => run(Tokenizer.countMessages(big, "gpt-4o"))))
+  // Texts of 256 characters or more are remembered once counted (a conversation sends its earlier turns again on
+  // every call): the first count of a conversation is measured on texts never seen before, then a count again.
+  const unseen = Array.from({ length: 6 }, (_, round) =>
+    big.map((m) => ({ ...m, content: `${round}:${nextUnseen++} ${m.content}` })))
+  let unseenRun = 0
+  add(
+    "Tokenizer.countMessages o200k, texts never seen",
+    megabytes * MB,
+    time(() => run(Tokenizer.countMessages(unseen[unseenRun++], "gpt-4o")))
+  )
+  add(
+    "Tokenizer.countMessages o200k, counted before",
+    megabytes * MB,
+    time(() => run(Tokenizer.countMessages(big, "gpt-4o")))
+  )
 
   const total = run(Tokenizer.countMessages(big, "gpt-4o"))
   for (const strategy of ["keep-system-and-recent", "keep-recent", "middle-out"] as const) {
