@@ -30,7 +30,7 @@ const listeningPort = (out: Readable): Effect.Effect<number, Error> =>
       if (match) resume(Effect.succeed(Number(match[1])))
     })
     out.once("end", () => resume(Effect.fail(new Error(`the CLI ended before listening: ${text}`))))
-  }).pipe(Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error("the CLI never listened") }))
+  }).pipe(Effect.timeoutFail({ duration: "45 seconds", onTimeout: () => new Error("the CLI never listened") }))
 
 const accepts = (port: number) =>
   Effect.async<boolean>((resume) => {
@@ -81,7 +81,7 @@ describe.concurrent("e2e: the chaos-server CLI stops with its parent", () => {
         child.kill(signal)
         expect(yield* exited(child)).toEqual({ code: 0, signal: null })
         expect(yield* closed(port)).toBe(true)
-      })), 30_000)
+      })), 60_000)
   }
 
   it.live("a parent that dies without passing SIGTERM on: the orphaned server stops by itself", () =>
@@ -100,7 +100,7 @@ describe.concurrent("e2e: the chaos-server CLI stops with its parent", () => {
         shell.stdout!.once("end", () => resume(Effect.void))
         shell.stdout!.resume()
       })
-    })), 30_000)
+    })), 60_000)
 
   it.live("a parent that closes the IPC channel: the server stops", () =>
     Effect.scoped(Effect.gen(function* () {
@@ -108,5 +108,5 @@ describe.concurrent("e2e: the chaos-server CLI stops with its parent", () => {
       child.disconnect()
       expect(yield* exited(child)).toEqual({ code: 0, signal: null })
       expect(yield* closed(port)).toBe(true)
-    })), 30_000)
+    })), 60_000)
 })
