@@ -76,7 +76,7 @@ describe("e2e: Router and Hedge over ChaosServer deployments", () => {
       yield* Effect.sleep("2 seconds")
       yield* burst(10)
       expect((yield* requestsOf(failing.server)) - failedSoFar).toBe(2) // tried again after its cooldown
-    }).pipe(Effect.withRandom(Random.make(5)), Effect.provide(Router.layerStoreMemory))))
+    }).pipe(Effect.withRandom(Random.make(5)), Effect.provide(Router.layerStoreMemory))), 90_000)
 
   it.live("proactive throttling: the small-quota deployment sees no 429 with it on, and does without it", () =>
     Effect.scoped(Effect.gen(function* () {
