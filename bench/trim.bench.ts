@@ -150,7 +150,7 @@ const main = async () => {
     add("PromptTrim.trim, same input", bytes, time(() => run(PromptTrim.trim(messages, { maxInputTokens: 2_000, model: "gpt-4o" }))), "")
   }
 
-  const widths = [44, 9, 10, 28]
+  const widths = [50, 9, 10, 28]
   const line = (cells: ReadonlyArray<string>) =>
     cells.map((c, i) => (i === 0 || i === 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ")
   console.log("\nTokenizer throughput and prompt trimming (median of 5 runs, ms)")
