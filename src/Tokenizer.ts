@@ -14,6 +14,7 @@ import {
   MESSAGE_OVERHEAD_TOKENS,
   REPLY_PRIMING_TOKENS
 } from "./internal/approximateTokens.js"
+import { memoized } from "./internal/hash.js"
 import type { ChatMessage } from "./Llm.js"
 
 /**
@@ -211,24 +212,12 @@ const exactText = (encoding: Encoding, text: string): number => {
 }
 
 // Model names and roles repeat on every call: their encoding and token count are looked up, not recomputed.
-const encodings = new Map<string, Encoding>()
-const cachedEncodingFor = (model: string): Encoding => {
-  let encoding = encodings.get(model)
-  if (encoding === undefined) {
-    encoding = encodingFor(model)
-    if (encodings.size >= 1_000) encodings.clear()
-    encodings.set(model, encoding)
-  }
-  return encoding
+const cachedEncodingFor = memoized(encodingFor, 1_000)
+const roleTokens = {
+  o200k_base: memoized((role) => exactText("o200k_base", role), 100),
+  cl100k_base: memoized((role) => exactText("cl100k_base", role), 100)
 }
-const roleTokens = { o200k_base: new Map<string, number>(), cl100k_base: new Map<string, number>() }
-const exactRole = (encoding: Encoding, role: string): number => {
-  const known = roleTokens[encoding].get(role)
-  if (known !== undefined) return known
-  const tokens = exactText(encoding, role)
-  if (roleTokens[encoding].size < 100) roleTokens[encoding].set(role, tokens)
-  return tokens
-}
+const exactRole = (encoding: Encoding, role: string): number => roleTokens[encoding](role)
 
 // Long texts repeat too: a conversation sends its system prompt and every earlier turn again on each call. Their
 // counts are kept (per encoding, least recently used first out) while the texts kept add up to at most

@@ -209,18 +209,14 @@ const removeReservation = (state: KeyState, id: string): boolean => {
 const convertExpired = (state: KeyState, window: Window, now: number): void => {
   if (state.reservations === undefined || now < state.leaseMin) return
   let earliest = Number.POSITIVE_INFINITY
-  const expired: Array<string> = []
-  for (const [id, reservation] of state.reservations) {
-    if (reservation.expiresAt > now) {
-      if (reservation.expiresAt < earliest) earliest = reservation.expiresAt
-      continue
-    }
-    expired.push(id)
+  const expired: Array<readonly [string, { readonly amount: Amount; readonly expiresAt: number }]> = []
+  for (const entry of state.reservations) {
+    const expiresAt = entry[1].expiresAt
+    if (expiresAt <= now) expired.push(entry)
+    else if (expiresAt < earliest) earliest = expiresAt
   }
   state.leaseMin = earliest
-  for (const id of expired) {
-    const reservation = state.reservations?.get(id)
-    if (reservation === undefined) continue
+  for (const [id, reservation] of expired) {
     removeReservation(state, id)
     if (window._tag === "Calendar") {
       state.used = add(state.used, reservation.amount)
@@ -348,12 +344,13 @@ const charge = (state: KeyState, window: Window, now: number, actual: Amount): v
  * changes nothing there.)
  */
 const rearm = (state: KeyState, used: Amount, limits: Limits, alertAt: ReadonlyArray<number>): void => {
+  const fired = state.fired
+  if (fired === undefined) return
   for (const [unit, field] of units) {
     const limit = limits[field]
     if (limit === undefined) continue
-    if (state.fired === undefined) return
     for (const threshold of alertAt) {
-      if (used[field] < thresholdAmount(limit, threshold)) state.fired.delete(alertId(unit, threshold))
+      if (used[field] < thresholdAmount(limit, threshold)) fired.delete(alertId(unit, threshold))
     }
   }
 }

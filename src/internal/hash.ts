@@ -17,8 +17,8 @@ export const sha256Hex: (text: string) => string = oneShot !== undefined
  * A memo for hashes of values that repeat (user ids, scopes): at most `limit` entries, cleared when full (so a
  * stream of distinct values costs one hash each and never grows the heap past the limit).
  */
-export const memoized = (f: (value: string) => string, limit = 10_000): (value: string) => string => {
-  const memo = new Map<string, string>()
+export const memoized = <A>(f: (value: string) => A, limit = 10_000): (value: string) => A => {
+  const memo = new Map<string, A>()
   return (value) => {
     let found = memo.get(value)
     if (found === undefined) {
